@@ -1,0 +1,138 @@
+"""The pandas API: ``merge``, ``merge_knn``, ``merge_range``, ``merge_blocking``.
+
+Each is a thin wrapper over :class:`ltengine.linker.Linker`.  Explicit keyword arguments override
+the values of ``config``; arguments left at their defaults take the config's values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import LinkConfig
+from .errors import LinkInputError
+from .linker import Linker, Mode, _as_config
+
+Columns = str | Sequence[str] | None
+ConfigLike = LinkConfig | Mapping[str, Any] | str | Path | None
+
+
+def _resolve_on(on: Columns, left_on: Columns, right_on: Columns) -> dict[str, Any]:
+    if on is not None and (left_on is not None or right_on is not None):
+        raise LinkInputError("pass either on=... or left_on=/right_on=..., not both")
+    if on is not None:
+        return {"left_on": on, "right_on": on}
+    if (left_on is None) != (right_on is None):
+        missing = "right_on" if right_on is None else "left_on"
+        raise LinkInputError(f"{missing} is missing: left_on and right_on go together (or use on=...)")
+    if left_on is None:
+        return {}
+    n_left = 1 if isinstance(left_on, str) else len(left_on)
+    n_right = 1 if isinstance(right_on, str) else len(right_on)  # type: ignore[arg-type]
+    if n_left != n_right:
+        raise LinkInputError(f"left_on has {n_left} columns but right_on has {n_right}; give the same number")
+    return {"left_on": left_on, "right_on": right_on}
+
+
+def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, given: dict[str, Any]) -> pd.DataFrame:
+    base = _as_config(config)
+    defaults = LinkConfig()
+    changes = {key: value for key, value in given.items() if value is not None}
+    # an argument left at its default does not override a value the config sets
+    changes = {
+        key: value for key, value in changes.items()
+        if config is None or key not in LinkConfig.field_names() or value != getattr(defaults, key)
+    }
+    linker = Linker(base.replace(**changes))
+    if not isinstance(right, pd.DataFrame):
+        raise LinkInputError(f"the right table must be a pandas DataFrame; got {type(right).__name__}")
+    return linker.fit(right).merge(left, mode=mode)
+
+
+def merge(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    on: Columns = None,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    k: int = 1,
+    threshold: float | None = None,
+    block_on: Columns = None,
+    one_to_one: bool = False,
+    keep_unmatched: bool = False,
+    suffixes: tuple[str, str] = ("_x", "_y"),
+    config: ConfigLike = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Link each left row to its best right row by meaning, like ``pandas.merge`` on fuzzy keys.
+
+    ``k`` candidates are retrieved per left row and the best kept; ``threshold`` (cosine) drops
+    weaker matches; ``block_on`` only compares rows with equal values in those columns;
+    ``one_to_one`` uses each right row at most once (best total score); ``keep_unmatched`` keeps
+    left rows without a match (right columns NaN).  Output: left columns, right columns, ``score``.
+    Other keyword arguments are :class:`LinkConfig` fields (e.g. ``progress=False``).
+    """
+    given = dict(model=model, k=k, threshold=threshold, block_on=block_on, one_to_one=one_to_one,
+                 keep_unmatched=keep_unmatched, suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
+    return _run(left, right, config, "best", given)
+
+
+def merge_knn(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    on: Columns = None,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    k: int = 5,
+    threshold: float | None = None,
+    block_on: Columns = None,
+    keep_unmatched: bool = False,
+    suffixes: tuple[str, str] = ("_x", "_y"),
+    config: ConfigLike = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """One row per (left row, candidate): the ``k`` nearest right rows with ``score`` and ``rank`` (1 = best)."""
+    given = dict(model=model, k=k, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
+                 suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
+    return _run(left, right, config, "knn", given)
+
+
+def merge_range(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    on: Columns = None,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    threshold: float | None = None,
+    block_on: Columns = None,
+    keep_unmatched: bool = False,
+    suffixes: tuple[str, str] = ("_x", "_y"),
+    config: ConfigLike = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Every (left, right) pair with ``score >= threshold``, ranked per left row."""
+    given = dict(model=model, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
+                 suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
+    return _run(left, right, config, "range", given)
+
+
+def merge_blocking(
+    left: pd.DataFrame,
+    right: pd.DataFrame,
+    on: Columns = None,
+    blocking_vars: Columns = None,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    **kwargs: Any,
+) -> pd.DataFrame:
+    """LinkTransformer's name for ``merge(..., block_on=blocking_vars)``."""
+    if blocking_vars is None:
+        raise LinkInputError("merge_blocking needs blocking_vars=[...] (columns that must be equal on both sides)")
+    return merge(left, right, on=on, left_on=left_on, right_on=right_on, model=model, block_on=blocking_vars, **kwargs)

@@ -1,0 +1,104 @@
+"""The ``ltengine`` command line.  Plugins add commands through the ``register_commands`` hook."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from ._version import __version__
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _fail(exc: Exception) -> click.ClickException:
+    return click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ltengine")
+def cli() -> None:
+    """ltengine: link tables whose keys don't match, with transformer models."""
+
+
+@cli.command()
+@click.argument("left", type=click.Path(dir_okay=False))
+@click.argument("right", type=click.Path(dir_okay=False))
+@click.option("--on", help="Column(s) to link on, present in both files (comma-separated).")
+@click.option("--left-on", help="Left column(s) (comma-separated).")
+@click.option("--right-on", help="Right column(s) (comma-separated).")
+@click.option("--k", type=int, default=None, help="Candidates per left row (default 1; with --knn: rows per left row).")
+@click.option("--threshold", type=float, default=None, help="Minimum cosine score for a match.")
+@click.option("--block-on", help="Only compare rows with equal values in these column(s).")
+@click.option("--model", default=None, help="'fast' (default, offline), 'accurate', a model id or path.")
+@click.option("--one-to-one", is_flag=True, default=None, help="Use each right row at most once.")
+@click.option("--keep-unmatched", is_flag=True, default=None, help="Keep left rows without a match.")
+@click.option("--knn", is_flag=True, help="Output the k nearest right rows per left row, with rank.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="LinkConfig TOML file.")
+@click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv/.parquet/.jsonl file.")
+def link(
+    left: str, right: str, on: str | None, left_on: str | None, right_on: str | None, k: int | None,
+    threshold: float | None, block_on: str | None, model: str | None, one_to_one: bool | None,
+    keep_unmatched: bool | None, knn: bool, config_path: str | None, no_progress: bool, out: str,
+) -> None:
+    """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
+    from . import api
+    from .errors import LTEngineError
+    from .io import read_table, write_table
+
+    try:
+        left_df, right_df = read_table(left), read_table(right)
+        options: dict[str, Any] = dict(
+            on=_split(on), left_on=_split(left_on), right_on=_split(right_on), model=model,
+            threshold=threshold, block_on=_split(block_on), keep_unmatched=keep_unmatched,
+            config=config_path,
+        )
+        if no_progress:
+            options["progress"] = False
+        options = {key: value for key, value in options.items() if value is not None}
+        if knn:
+            if one_to_one:
+                raise click.UsageError("--one-to-one does not combine with --knn")
+            result = api.merge_knn(left_df, right_df, k=k or 5, **options)
+        else:
+            result = api.merge(left_df, right_df, k=k or 1, one_to_one=bool(one_to_one), **options)
+        write_table(result, out)
+    except LTEngineError as exc:
+        raise _fail(exc) from None
+    report = result.attrs.get("ltengine", {}).get("report", {})
+    click.echo(
+        f"linked {report.get('matched_left_rows', 0)} of {report.get('left_rows', len(left_df))} left rows; "
+        f"wrote {len(result)} rows to {out}",
+        err=True,
+    )
+
+
+@cli.command()
+def plugins() -> None:
+    """List plugins, their versions, hooks and components as JSON."""
+    from .plugins import get_host
+
+    click.echo(json.dumps(get_host().describe(), indent=2, ensure_ascii=False))
+
+
+def _add_plugin_commands(group: click.Group) -> None:
+    from .plugins import get_host
+
+    get_host().hook.register_commands(cli=group)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry point."""
+    _add_plugin_commands(cli)
+    return cli.main(args=argv, prog_name="ltengine")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Base classes of the four pipeline stages: Blocker, Encoder, Retriever, Reranker.
+
+A component is a class with a ``name`` (plus optional ``aliases``) and an ``Options`` dataclass.
+Plugins register component *classes* through the ``register_*`` hooks; the core instantiates them
+with validated options.  Components return plain values (Series, arrays, frames); the core owns ids,
+blocks, caching, progress bars and the output schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from .errors import ConfigError, did_you_mean
+
+if TYPE_CHECKING:  # heavy imports only for type checkers
+    import numpy as np
+    import pandas as pd
+
+Kind = Literal["blocker", "encoder", "retriever", "reranker"]
+Role = Literal["query", "document"]
+KINDS: tuple[Kind, ...] = ("blocker", "encoder", "retriever", "reranker")
+
+#: Columns of the candidate frame every retriever returns.
+CANDIDATE_COLUMNS = ("id_l", "id_r", "retrieval_score", "rank")
+
+
+@dataclasses.dataclass(frozen=True)
+class NoOptions:
+    """Options of a component that takes none."""
+
+
+def build_options(options_cls: type, values: Mapping[str, Any] | None, owner: str) -> Any:
+    """Instantiate ``options_cls`` from ``values``; unknown keys raise ConfigError naming the valid ones."""
+    if isinstance(values, options_cls):
+        return values
+    values = dict(values or {})
+    fields = {f.name for f in dataclasses.fields(options_cls)}
+    for key in values:
+        if key not in fields:
+            valid = ", ".join(sorted(fields)) or "none"
+            raise ConfigError(
+                f"{owner} has no option {key!r}.{did_you_mean(key, fields)} Valid options: {valid}."
+            )
+    try:
+        return options_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"invalid options for {owner}: {exc}") from exc
+
+
+class Component:
+    """Common base: a registered name, aliases and a frozen ``Options`` dataclass."""
+
+    kind: ClassVar[Kind]
+    #: Registry name, e.g. ``"faiss"``.  Must be unique per kind across all plugins.
+    name: ClassVar[str]
+    #: Other names accepted for this component.
+    aliases: ClassVar[tuple[str, ...]] = ()
+    #: Dataclass of the component's options; unknown keys are rejected.
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        merged = {**dict(options or {}), **kwargs}
+        self.options = build_options(self.Options, merged, f"{self.kind} {self.name!r}")
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.name!r} {self.options}>"
+
+
+class Blocker(Component):
+    """Assigns each record a block key; only records sharing a key are compared."""
+
+    kind: ClassVar[Kind] = "blocker"
+
+    def __init__(self, columns: Sequence[str] = (), options: Mapping[str, Any] | None = None, **kw: Any):
+        super().__init__(options, **kw)
+        self.columns = tuple(columns)
+
+    def keys(self, records: pd.DataFrame) -> pd.Series:
+        """Return one hashable key per row of ``records`` (index aligned).
+
+        ``records`` holds the blocking columns.  A missing key (NA) puts the row in no block.
+        """
+        raise NotImplementedError
+
+
+class Encoder(Component):
+    """Turns texts into float32 vectors (n, dimension)."""
+
+    kind: ClassVar[Kind] = "encoder"
+    #: Model used when none is given.
+    default_model: ClassVar[str | None] = None
+    #: Whether ``encode`` returns unit-length rows (so inner product = cosine).
+    normalized: bool = True
+
+    def __init__(self, model: str | None = None, options: Mapping[str, Any] | None = None, **kw: Any):
+        super().__init__(options, **kw)
+        self.model = model or self.default_model
+
+    @classmethod
+    def accepts(cls, model: str) -> bool:
+        """Return True if this encoder should handle ``model`` when no encoder is named explicitly."""
+        return False
+
+    @property
+    def cache_id(self) -> str:
+        """Identity of the embeddings this encoder produces (name, model and options): the cache key prefix."""
+        return f"{self.name}|{self.model}|{self.options!r}"
+
+    @property
+    def dimension(self) -> int:
+        """Length of each vector (may load the model)."""
+        raise NotImplementedError
+
+    def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
+        """Embed ``texts`` (never empty strings) as a float32 array of shape (len(texts), dimension).
+
+        ``role`` is ``"query"`` for the left side and ``"document"`` for the right side; encoders
+        with asymmetric prefixes (e5's ``query: ``/``passage: ``) use it.
+        """
+        raise NotImplementedError
+
+
+class Retriever(Component):
+    """Nearest-neighbour search over the right-hand vectors of one block."""
+
+    kind: ClassVar[Kind] = "retriever"
+
+    def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Index ``vectors`` (n, d), whose rows are the right-hand records ``ids`` (int64)."""
+        raise NotImplementedError
+
+    def search(self, vectors: np.ndarray, ids: np.ndarray, k: int) -> pd.DataFrame:
+        """Return the ``k`` best right ids for each query row.
+
+        Result columns: ``id_l`` (from ``ids``), ``id_r``, ``retrieval_score`` (higher = closer),
+        ``rank`` (1 = best), sorted by ``id_l`` then ``rank``.  ``k`` never exceeds the index size.
+        """
+        raise NotImplementedError
+
+    def search_range(self, vectors: np.ndarray, ids: np.ndarray, threshold: float) -> pd.DataFrame:
+        """Return every right id with score >= ``threshold`` (same columns as :meth:`search`).
+
+        The default doubles k until each query's worst hit is below the threshold.
+        """
+        from .retrieval import range_by_doubling
+
+        return range_by_doubling(self, vectors, ids, threshold)
+
+
+class Reranker(Component):
+    """Re-scores candidate pairs with a stronger (slower) model."""
+
+    kind: ClassVar[Kind] = "reranker"
+    default_model: ClassVar[str | None] = None
+
+    def __init__(self, model: str | None = None, options: Mapping[str, Any] | None = None, **kw: Any):
+        super().__init__(options, **kw)
+        self.model = model or self.default_model
+
+    def score(self, pairs: pd.DataFrame, left: pd.DataFrame, right: pd.DataFrame) -> pd.Series | pd.DataFrame:
+        """Score candidate ``pairs`` in 0..1 (NaN = no verdict), aligned to ``pairs.index``.
+
+        ``pairs`` has ``id_l``, ``id_r``, ``retrieval_score``, ``rank``, ``text_l`` and ``text_r``;
+        ``left``/``right`` are the linked columns indexed by id.  Return a Series, or a DataFrame
+        with a ``score`` column plus extra columns that are copied to the output.
+        """
+        raise NotImplementedError

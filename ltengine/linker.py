@@ -213,19 +213,26 @@ class Linker:
         if mode == "range" and cfg.threshold is None:
             raise LinkInputError("merge_range needs a threshold (cosine similarity, e.g. threshold=0.8)")
         start = time.perf_counter()
+        if mode != "best" and cfg.one_to_one:
+            raise LinkInputError("one_to_one applies to merge (one match per row), not to merge_knn/merge_range")
         pairs = self.candidates(left, threshold=cfg.threshold if mode == "range" else None)
         if cfg.threshold is not None:
             pairs = pairs[pairs["score"] >= cfg.threshold]
+        # --- rerank start: rerankers re-score the candidates; decisions then use `decide_on`
+        decide_on = "score"
+        if cfg.rerank:
+            from .rerank import apply_rerankers
+
+            pairs, decide_on = apply_rerankers(pairs, left, self._right.frame, self.context)  # type: ignore[union-attr]
+        # --- rerank end
         if mode == "best":
             if cfg.one_to_one:
-                pairs = one_to_one(pairs)
-            pairs = best_per_left(pairs)
+                pairs = one_to_one(pairs, score=decide_on)
+            pairs = best_per_left(pairs, score=decide_on)
         elif mode == "knn":
-            if cfg.one_to_one:
-                raise LinkInputError("one_to_one applies to merge (one match per row), not to merge_knn/merge_range")
-            pairs = top_k_per_left(pairs, cfg.k)
+            pairs = top_k_per_left(pairs, cfg.k, score=decide_on)
         else:
-            pairs = top_k_per_left(pairs, len(pairs) or 1)
+            pairs = top_k_per_left(pairs, len(pairs) or 1, score=decide_on)
         out = assemble(left, self._right.frame, pairs, cfg, with_rank=mode != "best")  # type: ignore[union-attr]
         self.context.report.update(matched_left_rows=int(pairs["id_l"].nunique()), output_rows=len(out))
         self.context.timings["total_link"] = time.perf_counter() - start

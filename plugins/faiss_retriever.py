@@ -12,7 +12,7 @@ import pandas as pd
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
-from ltengine.retrieval import empty_candidates, topk_to_frame
+from ltengine.retrieval import empty_candidates, rerank_positions, topk_to_frame
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 
@@ -82,7 +82,8 @@ class FaissRetriever(Retriever):
         if self.index_type == "hnsw":
             self.index.hnsw.efSearch = max(self.options.hnsw_ef_search, k)
         scores, positions = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
-        return topk_to_frame(positions, scores, ids, self.ids)
+        # ties are broken by lower right id, as in the exact reference
+        return rerank_positions(topk_to_frame(positions, scores, ids, self.ids))
 
     def search_range(self, vectors: np.ndarray, ids: np.ndarray, threshold: float) -> pd.DataFrame:
         if self.index_type != "flat":

@@ -1,0 +1,47 @@
+"""Contract tests: every registered retriever against the exact numpy reference."""
+
+from __future__ import annotations
+
+import pytest
+
+from ltengine import get_host
+from ltengine.testing import check_retriever
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in get_host().registry.specs("retriever")])
+def test_every_retriever_matches_exact(name: str) -> None:
+    check_retriever(name)
+
+
+@pytest.mark.parametrize(
+    ("options", "min_recall"),
+    [({"index": "flat"}, 1.0), ({"index": "hnsw"}, 0.95), ({"index": "ivf", "ivf_nprobe": 64}, 0.95),
+     ({"index": "auto", "auto_threshold": 10}, 0.95)],
+)
+def test_faiss_index_types(options: dict, min_recall: float) -> None:
+    check_retriever("faiss", n_right=2000, n_left=100, min_recall=min_recall, **options)
+
+
+def test_faiss_auto_switches_by_size() -> None:
+    spec = get_host().registry.get("retriever", "faiss")
+    retriever = spec.create(options={"auto_threshold": 100})
+    assert retriever.kind_for(100) == "flat" and retriever.kind_for(101) == "hnsw"
+
+
+def test_k_larger_than_index_is_clipped() -> None:
+    import numpy as np
+
+    retriever = get_host().registry.get("retriever", "faiss").create()
+    vectors = np.eye(3, dtype=np.float32)
+    retriever.build(vectors, np.array([7, 8, 9]))
+    hits = retriever.search(vectors[:1], np.array([0]), 10)
+    assert list(hits.id_r) == [7, 8, 9] and list(hits["rank"]) == [1, 2, 3]
+
+
+def test_bad_faiss_index_option() -> None:
+    from ltengine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="faiss index must be one of"):
+        get_host().registry.get("retriever", "faiss").create(options={"index": "annoy"})
+    with pytest.raises(ConfigError, match="no option 'nprobe'.*ivf_nprobe"):
+        get_host().registry.get("retriever", "faiss").create(options={"nprobe": 3})

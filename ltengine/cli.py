@@ -51,9 +51,10 @@ def link(
     """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
     from . import api
     from .errors import LTEngineError
-    from .io import read_table, write_table
+    from .io import output_format, read_table, write_table
 
     try:
+        output_format(out)  # fail before the work, not after
         left_df, right_df = read_table(left), read_table(right)
         options: dict[str, Any] = dict(
             on=_split(on), left_on=_split(left_on), right_on=_split(right_on), model=model,

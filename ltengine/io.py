@@ -11,6 +11,11 @@ from .errors import FileFormatError
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 
 
+def output_format(path: str | Path) -> str:
+    """The format ``write_table`` will use for ``path`` (raises FileFormatError for unknown types)."""
+    return _format(Path(path))
+
+
 def _format(path: Path) -> str:
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] in (".gz", ".bz2", ".zip", ".xz", ".zst"):

@@ -47,6 +47,23 @@ def offline_models() -> list[str]:
     return [text]
 
 
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection (so an offline machine fails in
+    seconds instead of after minutes of retries).  False when ``HF_HUB_OFFLINE`` is set."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    try:
+        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def resolve_model_path(model_id: str) -> tuple[str, str]:
     """Return (what to load, where it came from): local path, packaged weights, or the Hub id."""
     path = Path(model_id).expanduser()
@@ -93,7 +110,9 @@ class SentenceTransformerEncoder(Encoder):
             except ImportError as exc:
                 raise ModelUnavailableError("pip install sentence-transformers to use this encoder") from exc
             try:
-                kwargs = self.options.model_kwargs or {}
+                kwargs = dict(self.options.model_kwargs or {})
+                if source == "hub" and not hub_reachable():
+                    kwargs["local_files_only"] = True  # use the local HF cache, fail fast otherwise
                 self._model = shared_model(
                     ("sentence-transformers", target, self.options.device, repr(sorted(kwargs.items()))),
                     lambda: SentenceTransformer(target, device=self.options.device, **kwargs),
@@ -103,7 +122,7 @@ class SentenceTransformerEncoder(Encoder):
                     raise ModelUnavailableError(f"cannot load model from {target!r}: {exc}") from exc
                 raise ModelUnavailableError(
                     f"cannot load {self.model!r} from the Hugging Face Hub (no network, or no such model): "
-                    f"{type(exc).__name__}: {str(exc)[:300]}. Available offline: {offline_models()[0]}; "
+                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]} Available offline: {offline_models()[0]}; "
                     "or pass a local model folder."
                 ) from exc
         return self._model

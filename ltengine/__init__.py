@@ -23,6 +23,7 @@ from .errors import (
     UnknownComponentError,
 )
 from .hookspecs import hookimpl
+from .judge_api import merge_k_judge
 from .linker import Linker, LinkWarning
 from .plugins import PluginLoadWarning, get_host
 
@@ -32,6 +33,7 @@ __all__ = [
     "merge_knn",
     "merge_range",
     "merge_blocking",
+    "merge_k_judge",
     "Linker",
     "LinkConfig",
     "Blocker",

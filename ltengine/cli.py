@@ -40,13 +40,20 @@ def cli() -> None:
 @click.option("--one-to-one", is_flag=True, default=None, help="Use each right row at most once.")
 @click.option("--keep-unmatched", is_flag=True, default=None, help="Keep left rows without a match.")
 @click.option("--knn", is_flag=True, help="Output the k nearest right rows per left row, with rank.")
+@click.option("--rerank", multiple=True, help="Reranker, repeatable, applied in order: 'cross-encoder:<model id or folder>' or 'llm:<litellm model>'.")
+@click.option("--rerank-task", default=None, help="What a match means, for the LLM judge (e.g. 'firms; same legal entity').")
+@click.option("--max-cost", type=float, default=None, help="Stop LLM judging at this many dollars (unjudged pairs: judge_error='budget').")
+@click.option("--max-calls", type=int, default=None, help="Stop LLM judging after this many requests.")
+@click.option("--dry-run", is_flag=True, help="Estimate LLM requests, tokens and dollars without calling the LLM.")
+@click.option("--api-base", default=None, help="OpenAI-compatible server URL for the LLM judge (local models).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="LinkConfig TOML file.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv/.parquet/.jsonl file.")
 def link(
     left: str, right: str, on: str | None, left_on: str | None, right_on: str | None, k: int | None,
     threshold: float | None, block_on: str | None, model: str | None, one_to_one: bool | None,
-    keep_unmatched: bool | None, knn: bool, config_path: str | None, no_progress: bool, out: str,
+    keep_unmatched: bool | None, knn: bool, rerank: tuple[str, ...], rerank_task: str | None,
+    max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None, no_progress: bool, out: str,
 ) -> None:
     """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
     from . import api
@@ -63,6 +70,10 @@ def link(
         )
         if no_progress:
             options["progress"] = False
+        from .rerank import cli_options
+
+        options.update(cli_options(rerank, task=rerank_task, max_cost=max_cost, max_calls=max_calls,
+                                   dry_run=dry_run, api_base=api_base))
         options = {key: value for key, value in options.items() if value is not None}
         if knn:
             if one_to_one:
@@ -79,6 +90,11 @@ def link(
         f"wrote {len(result)} rows to {out}",
         err=True,
     )
+    from .rerank import summary
+
+    text = summary(report)
+    if text:
+        click.echo(text, err=True)
 
 
 @cli.command()

@@ -87,6 +87,10 @@ class Linker:
         config = _as_config(config)
         self.config = config.replace(**overrides) if overrides else config
         self.host = host or get_host()
+        if self.config.rerank or self.config.rerank_options:
+            from .rerank import validate
+
+            validate(self.config, self.host.registry)  # fail before encoding, not after
         self.context = RunContext(self.config, self.host)
         self._encoder: Any = None
         self._right: _FittedRight | None = None
@@ -220,10 +224,11 @@ class Linker:
             pairs = pairs[pairs["score"] >= cfg.threshold]
         # --- rerank start: rerankers re-score the candidates; decisions then use `decide_on`
         decide_on = "score"
-        if cfg.rerank:
+        if cfg.rerank or cfg.rerank_options:
             from .rerank import apply_rerankers
 
-            pairs, decide_on = apply_rerankers(pairs, left, self._right.frame, self.context)  # type: ignore[union-attr]
+            right_frame = self._right.frame  # type: ignore[union-attr]
+            pairs, decide_on = apply_rerankers(pairs, left, right_frame, self.context, mode=mode)
         # --- rerank end
         if mode == "best":
             if cfg.one_to_one:

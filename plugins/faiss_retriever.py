@@ -28,7 +28,7 @@ class FaissRetriever(Retriever):
         index: str = "auto"
         #: Index size above which "auto" switches from exact flat search to HNSW
         #: (measured in evals/faiss_auto.py; see README).
-        auto_threshold: int = 200_000
+        auto_threshold: int = 100_000
         hnsw_m: int = 32
         hnsw_ef_construction: int = 80
         hnsw_ef_search: int = 128

@@ -66,7 +66,11 @@ class LiteLLMEncoder(Encoder):
             litellm.RateLimitError, litellm.APIConnectionError, litellm.Timeout,
             litellm.InternalServerError, litellm.ServiceUnavailableError,
         )
-        kwargs: dict[str, Any] = {"model": self.model, "input": batch, "timeout": self.options.timeout}
+        litellm.suppress_debug_info = True
+        # retries are ours (tenacity); the SDK's own would multiply the attempts
+        kwargs: dict[str, Any] = {
+            "model": self.model, "input": batch, "timeout": self.options.timeout, "max_retries": 0, "num_retries": 0,
+        }
         if self.options.api_base:
             kwargs["api_base"] = self.options.api_base
         if self.options.api_key_env:

@@ -1,0 +1,150 @@
+"""``merge_k_judge``: LinkTransformer's retrieve-then-judge function, as a thin wrapper over
+``merge_knn(..., rerank="llm:<model>")``.
+
+LinkTransformer's arguments keep their names and meaning; the output has ltengine's columns
+(``rerank_score``, ``is_match``, ``judge_confidence``, ``judge_error``, ...) plus LinkTransformer's
+``llm_is_match`` (0/1, <NA> without a verdict) and ``llm_confidence``.  As in LinkTransformer every
+candidate is judged (``cascade=False``); pass ``cascade=True`` to send only uncertain pairs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+from .api import Columns, merge_knn
+from .errors import LinkInputError
+
+#: litellm provider prefixes for LinkTransformer's ``llm_provider`` values.
+PROVIDER_PREFIX = {"openai": "openai/", "gemini": "gemini/"}
+#: ``llm_params`` keys that are judge options (the rest go to litellm.completion).
+PARAM_OPTIONS = {
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "request_timeout": "timeout",
+    "timeout": "timeout",
+}
+
+
+@contextlib.contextmanager
+def _keys_in_env(keys: Mapping[str, str | None]) -> Iterator[None]:
+    """Put API keys in their usual environment variables for the duration of the call."""
+    saved = {name: os.environ.get(name) for name, value in keys.items() if value}
+    try:
+        for name in saved:
+            os.environ[name] = keys[name]  # type: ignore[assignment]
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def judge_model(judge_llm_model: str, llm_provider: str = "auto") -> str:
+    """The litellm model string for LinkTransformer's (judge_llm_model, llm_provider)."""
+    if llm_provider == "auto" or "/" in judge_llm_model:
+        return judge_llm_model
+    prefix = PROVIDER_PREFIX.get(llm_provider, f"{llm_provider}/")
+    return prefix + judge_llm_model
+
+
+def merge_k_judge(
+    df1: pd.DataFrame,
+    df2: pd.DataFrame,
+    on: Columns = None,
+    model: str | None = None,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    k: int = 3,
+    suffixes: tuple[str, str] = ("_x", "_y"),
+    batch_size: int | None = None,
+    openai_key: str | None = None,
+    gemini_key: str | None = None,
+    knn_sbert_model: str | None = None,
+    knn_api_model: str | None = None,
+    drop_sim_threshold: float | None = None,
+    judge_llm_model: str | None = None,
+    llm_provider: str = "auto",
+    llm_prompt: str | None = None,
+    llm_params: Mapping[str, Any] | None = None,
+    confidence_threshold: float | None = None,
+    max_retries: int = 5,
+    ratelimit_sleep_time: float | None = None,
+    *,
+    cascade: bool = False,
+    max_cost: float | None = None,
+    max_calls: int | None = None,
+    rerank_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Retrieve ``k`` candidates per left row, then let an LLM judge each pair (LinkTransformer API).
+
+    ``judge_llm_model``: any litellm model (``"gpt-4o-mini"``, ``"openai/gpt-4o-mini"``,
+    ``"gemini/gemini-2.0-flash"``, ``"ollama/llama3"``); ``llm_provider`` ("auto", "openai",
+    "gemini" or any litellm provider) prefixes it when it has no provider.  ``llm_prompt`` is the
+    task description given to the judge (e.g. "firms; same legal entity"); ``llm_params`` may set
+    ``temperature``, ``max_tokens``, ``request_timeout`` and other litellm arguments;
+    ``max_retries`` bounds the attempts per request and ``ratelimit_sleep_time`` is the backoff base
+    (seconds).  ``openai_key``/``gemini_key`` are put in ``OPENAI_API_KEY``/``GEMINI_API_KEY`` for
+    the call only.  ``confidence_threshold`` keeps rows whose ``llm_confidence`` reaches it.
+    ``batch_size`` (LinkTransformer's embedding batch size) is accepted and ignored.  Further
+    keyword arguments are :class:`ltengine.LinkConfig` fields; ``rerank_options`` adds judge options
+    (e.g. ``{"api_base": "http://127.0.0.1:8080/v1", "batch_size": 8}``).
+    """
+    del batch_size  # the encoders choose their own batch sizes
+    if not isinstance(judge_llm_model, str) or not judge_llm_model.strip():
+        raise LinkInputError(
+            "merge_k_judge needs judge_llm_model='<litellm model>', e.g. 'openai/gpt-4o-mini'; "
+            "use merge_knn for candidates without a judge"
+        )
+    if not isinstance(llm_provider, str) or not llm_provider:
+        raise LinkInputError(
+            f"llm_provider must be 'auto', 'openai', 'gemini' or a litellm provider; got {llm_provider!r}"
+        )
+    if confidence_threshold is not None and not 0.0 <= float(confidence_threshold) <= 1.0:
+        raise LinkInputError(f"confidence_threshold must be between 0 and 1; got {confidence_threshold!r}")
+    judge: dict[str, Any] = {"cascade": cascade, "max_attempts": max(1, int(max_retries))}
+    if ratelimit_sleep_time is not None:
+        judge["backoff"] = float(ratelimit_sleep_time)
+    if llm_prompt:
+        judge["task"] = llm_prompt
+    extra: dict[str, Any] = {}
+    for key, value in dict(llm_params or {}).items():
+        if key in PARAM_OPTIONS:
+            judge[PARAM_OPTIONS[key]] = value
+        else:
+            extra[key] = value
+    if extra:
+        judge["litellm_params"] = extra
+    if max_cost is not None:
+        judge["max_cost"] = max_cost
+    if max_calls is not None:
+        judge["max_calls"] = max_calls
+    judge.update(dict(rerank_options or {}))
+    retrieval_model = knn_sbert_model or knn_api_model or model
+    with _keys_in_env({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
+        out = merge_knn(
+            df1,
+            df2,
+            on=on,
+            left_on=left_on,
+            right_on=right_on,
+            model=retrieval_model,
+            k=k,
+            threshold=drop_sim_threshold,
+            suffixes=suffixes,
+            rerank=f"llm:{judge_model(judge_llm_model.strip(), llm_provider)}",
+            rerank_options=judge,
+            **options,
+        )
+    out["llm_is_match"] = pd.array(out["is_match"], dtype="boolean").astype("Int64")
+    out["llm_confidence"] = out["judge_confidence"]
+    if confidence_threshold is not None:
+        out = out[out["llm_confidence"] >= float(confidence_threshold)].reset_index(drop=True)
+    return out

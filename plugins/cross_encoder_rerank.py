@@ -1,0 +1,155 @@
+"""The cross-encoder reranker: ``rerank="cross-encoder:<Hub id or local folder>"``.
+
+Any sentence-transformers ``CrossEncoder`` reads both texts of a pair together, which is slower
+than the bi-encoder but sharper.  Models are found like the sentence-transformers encoder finds
+them (local folder, then the Hugging Face Hub, with the same offline error).  Scores are mapped to
+0..1: a one-label model goes through its sigmoid (or ours, if it has none); a model with several
+labels is soft-maxed and the ``label`` column (default: the last) is the match probability.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ltengine_plugins.st_encoder import offline_models, resolve_model_path
+
+from ltengine.components import Reranker
+from ltengine.errors import ConfigError, ModelUnavailableError
+from ltengine.hookspecs import hookimpl
+from ltengine.models import shared_model
+from ltengine.progress import progress_bar
+
+#: Pairs per ``predict`` call: the unit of progress.
+CHUNK = 1024
+
+
+def _check_cross_encoder_folder(path: str) -> None:
+    """A local bi-encoder (sentence embedding) folder is not a cross-encoder: say so clearly."""
+    config = Path(path) / "config.json"
+    try:
+        architectures = json.loads(config.read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, ValueError):
+        return
+    if architectures and not any("SequenceClassification" in a for a in architectures):
+        raise ModelUnavailableError(
+            f"{path!r} is not a cross-encoder: its architecture is {', '.join(architectures)} (a sentence "
+            "embedding model?). Use it as the encoder (model=...) and give rerank='cross-encoder:...' a "
+            "cross-encoder (sequence classification) model."
+        )
+
+
+class CrossEncoderReranker(Reranker):
+    """Re-score pairs with a sentence-transformers CrossEncoder."""
+
+    name = "cross-encoder"
+    aliases = ("ce", "cross_encoder", "crossencoder")
+    #: Cheap enough to score every candidate.
+    cascade_default = False
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        #: Pairs per forward pass.
+        batch_size: int = 32
+        #: torch device: None = sentence-transformers' choice.
+        device: str | None = None
+        #: Truncate pairs to this many tokens (None = the model's limit).
+        max_length: int | None = None
+        #: For models with several labels: the index of the "match" label (None = the last).
+        label: int | None = None
+        #: Passed to CrossEncoder (e.g. backend="onnx").
+        model_kwargs: dict | None = None
+
+        def __post_init__(self) -> None:
+            if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+                raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}")
+            if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
+                raise ValueError(f"max_length must be a positive integer; got {self.max_length!r}")
+
+    _model: Any = None
+
+    def __init__(self, model: str | None = None, options: Any = None, **kw: Any) -> None:
+        super().__init__(model, options, **kw)
+        if not self.model:
+            raise ConfigError(
+                "the cross-encoder reranker needs a model: rerank='cross-encoder:<Hugging Face id or local folder>'"
+            )
+
+    def load(self) -> Any:
+        if self._model is None:
+            target, source = resolve_model_path(self.model)
+            if source != "hub":
+                _check_cross_encoder_folder(target)
+            try:
+                from sentence_transformers import CrossEncoder
+            except ImportError as exc:
+                raise ModelUnavailableError(
+                    "pip install sentence-transformers to use the cross-encoder reranker"
+                ) from exc
+            o = self.options
+            kwargs = dict(o.model_kwargs or {})
+            if o.max_length is not None:
+                kwargs["max_length"] = o.max_length
+            try:
+                self._model = shared_model(
+                    ("cross-encoder", target, o.device, repr(sorted(kwargs.items()))),
+                    lambda: CrossEncoder(target, device=o.device, **kwargs),
+                )
+            except Exception as exc:
+                if source != "hub":
+                    raise ModelUnavailableError(f"cannot load cross-encoder from {target!r}: {exc}") from exc
+                raise ModelUnavailableError(
+                    f"cannot load cross-encoder {self.model!r} from the Hugging Face Hub (no network, or no such "
+                    f"model): {type(exc).__name__}: {str(exc)[:300].rstrip('. ')}. Pass a local cross-encoder "
+                    f"folder instead (models available offline: {offline_models()[0]}; those are bi-encoders, "
+                    "not cross-encoders)."
+                ) from exc
+        return self._model
+
+    def _predict(self, model: Any, batch: list[tuple[str, str]]) -> np.ndarray:
+        labels = int(getattr(model, "num_labels", 1) or 1)
+        if labels == 1:  # a logit: always through a sigmoid, whatever activation the model saved
+            import torch
+
+            scores = model.predict(
+                batch, batch_size=self.options.batch_size, show_progress_bar=False, activation_fn=torch.nn.Sigmoid()
+            )
+            return np.asarray(scores, dtype=np.float64).reshape(-1)
+        probs = np.asarray(
+            model.predict(batch, batch_size=self.options.batch_size, show_progress_bar=False, apply_softmax=True),
+            dtype=np.float64,
+        ).reshape(len(batch), labels)
+        label = labels - 1 if self.options.label is None else self.options.label
+        if not -labels <= label < labels:
+            raise ConfigError(f"label {label} is out of range for a cross-encoder with {labels} labels")
+        return probs[:, label]
+
+    def score(self, pairs: pd.DataFrame, left: pd.DataFrame, right: pd.DataFrame) -> pd.Series:
+        texts = list(zip(pairs["text_l"].astype(str), pairs["text_r"].astype(str)))
+        positions: dict[tuple[str, str], int] = {}  # each distinct pair is scored once
+        codes = np.array([positions.setdefault(t, len(positions)) for t in texts], dtype=np.int64)
+        unique_pairs = list(positions)
+        out = np.empty(len(unique_pairs), dtype=np.float64)
+        config = getattr(getattr(self, "_run", None), "config", None)
+        if unique_pairs:
+            model = self.load()
+            with progress_bar(
+                len(unique_pairs), "reranking (cross-encoder)", getattr(config, "progress", None), unit="pair"
+            ) as bar:
+                for start in range(0, len(unique_pairs), CHUNK):
+                    batch = unique_pairs[start : start + CHUNK]
+                    out[start : start + len(batch)] = self._predict(model, batch)
+                    bar.update(len(batch))
+        return pd.Series(np.clip(out[codes], 0.0, 1.0) if len(codes) else np.zeros(0), index=pairs.index)
+
+    def attach(self, run: Any) -> None:
+        self._run = run
+
+
+@hookimpl
+def register_rerankers(register):
+    register(CrossEncoderReranker)

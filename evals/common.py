@@ -12,6 +12,10 @@ returns a JSON-serialisable dict::
       "tables": [{"title": "...", "columns": ["lang", "top1"], "rows": [["fr", 0.96]], "note": "..."}],
       "plots": [{"table": 0, "kind": "bar" | "line", "x": "lang", "y": ["top1"], "title": "...",
                  "logx": False, "ylabel": "..."}],       # optional; rendered by the report builder
+                 # also optional: "logy", "xlabel", "ylim": [0, 1], "group": "system" (one series
+                 # per value of that column, y = one column: for long tables)
+      "readme": {"title": ..., "columns": [...], "rows": [...]},  # optional: the README's compact
+                                                        # table (default: the first table)
       "notes": ["free text, e.g. machine load"],         # optional
       ...                                                 # any raw fields
     }

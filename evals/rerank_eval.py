@@ -3,7 +3,8 @@ what cascade, batching and the cache do to the number of LLM requests.
 
 Run::
 
-    python -m evals.rerank_eval                 # CLDR fr+ja language names and FEBRL4 (a few minutes)
+    python -m evals.rerank_eval                 # full: CLDR fr+ja language names and FEBRL4, 400 left rows (~8 min)
+    python -m evals.rerank_eval --suite quick   # CLDR fr only, 100 left rows (~1 min)
     python -m evals.rerank_eval --tasks febrl4 --left 400
 
 Setup (all offline):
@@ -43,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from evals.common import write_result
 from ltengine.hookspecs import hookimpl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +66,8 @@ def load_tasks(names: list[str], n_left: int) -> list[tuple[str, pd.DataFrame, p
 
     out = []
     for name in names:
-        if name == "cldr":
-            for lang in ("fr", "ja"):
+        if name in ("cldr", "cldr_fr", "cldr_ja"):
+            for lang in ("fr", "ja") if name == "cldr" else (name[-2:],):
                 task = datasets.cldr_names("language", lang)
                 out.append((f"cldr_language_{lang}", task.left, task.right, task.gold, ["name"]))
         elif name == "febrl4":
@@ -73,7 +75,7 @@ def load_tasks(names: list[str], n_left: int) -> list[tuple[str, pd.DataFrame, p
             cols = ["given_name", "surname", "street_number", "address_1", "suburb", "postcode", "state", "date_of_birth"]
             out.append(("febrl4", task.left, task.right, task.gold, cols))
         else:
-            raise SystemExit(f"unknown task {name!r}: use cldr, febrl4")
+            raise SystemExit(f"unknown task {name!r}: use cldr, cldr_fr, cldr_ja, febrl4")
     sampled = []
     for name, left, right, gold, cols in out:
         left = left[left["id"].isin(gold["id_l"])].sample(n=min(n_left, len(left)), random_state=0)
@@ -326,36 +328,95 @@ def band_choice(tasks: list[dict], tolerance: float = 0.005) -> dict:
             "previous_default_0.5-0.95": next(r for r in rows if r["band"] == [0.5, 0.95])}
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--tasks", nargs="*", default=["cldr", "febrl4"])
-    parser.add_argument("--left", type=int, default=400, help="left rows sampled per task")
-    parser.add_argument("--out", default=str(RESULTS / "rerank_eval.json"))
-    parser.add_argument("--no-sweep", action="store_true", help="skip the batch-size sweep")
-    args = parser.parse_args(argv)
+SUITE = {"quick": {"tasks": ["cldr_fr"], "left": 100}, "full": {"tasks": ["cldr", "febrl4"], "left": 400}}
+_REGISTERED = False
+
+
+def evaluate(tasks: list[str], n_left: int, sweep: bool = True) -> dict:
+    """Every measurement on ``tasks`` with ``n_left`` left rows each (and the batch-size sweep)."""
+    global CACHE, _REGISTERED
     os.environ.setdefault("OPENAI_API_KEY", "sk-fake-key-for-the-local-fake-server")
     from llm_fixtures import register_rerank_plugins
     from openai_server import FakeOpenAI
 
     import ltengine
 
-    register_rerank_plugins()
-    ltengine.get_host().register(ROUTER, name="rerank-eval-judge-cache")
+    if not _REGISTERED:
+        register_rerank_plugins()
+        ltengine.get_host().register(ROUTER, name="rerank-eval-judge-cache")
+        _REGISTERED = True
     results = {"setup": __doc__.split("Setup (all offline):")[1].split("Metrics:")[0].strip(), "tasks": []}
-    global CACHE
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAI() as server:
         CACHE = Path(tmp) / "shared-cache"
-        for name, left, right, gold, cols in load_tasks(args.tasks, args.left):
+        for name, left, right, gold, cols in load_tasks(tasks, n_left):
             print(f"== {name}: {len(left)} left rows x {len(right)} right rows", flush=True)
             results["tasks"].append(run_task(name, left, right, gold, cols, server, Path(tmp) / name))
             print(json.dumps(results["tasks"][-1], indent=1), flush=True)
         if results["tasks"]:
             results["band_choice"] = band_choice(results["tasks"])
-        if not args.no_sweep:
+        if sweep:
             results["batch_size_sweep"] = batch_size_sweep(server, Path(tmp))
             print(json.dumps(results["batch_size_sweep"], indent=1))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    return results
+
+
+def tables(results: dict) -> list[dict]:
+    """The contract tables (evals/common.py) of :func:`evaluate`'s results."""
+    out = [{
+        "title": "Decisions on the test half: retrieval alone, + cross-encoder, + LLM judge (oracle)",
+        "columns": ["task", "test rows", "recall@5", "retrieval F1 (best, no threshold)", "retrieval F1 (tuned)",
+                    "cross-encoder F1 (tuned)", "LLM judge F1 (oracle ceiling)"],
+        "rows": [[t["task"], t["test_left_rows"], t["recall_at_k"], t["retrieval"]["no_threshold"]["f1"],
+                  t["retrieval"]["f1"], t["cross_encoder"]["f1"], t["llm_target_f1"]] for t in results["tasks"]],
+        "note": "thresholds tuned on the train half; the cross-encoder is MiniLM with a head trained on the train "
+                "half (weak but real); the LLM answers from the gold links, so its F1 is a ceiling",
+    }, {
+        "title": "LLM judge: requests, tokens and dollars per setting (fake server, gpt-4o-mini prices)",
+        "columns": ["task", "setting", "F1", "pairs", "sent to LLM", "requests", "prompt tokens", "cost USD",
+                    "cache hits", "seconds"],
+        "rows": [[t["task"], label, r["f1"], r["pairs"], r["sent_to_llm"], r["requests"], r["prompt_tokens"],
+                  r["cost_usd"], r["cache_hits"], r["seconds"]]
+                 for t in results["tasks"] for label, r in t["llm_oracle"].items()],
+    }]
+    if results.get("batch_size_sweep"):
+        rows = results["batch_size_sweep"]
+        out.append({"title": "Batch size: prompt tokens and dollars per pair (litellm token count, dry run)",
+                    "columns": list(rows[0]), "rows": [list(r.values()) for r in rows]})
+    return out
+
+
+def run(suite: str = "quick", tasks: list[str] | None = None, n_left: int | None = None, sweep: bool = True) -> dict:
+    """The contract entry (evals/common.py): the suite's tasks and sizes unless given."""
+    tasks = tasks or SUITE[suite]["tasks"]
+    n_left = n_left or SUITE[suite]["left"]
+    results = evaluate(tasks, n_left, sweep)
+    command = "python -m evals.rerank_eval" + ("" if suite == "full" else f" --suite {suite}")
+    return {
+        "benchmark": "rerank_eval",
+        "title": "Rerank: retrieval vs cross-encoder vs LLM judge, and what batching, cascade and cache cost",
+        "suite": suite,
+        "command": command,
+        "tables": tables(results),
+        "plots": [{"table": 2, "kind": "line", "x": "batch_size", "y": ["prompt_tokens_per_pair"], "logx": True,
+                   "title": "LLM judge: prompt tokens per pair vs batch size", "ylabel": "prompt tokens per pair"}]
+        if results.get("batch_size_sweep") else [],
+        "notes": [f"tasks {', '.join(tasks)}; {n_left} left rows sampled per task, all right rows; k={K}.",
+                  ("LLM numbers use an oracle fake server: only requests, tokens, dollars and cache hits are "
+                  "meaningful; F1 with the LLM is the ceiling a perfect judge reaches.")],
+        **results,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--suite", choices=("quick", "full"), default="full")
+    parser.add_argument("--tasks", nargs="*", default=None, help="cldr, cldr_fr, cldr_ja, febrl4 (default: the suite's)")
+    parser.add_argument("--left", type=int, default=None, help="left rows sampled per task (default: the suite's)")
+    parser.add_argument("--out", default=str(RESULTS / "rerank_eval.json"))
+    parser.add_argument("--no-sweep", action="store_true", help="skip the batch-size sweep")
+    args = parser.parse_args(argv)
+    result = run(args.suite, args.tasks, args.left, not args.no_sweep)
+    write_result(result, directory=Path(args.out).parent, name=Path(args.out).stem)
     print(f"wrote {args.out}")
 
 

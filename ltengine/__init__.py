@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 from ._version import __version__
+from .aggregate import aggregate_rows
 from .api import merge, merge_blocking, merge_knn, merge_range
-from .components import Blocker, Encoder, Reranker, Retriever
+from .cluster import cluster_rows, dedup_rows
+from .components import Blocker, Encoder, Fuser, Reranker, Retriever
 from .config import LinkConfig
 from .errors import (
     ColumnError,
@@ -22,9 +24,12 @@ from .errors import (
     PluginError,
     UnknownComponentError,
 )
+from .evaluate import ThresholdSuggestion, all_pair_combos_evaluate, evaluate, evaluate_pairs, suggest_threshold
+from .fusion import fit_fusion
 from .hookspecs import hookimpl
 from .judge_api import merge_k_judge
 from .linker import Linker, LinkWarning
+from .names import normalize_name, normalize_names
 from .plugins import PluginLoadWarning, get_host
 
 __all__ = [
@@ -34,12 +39,24 @@ __all__ = [
     "merge_range",
     "merge_blocking",
     "merge_k_judge",
+    "cluster_rows",
+    "dedup_rows",
+    "aggregate_rows",
+    "evaluate_pairs",
+    "all_pair_combos_evaluate",
+    "evaluate",
+    "suggest_threshold",
+    "ThresholdSuggestion",
     "Linker",
     "LinkConfig",
     "Blocker",
     "Encoder",
     "Retriever",
     "Reranker",
+    "Fuser",
+    "fit_fusion",
+    "normalize_name",
+    "normalize_names",
     "hookimpl",
     "get_host",
     "LinkWarning",

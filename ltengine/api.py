@@ -66,19 +66,23 @@ def merge(
     one_to_one: bool = False,
     keep_unmatched: bool = False,
     suffixes: tuple[str, str] = ("_x", "_y"),
+    mode: str | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Link each left row to its best right row by meaning, like ``pandas.merge`` on fuzzy keys.
 
-    ``k`` candidates are retrieved per left row and the best kept; ``threshold`` (cosine) drops
-    weaker matches; ``block_on`` only compares rows with equal values in those columns;
+    ``k`` candidates are retrieved per left row and the best kept; ``threshold`` drops weaker
+    matches (cosine in semantic mode; the fused 0..1 score in hybrid mode); ``mode`` is
+    ``"auto"`` (default: hybrid when the two columns use different scripts, else semantic),
+    ``"semantic"``, ``"lexical"`` or ``"hybrid"`` (adds ``score_semantic``/``score_lexical``); ``block_on`` only compares rows with equal values in those columns;
     ``one_to_one`` uses each right row at most once (best total score); ``keep_unmatched`` keeps
     left rows without a match (right columns NaN).  Output: left columns, right columns, ``score``.
     Other keyword arguments are :class:`LinkConfig` fields (e.g. ``progress=False``).
     """
     given = dict(model=model, k=k, threshold=threshold, block_on=block_on, one_to_one=one_to_one,
-                 keep_unmatched=keep_unmatched, suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
+                 keep_unmatched=keep_unmatched, suffixes=suffixes, mode=mode, **_resolve_on(on, left_on, right_on),
+                 **options)
     return _run(left, right, config, "best", given, merge)
 
 
@@ -94,12 +98,13 @@ def merge_knn(
     block_on: Columns = None,
     keep_unmatched: bool = False,
     suffixes: tuple[str, str] = ("_x", "_y"),
+    mode: str | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
     """One row per (left row, candidate): the ``k`` nearest right rows with ``score`` and ``rank`` (1 = best)."""
     given = dict(model=model, k=k, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
-                 suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
+                 suffixes=suffixes, mode=mode, **_resolve_on(on, left_on, right_on), **options)
     return _run(left, right, config, "knn", given, merge_knn)
 
 
@@ -114,12 +119,13 @@ def merge_range(
     block_on: Columns = None,
     keep_unmatched: bool = False,
     suffixes: tuple[str, str] = ("_x", "_y"),
+    mode: str | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Every (left, right) pair with ``score >= threshold``, ranked per left row."""
     given = dict(model=model, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
-                 suffixes=suffixes, **_resolve_on(on, left_on, right_on), **options)
+                 suffixes=suffixes, mode=mode, **_resolve_on(on, left_on, right_on), **options)
     return _run(left, right, config, "range", given, merge_range)
 
 

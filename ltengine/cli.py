@@ -34,9 +34,14 @@ def cli() -> None:
 @click.option("--left-on", help="Left column(s) (comma-separated).")
 @click.option("--right-on", help="Right column(s) (comma-separated).")
 @click.option("--k", type=int, default=None, help="Candidates per left row (default 1; with --knn: rows per left row).")
-@click.option("--threshold", type=float, default=None, help="Minimum cosine score for a match.")
+@click.option("--threshold", type=float, default=None,
+              help="Minimum score for a match (cosine; in hybrid mode the fused score, 0..1).")
 @click.option("--block-on", help="Only compare rows with equal values in these column(s).")
 @click.option("--model", default=None, help="'fast' (default, offline), 'accurate', a model id or path.")
+@click.option("--mode", type=click.Choice(["auto", "hybrid", "semantic", "lexical"]), default=None,
+              help="Candidates from the encoder (semantic), romanised character n-grams (lexical), or both fused "
+                   "(hybrid); auto (default) = hybrid when the two sides use different scripts.")
+@click.option("--fuser", default=None, help="Hybrid mode: how scores are fused, 'weighted' (default) or 'rrf'.")
 @click.option("--one-to-one", is_flag=True, default=None, help="Use each right row at most once.")
 @click.option("--keep-unmatched", is_flag=True, default=None, help="Keep left rows without a match.")
 @click.option("--knn", is_flag=True, help="Output the k nearest right rows per left row, with rank.")
@@ -51,7 +56,8 @@ def cli() -> None:
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv/.parquet/.jsonl file.")
 def link(
     left: str, right: str, on: str | None, left_on: str | None, right_on: str | None, k: int | None,
-    threshold: float | None, block_on: str | None, model: str | None, one_to_one: bool | None,
+    threshold: float | None, block_on: str | None, model: str | None, mode: str | None, fuser: str | None,
+    one_to_one: bool | None,
     keep_unmatched: bool | None, knn: bool, rerank: tuple[str, ...], rerank_task: str | None,
     max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None, no_progress: bool, out: str,
 ) -> None:
@@ -66,7 +72,7 @@ def link(
         options: dict[str, Any] = dict(
             on=_split(on), left_on=_split(left_on), right_on=_split(right_on), model=model,
             threshold=threshold, block_on=_split(block_on), keep_unmatched=keep_unmatched,
-            config=config_path,
+            config=config_path, mode=mode, fuser=fuser,
         )
         if no_progress:
             options["progress"] = False

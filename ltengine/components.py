@@ -1,4 +1,4 @@
-"""Base classes of the four pipeline stages: Blocker, Encoder, Retriever, Reranker.
+"""Base classes of the pipeline stages: Blocker, Encoder, Retriever, Reranker, and the hybrid mode's Fuser.
 
 A component is a class with a ``name`` (plus optional ``aliases``) and an ``Options`` dataclass.
 Plugins register component *classes* through the ``register_*`` hooks; the core instantiates them
@@ -12,15 +12,15 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .errors import ConfigError, did_you_mean
+from .errors import ComponentError, ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
     import numpy as np
     import pandas as pd
 
-Kind = Literal["blocker", "encoder", "retriever", "reranker"]
+Kind = Literal["blocker", "encoder", "retriever", "reranker", "fuser"]
 Role = Literal["query", "document"]
-KINDS: tuple[Kind, ...] = ("blocker", "encoder", "retriever", "reranker")
+KINDS: tuple[Kind, ...] = ("blocker", "encoder", "retriever", "reranker", "fuser")
 
 #: Columns of the candidate frame every retriever returns.
 CANDIDATE_COLUMNS = ("id_l", "id_r", "retrieval_score", "rank")
@@ -126,6 +126,10 @@ class Retriever(Component):
     """Nearest-neighbour search over the right-hand vectors of one block."""
 
     kind: ClassVar[Kind] = "retriever"
+    #: What ``build``/``search`` receive as ``vectors``: ``"vectors"`` (float32 embeddings, the
+    #: semantic retrievers) or ``"texts"`` (the records' texts, for lexical retrievers such as
+    #: ``char-ngram``, which the Linker uses in the ``lexical`` and ``hybrid`` modes).
+    inputs: ClassVar[Literal["vectors", "texts"]] = "vectors"
 
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Index ``vectors`` (n, d), whose rows are the right-hand records ``ids`` (int64)."""
@@ -148,6 +152,14 @@ class Retriever(Component):
 
         return range_by_doubling(self, vectors, ids, threshold)
 
+    def score_pairs(self, queries: Any, right_ids: np.ndarray) -> np.ndarray:
+        """Score ``queries[i]`` against right id ``right_ids[i]`` (one float per pair).
+
+        Needed only by retrievers with ``inputs = "texts"``: the hybrid mode scores every candidate
+        pair with both components.
+        """
+        raise NotImplementedError(f"retriever {self.name!r} cannot score given pairs")
+
 
 class Reranker(Component):
     """Re-scores candidate pairs with a stronger (slower) model."""
@@ -167,3 +179,23 @@ class Reranker(Component):
         with a ``score`` column plus extra columns that are copied to the output.
         """
         raise NotImplementedError
+
+
+class Fuser(Component):
+    """Combines the semantic and lexical scores of candidate pairs into one score (hybrid mode)."""
+
+    kind: ClassVar[Kind] = "fuser"
+
+    def fuse(self, pairs: pd.DataFrame) -> pd.Series:
+        """Return one fused score per row of ``pairs`` in [0, 1] (higher = better), aligned to its index.
+
+        ``pairs`` has ``id_l``, ``id_r``, ``score_semantic`` (cosine of the embeddings, -1..1),
+        ``score_lexical`` (cosine of the character n-gram vectors, 0..1), and ``rank_semantic`` /
+        ``rank_lexical``: each pair's rank (1 = best) by that score among the candidates of its left row.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def fit(cls, pairs: pd.DataFrame, labels: Any) -> dict[str, Any]:
+        """Learn this fuser's options from labelled pairs (``labels``: 1 = match); return them as a dict."""
+        raise ComponentError(f"fuser {cls.name!r} has no parameters to fit; fit 'weighted' instead")

@@ -26,6 +26,10 @@ def _as_columns(value: Any, field: str) -> tuple[str, ...]:
     raise ConfigError(f"{field} must be a column name or a list of column names; got {value!r}")
 
 
+#: Values of ``LinkConfig.mode``.
+MODES = ("auto", "hybrid", "semantic", "lexical")
+
+
 @dataclasses.dataclass(frozen=True)
 class LinkConfig:
     """Settings of a linking run.  Unknown keys are errors; see the README for each field."""
@@ -50,6 +54,19 @@ class LinkConfig:
     one_to_one: bool = False
     keep_unmatched: bool = False
     suffixes: tuple[str, str] = ("_x", "_y")
+    #: How candidates are found: ``"semantic"`` (encoder + retriever), ``"lexical"`` (character
+    #: n-grams of romanised names), ``"hybrid"`` (both, scores fused), or ``"auto"``: hybrid when the
+    #: left and right columns are written in different scripts (see :mod:`ltengine.scripts`), else
+    #: semantic.  In hybrid mode ``score`` (and ``threshold``) is the fused score, 0..1.
+    mode: str = "auto"
+    #: Fuser combining the semantic and lexical scores in hybrid mode (``"weighted"``, ``"rrf"``, plugins).
+    fuser: str = "weighted"
+    fuser_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Lexical retriever (one with ``inputs = "texts"``) for the lexical and hybrid modes.
+    lexical_retriever: str = "char-ngram"
+    lexical_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    #: Hybrid mode: candidates taken from each of the two retrievers per left row before fusion.
+    hybrid_depth: int = 20
     #: Reranker specs, applied in order: ``"name"`` or ``"name:model"``.
     rerank: tuple[str, ...] = ()
     rerank_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
@@ -67,7 +84,8 @@ class LinkConfig:
         for name in ("left_on", "right_on", "block_on"):
             set_(self, name, _as_columns(getattr(self, name), name))
         set_(self, "rerank", (self.rerank,) if isinstance(self.rerank, str) else tuple(self.rerank or ()))
-        for name in ("encoder_options", "retriever_options", "blocker_options", "rerank_options"):
+        for name in ("encoder_options", "retriever_options", "blocker_options", "rerank_options", "fuser_options",
+                     "lexical_options"):
             value = getattr(self, name)
             if value is None:
                 value = {}
@@ -84,6 +102,11 @@ class LinkConfig:
                     f"threshold {self.threshold!r} is out of range: scores are cosine similarities in "
                     "[-1, 1] (typical match thresholds are 0.5-0.9)"
                 )
+        if self.mode not in MODES:
+            raise ConfigError(f"unknown mode {self.mode!r}.{did_you_mean(str(self.mode), MODES)} "
+                              f"Valid modes: {', '.join(MODES)}.")
+        if isinstance(self.hybrid_depth, bool) or not isinstance(self.hybrid_depth, int) or self.hybrid_depth < 1:
+            raise ConfigError(f"hybrid_depth must be a positive integer (candidates per retriever); got {self.hybrid_depth!r}")
         suffixes = tuple(self.suffixes)
         if len(suffixes) != 2 or not all(isinstance(s, str) for s in suffixes) or suffixes[0] == suffixes[1]:
             raise ConfigError(f"suffixes must be two different strings, e.g. ('_x', '_y'); got {self.suffixes!r}")

@@ -59,6 +59,12 @@ def register_rerankers(register: Register) -> None:
 
 
 @hookspec
+def register_fusers(register: Register) -> None:
+    """Register Fuser classes (how the hybrid mode combines semantic and lexical scores):
+    ``register(MyFuser, aliases=(...))``; choose one with ``fuser="name"`` (LinkConfig, merge, CLI)."""
+
+
+@hookspec
 def register_commands(cli: click.Group) -> None:
     """Add click commands to the ``ltengine`` CLI group: ``@cli.command() def mine(): ...``."""
 
@@ -73,6 +79,9 @@ def run_stage(stage: str, component: Component, payload: dict[str, Any], context
     - ``"encode"``: ``texts`` (list[str]), ``role``     -> float32 array (``Encoder.encode``)
     - ``"build"``:  ``vectors``, ``ids``                -> None (``Retriever.build``)
     - ``"search"``: ``vectors``, ``ids``, ``k`` or ``threshold`` -> candidate DataFrame
+
+    For retrievers with ``inputs = "texts"`` (the lexical ``char-ngram``), ``vectors`` in the
+    ``"build"`` and ``"search"`` payloads holds the records' texts (a list of str), not embeddings.
     - ``"rerank"``: ``pairs``, ``left``, ``right``      -> Series or DataFrame (``Reranker.score``)
 
     ``context`` is the running :class:`ltengine.linker.RunContext` (config, timings, report).

@@ -1,4 +1,9 @@
-"""The Linker: runs blocker -> encoder -> retriever -> reranker(s) -> decision -> merged frame."""
+"""The Linker: runs blocker -> encoder -> retriever -> reranker(s) -> decision -> merged frame.
+
+Candidates come from the semantic chain (encoder + vector retriever), the lexical retriever
+(character n-grams of romanised names), or both fused (``LinkConfig.mode``; ``"auto"`` picks hybrid
+when the two sides are written in different scripts).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,12 @@ import pandas as pd
 from .config import LinkConfig
 from .decide import best_per_left, one_to_one, top_k_per_left
 from .encoding import encode_texts, resolve_encoder
-from .errors import ColumnError, LinkInputError
+from .errors import ColumnError, ConfigError, LinkInputError
+from .fusion import SCORE_COLUMNS, add_component_ranks, create_fuser, fuse
 from .plugins import PluginHost, get_host
 from .progress import progress_bar
 from .retrieval import empty_candidates
+from .scripts import profile_distance, script_profile, scripts_differ
 from .text import check_columns, check_frame, serialize
 
 Mode = Literal["best", "knn", "range"]
@@ -56,8 +63,16 @@ class RunContext:
 class _FittedRight:
     frame: pd.DataFrame
     texts: np.ndarray
-    blocks: dict[Any, Any]  # block key (None when unblocked) -> retriever
+    blocks: dict[Any, Any]  # block key (None when unblocked) -> semantic retriever
     block_sizes: dict[Any, int]
+    lexical_texts: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=object))
+    keys: np.ndarray | None = None
+    ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: right row position -> row of ``vectors`` (-1: empty text); vectors kept for hybrid scoring
+    vector_rows: np.ndarray | None = None
+    vectors: np.ndarray | None = None
+    profile: dict[str, float] = dataclasses.field(default_factory=dict)
+    lexical: dict[Any, Any] = dataclasses.field(default_factory=dict)  # block key -> lexical retriever
 
 
 def _as_config(config: LinkConfig | Mapping[str, Any] | str | Path | None) -> LinkConfig:
@@ -91,9 +106,25 @@ class Linker:
             from .rerank import validate
 
             validate(self.config, self.host.registry)  # fail before encoding, not after
+        if self.config.mode != "semantic":
+            self._check_hybrid_components()
         self.context = RunContext(self.config, self.host)
         self._encoder: Any = None
         self._right: _FittedRight | None = None
+
+    def _check_hybrid_components(self) -> None:
+        """Fail before any work on an unknown lexical retriever or fuser (or bad options)."""
+        cfg = self.config
+        spec = self.host.registry.get("retriever", cfg.lexical_retriever)
+        if getattr(spec.cls, "inputs", "vectors") != "texts":
+            lexical = [s.name for s in self.host.registry.specs("retriever") if getattr(s.cls, "inputs", "") == "texts"]
+            raise ConfigError(
+                f"lexical_retriever {cfg.lexical_retriever!r} searches vectors, not texts; "
+                f"use one of: {', '.join(lexical) or 'none'}"
+            )
+        spec.create(options=cfg.lexical_options)
+        if cfg.mode in ("hybrid", "auto"):
+            create_fuser(self.host, cfg.fuser, cfg.fuser_options)
 
     # -- components ---------------------------------------------------------------------------
     @property
@@ -129,30 +160,78 @@ class Linker:
 
     # -- fitting the right side ---------------------------------------------------------------
     def fit(self, right: pd.DataFrame) -> Linker:
-        """Serialise, encode and index ``right`` (per block).  Returns self."""
+        """Serialise, encode and index ``right`` (per block).  Returns self.
+
+        Modes ``semantic``/``auto``/``hybrid`` encode and index the right side; ``auto`` and
+        ``hybrid`` also keep its vectors (to score lexical candidates semantically).  The lexical
+        index is built now in ``lexical``/``hybrid`` mode, and on first need in ``auto`` mode.
+        """
         cfg = self.config
         right = self._check_input(right, "right", cfg.right_on)
         texts = serialize(right, cfg.right_on, "right").to_numpy(dtype=object)
         keys = self._block_keys(right, "right")
         ids = np.flatnonzero(texts != "")
-        vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
+        lexical_texts = _lexical_texts(right, cfg.right_on, "right", texts)
         blocks: dict[Any, Any] = {}
-        sizes: dict[Any, int] = {}
-        for key, positions in _groups(keys, ids):
-            retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
-            self.context.run("build", retriever, vectors=vectors[positions], ids=ids[positions])
-            blocks[key] = retriever
-            sizes[key] = len(positions)
-        self._right = _FittedRight(right, texts, blocks, sizes)
+        sizes = {key: len(positions) for key, positions in _groups(keys, ids)}
+        fitted = _FittedRight(right, texts, blocks, sizes, lexical_texts, keys, ids,
+                              profile=script_profile(lexical_texts[ids]))
+        if cfg.mode != "lexical":
+            vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
+            for key, positions in _groups(keys, ids):
+                retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
+                self.context.run("build", retriever, vectors=vectors[positions], ids=ids[positions])
+                blocks[key] = retriever
+            if cfg.mode in ("auto", "hybrid"):
+                fitted.vectors = vectors
+                fitted.vector_rows = _row_map(len(right), ids)
+        self._right = fitted
+        if cfg.mode in ("lexical", "hybrid"):
+            self._lexical_index()
         self.context.report.update(right_rows=len(right), right_empty_text=int(len(right) - len(ids)))
         return self
+
+    def _lexical_index(self) -> dict[Any, Any]:
+        """The lexical retrievers per block (built on first use)."""
+        right = self._right
+        assert right is not None
+        if not right.lexical and len(right.ids):
+            cfg = self.config
+            for key, positions in _groups(right.keys, right.ids):
+                retriever = self.context.create("retriever", cfg.lexical_retriever, options=cfg.lexical_options)
+                self.context.run("build", retriever, vectors=list(right.lexical_texts[right.ids[positions]]),
+                                 ids=right.ids[positions])
+                right.lexical[key] = retriever
+        return right.lexical
+
+    def resolve_mode(self, left_texts: np.ndarray) -> str:
+        """The mode used for these left texts: ``config.mode``, or for ``"auto"`` hybrid if the scripts differ."""
+        cfg, right = self.config, self._right
+        assert right is not None
+        report = self.context.report
+        if cfg.mode != "auto":
+            report.update(mode=cfg.mode, mode_reason="set in the config")
+            return cfg.mode
+        left_profile = script_profile(left_texts)
+        distance = profile_distance(left_profile, right.profile)
+        hybrid = scripts_differ(left_profile, right.profile) and right.vectors is not None
+        report.update(
+            mode="hybrid" if hybrid else "semantic",
+            mode_reason=(f"auto: script mix distance {distance:.2f} "
+                         f"({'>=' if hybrid else '<'} 0.10) between left {_top_scripts(left_profile)} "
+                         f"and right {_top_scripts(right.profile)}"),
+            scripts={"left": left_profile, "right": dict(right.profile)},
+        )
+        return "hybrid" if hybrid else "semantic"
 
     # -- linking ------------------------------------------------------------------------------
     def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None) -> pd.DataFrame:
         """Retrieve candidates for ``left``: columns id_l, id_r (row positions), score, rank, text_l, text_r.
 
         With ``threshold`` (range search) every pair at or above it is returned; otherwise the
-        ``k`` best per left row within its block.
+        ``k`` best per left row within its block.  In hybrid mode ``score`` is the fused score and
+        ``score_semantic``/``score_lexical`` are added; the ``hybrid_depth`` best candidates of each
+        retriever are fused, and a ``threshold`` applies to the fused score.
         """
         if self._right is None:
             raise LinkInputError("Linker.fit(right) must be called before linking")
@@ -164,48 +243,119 @@ class Linker:
         ids = np.flatnonzero(texts != "")
         report = self.context.report
         report.update(left_rows=len(left), left_empty_text=int(len(left) - len(ids)))
-        vectors = encode_texts(self.encoder, texts[ids], "query", self.context)
-        found: list[pd.DataFrame] = []
-        left_only_rows, left_only_blocks = 0, 0
-        seen_blocks = set()
-        with progress_bar(len(ids), "searching", cfg.progress) as bar:
-            for key, positions in _groups(keys, ids):
-                retriever = self._right.blocks.get(key)
-                if retriever is None:
-                    left_only_rows += len(positions)
-                    left_only_blocks += 1
-                    bar.update(len(positions))
-                    continue
-                seen_blocks.add(key)
-                k_eff = min(k, self._right.block_sizes[key])
-                for start in range(0, len(positions), SEARCH_CHUNK):
-                    chunk = positions[start : start + SEARCH_CHUNK]
-                    found.append(
-                        self.context.run(
-                            "search", retriever, vectors=vectors[chunk], ids=ids[chunk], k=k_eff, threshold=threshold
-                        )
-                    )
-                    bar.update(len(chunk))
-        right_only = [key for key in self._right.blocks if key not in seen_blocks]
+        lexical_texts = _lexical_texts(left, cfg.left_on, "left", texts)
+        mode = self.resolve_mode(lexical_texts[ids])
+        groups = self._matched_groups(keys, ids)
+
+        def lexical_payload(chunk: np.ndarray) -> list[str]:
+            return list(lexical_texts[ids[chunk]])
+
+        if mode == "lexical":
+            pairs = self._search(self._lexical_index(), groups, ids, lexical_payload, k, threshold, "searching (lexical)")
+        else:
+            vectors = encode_texts(self.encoder, texts[ids], "query", self.context)
+            if mode == "semantic":
+                pairs = self._search(self._right.blocks, groups, ids, lambda chunk: vectors[chunk], k, threshold,
+                                     "searching")
+            else:
+                semantic = self._search(self._right.blocks, groups, ids, lambda chunk: vectors[chunk],
+                                        max(k, cfg.hybrid_depth), None, "searching (semantic)")
+                lexical = self._search(self._lexical_index(), groups, ids, lexical_payload,
+                                       max(k, cfg.hybrid_depth), None, "searching (lexical)")
+                pairs = self._fuse(semantic, lexical, groups, ids, vectors, lexical_texts, len(left), k, threshold)
+        pairs = pairs.rename(columns={"retrieval_score": "score"})
+        pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
+        pairs["text_r"] = self._right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
+        return pairs
+
+    def _matched_groups(self, keys: np.ndarray | None, ids: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+        """Left blocks (key, positions into ids) that exist on the right; report and warn about the others."""
+        right = self._right
+        assert right is not None
+        report = self.context.report
+        groups, left_only_rows, left_only_blocks = [], 0, 0
+        for key, positions in _groups(keys, ids):
+            if key in right.block_sizes:
+                groups.append((key, positions))
+            else:
+                left_only_rows += len(positions)
+                left_only_blocks += 1
         if keys is not None:
+            seen = {key for key, _ in groups}
+            right_only = [key for key in right.block_sizes if key not in seen]
             report.update(
                 left_rows_in_blocks_missing_on_right=left_only_rows,
                 blocks_only_on_left=left_only_blocks,
                 blocks_only_on_right=len(right_only),
-                right_rows_in_blocks_missing_on_left=int(sum(self._right.block_sizes[b] for b in right_only)),
+                right_rows_in_blocks_missing_on_left=int(sum(right.block_sizes[b] for b in right_only)),
             )
             if left_only_rows:
                 warnings.warn(
                     f"{left_only_rows} left rows in {left_only_blocks} blocks ({_block_label(self.config)}) have "
                     "no right rows in the same block and get no candidates",
                     LinkWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
-        pairs = pd.concat(found, ignore_index=True) if found else empty_candidates()
-        pairs = pairs.rename(columns={"retrieval_score": "score"})
-        pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
-        pairs["text_r"] = self._right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
-        return pairs
+        return groups
+
+    def _search(self, retrievers: dict[Any, Any], groups: list[tuple[Any, np.ndarray]], ids: np.ndarray,
+                payload: Any, k: int, threshold: float | None, desc: str) -> pd.DataFrame:
+        """Search each block's retriever with ``payload(chunk)`` (vectors or texts) in chunks of left rows."""
+        right = self._right
+        assert right is not None
+        found: list[pd.DataFrame] = []
+        with progress_bar(sum(len(p) for _, p in groups), desc, self.config.progress) as bar:
+            for key, positions in groups:
+                retriever = retrievers[key]
+                k_eff = min(k, right.block_sizes[key])
+                for start in range(0, len(positions), SEARCH_CHUNK):
+                    chunk = positions[start : start + SEARCH_CHUNK]
+                    found.append(
+                        self.context.run(
+                            "search", retriever, vectors=payload(chunk), ids=ids[chunk], k=k_eff, threshold=threshold
+                        )
+                    )
+                    bar.update(len(chunk))
+        return pd.concat(found, ignore_index=True) if found else empty_candidates()
+
+    def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
+              ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, n_left: int, k: int,
+              threshold: float | None) -> pd.DataFrame:
+        """Union the two candidate lists, score every pair with both components, fuse, keep the best."""
+        right = self._right
+        assert right is not None and right.vectors is not None and right.vector_rows is not None
+        start = time.perf_counter()
+        pairs = pd.concat([semantic[["id_l", "id_r"]], lexical[["id_l", "id_r"]]], ignore_index=True)
+        pairs = pairs.drop_duplicates().sort_values(["id_l", "id_r"], kind="stable").reset_index(drop=True)
+        id_l, id_r = pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy()
+        left_rows = _row_map(n_left, ids)
+        semantic_scores = np.empty(len(pairs), dtype=np.float32)
+        for lo in range(0, len(pairs), 65536):
+            a = vectors[left_rows[id_l[lo : lo + 65536]]]
+            b = right.vectors[right.vector_rows[id_r[lo : lo + 65536]]]
+            semantic_scores[lo : lo + 65536] = np.einsum("ij,ij->i", a, b)
+        lexical_scores = np.zeros(len(pairs), dtype=np.float32)
+        lexical_index = self._lexical_index()
+        block_of = np.full(n_left, -1, dtype=np.int64)  # left row -> index of its block in groups
+        for number, (_, positions) in enumerate(groups):
+            block_of[ids[positions]] = number
+        pair_blocks = block_of[id_l]
+        order = np.argsort(pair_blocks, kind="stable")
+        bounds = np.searchsorted(pair_blocks[order], np.arange(len(groups) + 1))
+        for number, (key, _) in enumerate(groups):
+            rows = order[bounds[number] : bounds[number + 1]]
+            if len(rows):
+                lexical_scores[rows] = lexical_index[key].score_pairs(list(lexical_texts[id_l[rows]]), id_r[rows])
+        pairs["score_semantic"] = semantic_scores
+        pairs["score_lexical"] = lexical_scores
+        fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options)
+        pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs))
+        if threshold is not None:  # range: every fused pair at or above the threshold
+            pairs = top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
+        else:
+            pairs = top_k_per_left(pairs, k, score="retrieval_score")
+        self.context.timings["fuse"] = self.context.timings.get("fuse", 0.0) + time.perf_counter() - start
+        return pairs[["id_l", "id_r", "retrieval_score", "rank", *SCORE_COLUMNS]]
 
     def merge(self, left: pd.DataFrame, mode: Mode = "best") -> pd.DataFrame:
         """Link ``left`` to the fitted right table and return the merged frame.
@@ -214,6 +364,11 @@ class Linker:
         ``"knn"``: up to ``k`` rows per left row with ``rank``; ``"range"``: every pair >= threshold.
         """
         cfg = self.config
+        if mode not in ("best", "knn", "range"):
+            raise LinkInputError(
+                f"Linker.merge(mode={mode!r}): mode here is the output shape, 'best', 'knn' or 'range'; "
+                "choose semantic/lexical/hybrid retrieval with LinkConfig(mode=...) or Linker(mode=...)"
+            )
         if mode == "range" and cfg.threshold is None:
             raise LinkInputError("merge_range needs a threshold (cosine similarity, e.g. threshold=0.8)")
         start = time.perf_counter()
@@ -243,6 +398,26 @@ class Linker:
         self.context.timings["total_link"] = time.perf_counter() - start
         out.attrs["ltengine"] = {"report": dict(self.context.report), "timings": dict(self.context.timings)}
         return out
+
+
+def _lexical_texts(df: pd.DataFrame, columns: tuple[str, ...], side: str, texts: np.ndarray) -> np.ndarray:
+    """What the lexical retriever compares: the values of the linked columns joined by spaces
+    (no ``column: `` labels, which would make every record share n-grams)."""
+    if len(columns) == 1:
+        return texts
+    parts = [serialize(df, [c], side).to_numpy(dtype=object) for c in columns]
+    return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=object)
+
+
+def _row_map(n: int, ids: np.ndarray) -> np.ndarray:
+    """Row position -> index into ``ids`` (-1 where absent)."""
+    rows = np.full(n, -1, dtype=np.int64)
+    rows[ids] = np.arange(len(ids))
+    return rows
+
+
+def _top_scripts(profile: dict[str, float]) -> str:
+    return "(" + ", ".join(f"{s} {share:.0%}" for s, share in list(profile.items())[:3]) + ")" if profile else "(no letters)"
 
 
 def _block_label(config: LinkConfig) -> str:

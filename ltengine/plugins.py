@@ -36,6 +36,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ltengine_plugins.st_encoder",
     "ltengine_plugins.faiss_retriever",
     "ltengine_plugins.exact_retriever",
+    "ltengine_plugins.lexical_retriever",
+    "ltengine_plugins.fusers",
     "ltengine_plugins.diskcache_store",
     "ltengine_plugins.cross_encoder_rerank",
     "ltengine_plugins.llm_judge",

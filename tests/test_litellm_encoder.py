@@ -19,8 +19,8 @@ pytest_plugins = ["llm_fixtures"]  # fixtures: fake_openai, rerank_plugins, cros
 MODEL = "openai/text-embedding-3-small"
 
 
-def encoder(server, **options):
-    config = LinkConfig(model=MODEL, encoder_options={"api_base": server.url, **options})
+def encoder(server, model: str = MODEL, **options):
+    config = LinkConfig(model=model, encoder_options={"api_base": server.url, **options})
     return resolve_encoder(lt.get_host().registry, config)
 
 
@@ -63,13 +63,37 @@ def test_persistent_failure_is_a_clear_error_without_the_key(fake_openai) -> Non
     assert SECRET not in str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: litellm.embedding ignores max_retries=0 here, so the OpenAI SDK retries each attempt "
-    "twice more (6 requests for max_attempts=2); to fix: pass an openai client with max_retries=0",
-)
-def test_max_attempts_bounds_the_requests(fake_openai) -> None:
+@pytest.mark.parametrize("max_attempts", [1, 2, 3])
+def test_max_attempts_bounds_the_requests(fake_openai, max_attempts) -> None:
     fake_openai.inject("500", endpoint="embeddings", times=10)
-    with pytest.raises(ComponentError):
-        encoder(fake_openai, max_attempts=2).encode(["Acme"], role="query")
-    assert len(fake_openai.embedding_requests()) == 2
+    with pytest.raises(ComponentError, match=f"failed after {max_attempts} attempt"):
+        encoder(fake_openai, max_attempts=max_attempts).encode(["Acme"], role="query")
+    assert len(fake_openai.embedding_requests()) == max_attempts  # the SDK adds no retries of its own
+
+
+def test_auth_error_is_not_retried_and_the_echoed_key_is_redacted(fake_openai) -> None:
+    fake_openai.inject("401_echo", endpoint="embeddings")
+    with pytest.raises(ComponentError, match="failed after 1 attempt:") as info:
+        encoder(fake_openai, api_key_env="LTENGINE_TEST_KEY").encode(["Acme"], role="query")
+    assert "AuthenticationError" in str(info.value) and "***" in str(info.value)
+    assert SECRET not in str(info.value)
+    assert len(fake_openai.embedding_requests()) == 1
+
+
+def test_unset_key_variable_is_named(fake_openai, monkeypatch) -> None:
+    monkeypatch.delenv("LTENGINE_UNSET_KEY", raising=False)
+    with pytest.raises(ComponentError, match="LTENGINE_UNSET_KEY"):
+        encoder(fake_openai, api_key_env="LTENGINE_UNSET_KEY").encode(["Acme"], role="query")
+    assert fake_openai.embedding_requests() == []
+
+
+def test_other_providers_go_through_litellm_with_the_same_bound(fake_openai) -> None:
+    # hosted_vllm is served by litellm's own HTTP handler, not the openai SDK
+    enc = encoder(fake_openai, model="litellm:hosted_vllm/test-embed", max_attempts=2)
+    vectors = enc.encode(["Acme", "Globex"], role="document")
+    assert vectors.shape == (2, 64)
+    assert fake_openai.embedding_requests()[-1].model == "test-embed"
+    fake_openai.inject("500", endpoint="embeddings", times=10)
+    with pytest.raises(ComponentError, match="failed after 2 attempts"):
+        enc.encode(["Initech"], role="document")
+    assert len(fake_openai.embedding_requests()) == 1 + 2

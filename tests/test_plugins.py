@@ -28,6 +28,7 @@ HOOK_TESTS = {
     "register_encoders": "test_register_encoders_hook",
     "register_retrievers": "test_register_retrievers_hook",
     "register_rerankers": "test_register_rerankers_hook",
+    "register_fusers": "test_register_fusers_hook",
     "register_commands": "test_register_commands_hook",
     "run_stage": "test_run_stage_wrapper_times_every_stage",
     "make_cache": "test_make_cache_hook_replaces_the_cache",
@@ -149,6 +150,32 @@ def test_register_rerankers_hook(components) -> None:
         pd.DataFrame({"id_l": [0], "id_r": [1], "text_l": ["apple"], "text_r": ["apple"]}), left, right
     )
     assert list(scored) == [1.0]
+
+
+class LexicalFirstFuser(lt.Fuser):
+    """Trusts the lexical score, breaking ties with the semantic one (a third-party fusion strategy)."""
+
+    name = "lexical-first"
+
+    def fuse(self, pairs):
+        return 0.9 * pairs["score_lexical"] + 0.1 * pairs["score_semantic"].clip(0, 1)
+
+
+def test_register_fusers_hook(firms) -> None:
+    class Fusers:
+        @lt.hookimpl
+        def register_fusers(self, register):
+            register(LexicalFirstFuser, aliases=("lex1",))
+
+    left, right = firms
+    with registered_plugin(Fusers(), name="fusers") as name:
+        assert lt.get_host().registry.get("fuser", "lex1").plugin == name
+        listing = {p["name"]: p for p in lt.get_host().describe()}
+        assert listing[name]["fusers"] == ["lexical-first"]
+        out = lt.merge_knn(left, right, on="name", mode="hybrid", fuser="lex1", k=3, progress=False)
+    expected = 0.9 * out["score_lexical"] + 0.1 * out["score_semantic"].clip(0, 1)
+    np.testing.assert_allclose(out["score"], expected, atol=1e-6)
+    assert out.groupby("name_x", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing).all()
 
 
 def test_register_commands_hook() -> None:

@@ -18,8 +18,9 @@ exact FAISS inner-product search and building the merged frame. Imports and
 CSV reading are reported separately (``import_seconds``, ``read_seconds``).
 ``rows`` is the number of rows of the merged frame (= rows of ``--left``:
 LinkTransformer's ``merge`` returns the single nearest right row for every
-left row). ``peak_rss_mb`` is the process's peak resident memory
-(``ru_maxrss``), imports included.
+left row). ``cpu_seconds`` is the CPU time of the same call, all threads
+together (less sensitive than wall time to other jobs on a shared machine). ``peak_rss_mb`` is the process's peak resident memory
+(``VmHWM``), imports included.
 
 Offline use, what we found in linktransformer 0.1.18's source:
 
@@ -97,6 +98,15 @@ def _cols(spec: str) -> str | list[str]:
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory in MiB: ``VmHWM`` on Linux (``ru_maxrss`` there would also count
+    the parent's memory at fork, as Linux keeps it across exec), else ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(kb / 1024.0 if sys.platform != "darwin" else kb / 2**20, 1)
 
@@ -137,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # keep stdout for our JSON only: linktransformer prints progress there
     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if args.quiet else sys.stderr):
-        t_start = time.perf_counter()
+        t_start, c_start = time.perf_counter(), time.process_time()
         merged = lt.merge(df1, df2, left_on=left_on, right_on=right_on, model=model, batch_size=args.batch_size)
-        seconds = time.perf_counter() - t_start
+        seconds, cpu_seconds = time.perf_counter() - t_start, time.process_time() - c_start
     if args.out:
         merged.to_csv(args.out, index=False)
 
@@ -147,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "rows": len(merged),
         "peak_rss_mb": _peak_rss_mb(),
         "left_rows": len(df1),

@@ -1,0 +1,98 @@
+"""``ltengine dedup`` and ``ltengine cluster``: deduplicate or cluster the rows of one file.
+
+Wire them into a click group with :func:`add_commands` (``ltengine.cli`` does it for ``ltengine``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+METHOD_CHOICE = click.Choice(["connected", "average", "hdbscan"])
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _common(func: Any) -> Any:
+    options = [
+        click.argument("infile", metavar="IN", type=click.Path(dir_okay=False)),
+        click.option("--on", required=True, help="Column(s) compared (comma-separated)."),
+        click.option("--threshold", type=float, default=0.8, show_default=True,
+                     help="Cosine similarity at which two rows are duplicates."),
+        click.option("--method", type=METHOD_CHOICE, default="connected", show_default=True,
+                     help="connected components, average linkage, or HDBSCAN on the kNN graph."),
+        click.option("--k", type=int, default=10, show_default=True, help="Neighbours retrieved per row."),
+        click.option("--block-on", help="Only compare rows with equal values in these column(s)."),
+        click.option("--model", default=None, help="'fast' (default, offline), 'accurate', a model id or path."),
+        click.option("--rerank", multiple=True, help="Reranker judging the edges, e.g. 'cross-encoder:<folder>'."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), help="LinkConfig TOML file."),
+        click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+                     help="Output .csv/.tsv/.parquet/.jsonl file."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _options(on: str, threshold: float, method: str, k: int, block_on: str | None, model: str | None,
+             rerank: tuple[str, ...], config_path: str | None, no_progress: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"on": _split(on), "threshold": threshold, "method": method, "k": k,
+                               "block_on": _split(block_on), "model": model, "config": config_path}
+    if rerank:
+        options["rerank"] = tuple(rerank)
+    if no_progress:
+        options["progress"] = False
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _run(infile: str, out: str, work: Any) -> Any:
+    from .errors import LTEngineError
+    from .io import output_format, read_table, write_table
+
+    try:
+        output_format(out)  # fail before the work, not after
+        df = read_table(infile)
+        result = work(df)
+        write_table(result, out)
+    except LTEngineError as exc:
+        raise click.ClickException(str(exc)) from None
+    return df, result
+
+
+@click.command()
+@_common
+@click.option("--keep", type=click.Choice(["first", "longest"]), default="first", show_default=True,
+              help="Which row of each cluster to keep.")
+def dedup(infile: str, out: str, keep: str, **kwargs: Any) -> None:
+    """Write one row per cluster of near-duplicate rows of IN to --out."""
+    from .cluster import dedup_rows
+
+    df, result = _run(infile, out, lambda df: dedup_rows(df, keep=keep, **_options(**kwargs)))
+    click.echo(f"kept {len(result)} of {len(df)} rows; wrote {out}", err=True)
+
+
+@click.command()
+@_common
+def cluster(infile: str, out: str, **kwargs: Any) -> None:
+    """Write IN with a 'cluster' column (near duplicates share an id) to --out."""
+    from .cluster import cluster_rows
+
+    df, result = _run(infile, out, lambda df: cluster_rows(df, **_options(**kwargs)))
+    report = result.attrs.get("ltengine", {}).get("report", {})
+    click.echo(
+        f"{report.get('clusters', 0)} clusters ({report.get('singletons', 0)} singletons) in {len(df)} rows; "
+        f"wrote {out}",
+        err=True,
+    )
+
+
+def add_commands(cli_group: click.Group) -> None:
+    """Add ``dedup`` and ``cluster`` to ``cli_group``."""
+    cli_group.add_command(dedup)
+    cli_group.add_command(cluster)

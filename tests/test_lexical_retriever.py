@@ -1,0 +1,112 @@
+"""The ``char-ngram`` lexical retriever: its contract against a brute-force reference, chunking, pair scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltengine import get_host
+from ltengine.errors import ConfigError
+
+RIGHT = ["Athens", "Thessaloniki", "Patras", "Heraklion", "Larissa", "Kolkata", "Chennai", "Hyderabad", "Moscow",
+         "Saint Petersburg", "Novosibirsk", "Tokyo", "Osaka", "Kyoto", "Seoul", "Busan", "Stockholm", "Oslo",
+         "Helsinki", "Copenhagen", "Reykjavik", "Lisbon", "Madrid", "Barcelona", "Valencia", "Seville", "Bilbao"]
+LEFT = ["Αθήνα", "Θεσσαλονίκη", "Πάτρα", "कोलकाता", "हैदराबाद", "Москва", "Санкт-Петербург", "東京", "大阪",
+        "서울", "부산", "ストックホルム", "Lisboa", "Sevilla", "!!!"]
+
+
+def _retriever(**options):
+    retriever = get_host().registry.get("retriever", "char-ngram").create(options=options)
+    retriever.build(RIGHT, np.arange(100, 100 + len(RIGHT)))
+    return retriever
+
+
+def _reference(retriever) -> np.ndarray:
+    """Brute-force cosines of every (left, right) pair in the retriever's own vector space."""
+    return (retriever.transform(LEFT) @ retriever.matrix.T).toarray()
+
+
+@pytest.mark.parametrize("max_cells", [2**25, 30, 1])
+def test_top_k_and_range_match_brute_force(max_cells: int) -> None:
+    retriever = _retriever(max_cells=max_cells)  # 30 cells: one query row per chunk; 1: the floor of one row
+    scores = _reference(retriever)
+    ids = np.arange(len(LEFT))
+    hits = retriever.search(LEFT, ids, 5)
+    assert list(hits.columns[:4]) == ["id_l", "id_r", "retrieval_score", "rank"]
+    for i in ids:
+        row = hits[hits.id_l == i]
+        positive = np.flatnonzero(scores[i] > 0)
+        expected = sorted(positive, key=lambda j: (-scores[i, j], j))[:5]
+        assert list(row.id_r - 100) == expected, LEFT[i]
+        np.testing.assert_allclose(row.retrieval_score, scores[i, expected], atol=1e-5)
+        assert list(row["rank"]) == list(range(1, len(expected) + 1))
+    in_range = retriever.search_range(LEFT, ids, 0.3)
+    expected_pairs = {(int(i), int(j) + 100) for i, j in zip(*np.nonzero(scores >= 0.3))}
+    assert set(zip(in_range.id_l, in_range.id_r)) == expected_pairs
+    assert (in_range.retrieval_score >= 0.3).all()
+
+
+def test_cross_script_names_find_their_english_names() -> None:
+    hits = _retriever().search(LEFT, np.arange(len(LEFT)), 1)
+    best = dict(zip(hits.id_l, (RIGHT[j - 100] for j in hits.id_r)))
+    assert best[0] == "Athens" and best[1] == "Thessaloniki" and best[3] == "Kolkata" and best[5] == "Moscow"
+    assert best[6] == "Saint Petersburg" and best[9] == "Seoul" and best[12] == "Lisbon"
+    top3 = _retriever().search(LEFT[11:12], np.array([0]), 3)
+    assert "Stockholm" in [RIGHT[j - 100] for j in top3.id_r]
+    assert 14 not in best  # "!!!" shares no n-gram with anything: no candidate rather than a random one
+    assert hits.retrieval_score.between(0, 1.0001).all()
+
+
+def test_k_is_clipped_and_empty_inputs() -> None:
+    retriever = _retriever()
+    assert len(retriever.search(["Oslo"], np.array([0]), 1000)) <= len(RIGHT)
+    assert retriever.search([], np.array([], dtype=np.int64), 3).empty
+    empty = get_host().registry.get("retriever", "char-ngram").create()
+    empty.build(["", "..."], np.array([0, 1]))
+    assert empty.search(["Oslo"], np.array([0]), 2).empty
+
+
+def test_memory_bound_sets_rows_per_chunk() -> None:
+    retriever = _retriever(max_cells=100)
+    chunks = list(retriever._chunks(retriever.transform(LEFT)))
+    assert all(block.shape[0] * block.shape[1] <= 100 for _, block in chunks)
+    assert sum(block.shape[0] for _, block in chunks) == len(LEFT)
+
+
+def test_score_pairs_are_the_cosines_of_given_pairs() -> None:
+    retriever = _retriever()
+    scores = _reference(retriever)
+    left = [LEFT[0], LEFT[0], LEFT[5], LEFT[14]]
+    right_ids = np.array([100, 101, 108, 100])
+    expected = [scores[0, 0], scores[0, 1], scores[5, 8], 0.0]
+    np.testing.assert_allclose(retriever.score_pairs(left, right_ids), expected, atol=1e-6)
+    with pytest.raises(KeyError, match="not in this index"):
+        retriever.score_pairs(["x"], np.array([5]))
+
+
+def test_legal_form_option() -> None:
+    plain, stripped = _retriever(), _retriever(legal_forms=True)
+    for retriever in (plain, stripped):
+        retriever.build(["Gazprom", "Gazprombank", "Rosneft"], np.arange(3))
+    hit = stripped.search(["ООО Газпром"], np.array([0]), 1)
+    assert hit.id_r[0] == 0 and hit.retrieval_score[0] == pytest.approx(1.0, abs=1e-5)
+    assert plain.search(["ООО Газпром"], np.array([0]), 1).retrieval_score[0] < 0.99
+
+
+def test_registered_as_a_text_retriever_with_checked_options() -> None:
+    spec = get_host().registry.get("retriever", "lexical")
+    assert spec.name == "char-ngram" and spec.cls.inputs == "texts"
+    assert get_host().registry.get("retriever", "faiss").cls.inputs == "vectors"
+    with pytest.raises(ConfigError, match="ngram_min <= ngram_max"):
+        spec.create(options={"ngram_min": 4, "ngram_max": 2})
+    with pytest.raises(ConfigError, match="han must be one of"):
+        spec.create(options={"han": "korean"})
+    with pytest.raises(ConfigError, match="no option 'ngrams'"):
+        spec.create(options={"ngrams": 3})
+
+
+def test_search_frame_types() -> None:
+    hits = _retriever().search(LEFT[:3], np.array([7, 8, 9]), 2)
+    assert isinstance(hits, pd.DataFrame) and hits.id_l.dtype == np.int64 and hits.id_r.dtype == np.int64
+    assert set(hits.id_l) == {7, 8, 9}

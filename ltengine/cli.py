@@ -111,6 +111,11 @@ def plugins() -> None:
     click.echo(json.dumps(get_host().describe(), indent=2, ensure_ascii=False))
 
 
+from .cli_dedup import add_commands as _add_dedup_commands  # noqa: E402  (dedup, cluster)
+
+_add_dedup_commands(cli)
+
+
 def _add_plugin_commands(group: click.Group) -> None:
     from .plugins import get_host
 

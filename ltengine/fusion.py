@@ -64,5 +64,14 @@ def fit_fusion(pairs: pd.DataFrame, labels: Any, fuser: str = "weighted", *,
     return dict(spec.cls.fit(pairs, labels, **kwargs))
 
 
-def create_fuser(host: PluginHost, name: str, options: Mapping[str, Any]) -> Fuser:
-    return host.registry.get("fuser", name).create(options=options)
+def create_fuser(host: PluginHost, name: str, options: Mapping[str, Any], encoder: str | None = None) -> Fuser:
+    """Instantiate fuser ``name``; a fuser whose Options have an ``encoder`` field is told the run's
+    encoder (its registry name) unless the options set it."""
+    import dataclasses
+
+    spec = host.registry.get("fuser", name)
+    options = dict(options)
+    fields = {f.name for f in dataclasses.fields(spec.cls.Options)}
+    if encoder is not None and "encoder" in fields and "encoder" not in options:
+        options["encoder"] = encoder
+    return spec.create(options=options)

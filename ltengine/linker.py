@@ -348,7 +348,7 @@ class Linker:
                 lexical_scores[rows] = lexical_index[key].score_pairs(list(lexical_texts[id_l[rows]]), id_r[rows])
         pairs["score_semantic"] = semantic_scores
         pairs["score_lexical"] = lexical_scores
-        fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options)
+        fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options, encoder=self.encoder.name)
         pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs))
         if threshold is not None:  # range: every fused pair at or above the threshold
             pairs = top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")

@@ -227,7 +227,23 @@ def _sweep_leftovers(folder: Path) -> None:
             shutil.rmtree(stale, ignore_errors=True)
 
 
-_thread_lock = threading.RLock()  # re-entrant: the ONNX build ensures the base build
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file (and folder entry) of a finished build to disk before it is renamed into
+    place, so that even a power cut cannot leave a folder whose marker lists unwritten data."""
+    for path in sorted(folder.rglob("*"), reverse=True) + [folder]:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # pragma: no cover - e.g. folders cannot be opened on Windows
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:  # pragma: no cover - file systems without fsync on folders
+            pass
+        finally:
+            os.close(fd)
+
+
+_thread_lock = threading.RLock()  # one build at a time per process (the file lock covers other processes)
 
 
 def ensure_built(folder: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
@@ -248,6 +264,7 @@ def ensure_built(folder: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
             tmp.mkdir(parents=True)
             extra = build(tmp)
             _write_marker(tmp, extra)
+            _fsync_tree(tmp)
             if folder.exists() or folder.is_symlink():
                 trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
                 os.replace(folder, trash)

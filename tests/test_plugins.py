@@ -226,7 +226,7 @@ def test_run_stage_can_replace_a_stage(firms) -> None:
 
     left, right = firms
     with registered_plugin(Override(), name="override"):
-        out = lt.merge(left, right, on="name", progress=False, cache=False)
+        out = lt.merge(left, right, on="name", progress=False, cache=False, mode="semantic")
     np.testing.assert_allclose(out["score"], 1.0, atol=1e-6)
 
 

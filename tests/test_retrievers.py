@@ -8,8 +8,13 @@ from ltengine import get_host
 from ltengine.testing import check_retriever
 
 
-@pytest.mark.parametrize("name", [spec.name for spec in get_host().registry.specs("retriever")])
+VECTOR_RETRIEVERS = [spec.name for spec in get_host().registry.specs("retriever")
+                     if getattr(spec.cls, "inputs", "vectors") == "vectors"]
+
+
+@pytest.mark.parametrize("name", VECTOR_RETRIEVERS)
 def test_every_retriever_matches_exact(name: str) -> None:
+    """Vector retrievers only; text retrievers (``inputs = "texts"``) are tested in test_lexical_retriever.py."""
     check_retriever(name)
 
 

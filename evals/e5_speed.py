@@ -150,7 +150,8 @@ class _WithoutBos:
     def encode_batch(self, texts: list[str], add_special_tokens: bool = True) -> list[Any]:
         from types import SimpleNamespace
 
-        return [SimpleNamespace(ids=e.ids[1:]) for e in self.tokenizer.encode_batch(texts, add_special_tokens)]
+        encodings = self.tokenizer.encode_batch(texts, add_special_tokens=add_special_tokens)
+        return [SimpleNamespace(ids=e.ids[1:]) for e in encodings]
 
 
 class RuntimeEncoder:

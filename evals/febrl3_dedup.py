@@ -172,12 +172,19 @@ def run(suite: str = "quick") -> dict[str, Any]:
     from evals import datasets
     from evals.common import machine
 
-    home = tempfile.mkdtemp(prefix="ltengine_febrl3_")
-    os.environ["LTENGINE_HOME"] = home  # a fresh embedding cache: timings include encoding
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     task = datasets.febrl3()
     train, gtrain, test, gtest = split(task, suite)
-    rows, sweeps = ltengine_runs(train, gtrain, test, gtest, FULL_MODELS if suite == "full" else MODELS)
+    saved = os.environ.get("LTENGINE_HOME")
+    with tempfile.TemporaryDirectory(prefix="ltengine_febrl3_") as home:
+        os.environ["LTENGINE_HOME"] = home  # a fresh embedding cache: timings include encoding
+        try:
+            rows, sweeps = ltengine_runs(train, gtrain, test, gtest, FULL_MODELS if suite == "full" else MODELS)
+        finally:
+            if saved is None:
+                os.environ.pop("LTENGINE_HOME", None)
+            else:
+                os.environ["LTENGINE_HOME"] = saved
     rows += recordlinkage_runs(train, gtrain, test, gtest)
     columns = ["method", "threshold", "pairwise_precision", "pairwise_recall", "pairwise_f1", "bcubed_f1",
                "adjusted_rand", "candidate_recall", "pred_clusters", "seconds"]

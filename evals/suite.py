@@ -43,6 +43,8 @@ BENCHMARKS: tuple[str, ...] = (
     "faiss_auto",
     "rerank_eval",
 )
+#: Benchmarks too slow for the quick suite's 10-minute budget: run by ``--suite full`` (or ``--only``).
+FULL_ONLY: tuple[str, ...] = ("dedup_scale",)
 SUMMARY = "_suite.json"
 #: Default per-benchmark time limit (seconds) of each suite; None = no limit.
 TIMEOUTS: dict[str, float | None] = {"quick": 600.0, "full": None}
@@ -165,6 +167,8 @@ def run_suite(
     if suite not in SUITES:
         raise ValueError(f"suite must be one of {SUITES}, not {suite!r}")
     names = list(benchmarks)
+    if benchmarks is BENCHMARKS and (suite == "full" or only):
+        names += list(FULL_ONLY)
     if only:
         unknown = [n for n in only if n not in names and short_name(n) not in map(short_name, names)]
         if unknown:

@@ -109,6 +109,12 @@ class Encoder(Component):
         return f"{self.name}|{self.model}|{self.options!r}"
 
     @property
+    def symmetric(self) -> bool:
+        """True when ``encode`` ignores ``role``: the two sides then share cached vectors (a dedup
+        encodes each text once).  Override where the roles differ only by options (prefixes)."""
+        return False
+
+    @property
     def dimension(self) -> int:
         """Length of each vector (may load the model)."""
         raise NotImplementedError

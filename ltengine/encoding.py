@@ -92,7 +92,7 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
     with progress_bar(len(uniques), f"encoding ({role}s)", config.progress) as bar:
         for start in range(0, len(uniques), chunk):
             batch = uniques[start : start + chunk]
-            key = content_key(encoder.cache_id, role, batch)
+            key = content_key(encoder.cache_id, "any" if encoder.symmetric else role, batch)
             vectors = cache.get(key)
             if vectors is None or getattr(vectors, "shape", (0,))[0] != len(batch):
                 vectors = _checked(context.run("encode", encoder, texts=batch, role=role), len(batch), encoder)

@@ -35,6 +35,10 @@ class USEM3Encoder(Encoder):
     def dimension(self) -> int:
         return 512
 
+    @property
+    def symmetric(self) -> bool:
+        return True  # one encoder for both sides
+
     def _load(self) -> Any:
         if self._model is None:
             try:

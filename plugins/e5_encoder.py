@@ -858,6 +858,11 @@ class E5SmallEncoder(Encoder):
                 f"q={o.query_prefix!r}|d={o.document_prefix!r}|max={o.max_length}")
 
     @property
+    def symmetric(self) -> bool:
+        """Same prefix on both sides (the default): the two sides share cached vectors."""
+        return self.options.query_prefix == self.options.document_prefix
+
+    @property
     def dimension(self) -> int:
         return E5_DIM
 

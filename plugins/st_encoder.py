@@ -156,6 +156,11 @@ class SentenceTransformerEncoder(Encoder):
         return self._model
 
     @property
+    def symmetric(self) -> bool:
+        """No prefixes, or the same on both sides: the two sides share cached vectors."""
+        return self.options.query_prefix == self.options.document_prefix
+
+    @property
     def dimension(self) -> int:
         model = self.load()
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension

@@ -152,6 +152,7 @@ def test_prefix_options(e5_model) -> None:
     p = asym.encode(texts, role="document")
     assert not np.allclose(p, q, atol=1e-3)
     np.testing.assert_allclose(asym.encode(texts, role="query"), q, atol=1e-6)
+    assert default.symmetric and not asym.symmetric  # same prefix: the sides share cached vectors
     assert not np.allclose(E5SmallEncoder(query_prefix="").encode(texts, role="query"), q, atol=1e-3)
 
 

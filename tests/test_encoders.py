@@ -58,6 +58,8 @@ def test_sentence_transformers_from_local_folder_and_prefixes(tmp_path) -> None:
     b = prefixed.encode(["Acme Corporation"], role="query")
     c = prefixed.encode(["Acme Corporation"], role="document")
     assert not np.allclose(a, b) and np.allclose(a, c, atol=1e-5)
+    # roles share cached vectors only when both sides get the same prefix
+    assert plain.symmetric and not prefixed.symmetric
 
 
 def test_merge_with_sentence_transformers() -> None:

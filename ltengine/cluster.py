@@ -176,7 +176,7 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, ke
     src_parts, dst_parts, score_parts = [], [], []
     linker = Linker(cfg)
     if n_units > 1:
-        linker.fit(units)
+        linker.fit(units, expected_queries=len(units))
         chunks = _query_chunks(unit_texts, QUERY_CHUNK_TEXTS)
         with progress_bar(n_units, "kNN graph", cfg.progress) as bar:
             for lo, hi in chunks:

@@ -136,6 +136,10 @@ class Retriever(Component):
     #: semantic retrievers) or ``"texts"`` (the records' texts, for lexical retrievers such as
     #: ``char-ngram``, which the Linker uses in the ``lexical`` and ``hybrid`` modes).
     inputs: ClassVar[Literal["vectors", "texts"]] = "vectors"
+    #: A hint set before ``build`` when the Linker knows it: how many left rows will be searched
+    #: (``lt.merge`` and friends know; a reusable ``Linker.fit`` does not: None).  An index may
+    #: use it to pick exact search when an approximate index would cost more to build than it saves.
+    expected_queries: int | None = None
 
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Index ``vectors`` (n, d), whose rows are the right-hand records ``ids`` (int64)."""
@@ -197,7 +201,9 @@ class Fuser(Component):
 
         ``pairs`` has ``id_l``, ``id_r``, ``score_semantic`` (cosine of the embeddings, -1..1),
         ``score_lexical`` (cosine of the character n-gram vectors, 0..1), and ``rank_semantic`` /
-        ``rank_lexical``: each pair's rank (1 = best) by that score among the candidates of its left row.
+        ``rank_lexical``: each pair's rank (1 = best) by that score among the candidates of its left row,
+        ``gap_semantic`` / ``gap_lexical``: the score minus that row's best (<= 0), and ``script_l``:
+        the dominant script of the left text ("Latin", "Cyrillic", "Han", ...; "none" without letters).
         """
         raise NotImplementedError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -159,8 +160,11 @@ class Linker:
         return df
 
     # -- fitting the right side ---------------------------------------------------------------
-    def fit(self, right: pd.DataFrame) -> Linker:
+    def fit(self, right: pd.DataFrame, *, expected_queries: int | None = None) -> Linker:
         """Serialise, encode and index ``right`` (per block).  Returns self.
+
+        ``expected_queries``: how many left rows will be linked, if known (a hint for the
+        retriever's index choice: FAISS ``auto`` stays exact when that is cheaper than building HNSW).
 
         Modes ``semantic``/``auto``/``hybrid`` encode and index the right side; ``auto`` and
         ``hybrid`` also keep its vectors (to score lexical candidates semantically).  The lexical
@@ -180,8 +184,11 @@ class Linker:
             vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
             for key, positions in _groups(keys, ids):
                 retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
+                retriever.expected_queries = expected_queries
                 self.context.run("build", retriever, vectors=vectors[positions], ids=ids[positions])
                 blocks[key] = retriever
+            kinds = Counter(getattr(r, "index_type", cfg.retriever) for r in blocks.values())
+            self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
             if cfg.mode in ("auto", "hybrid"):
                 fitted.vectors = vectors
                 fitted.vector_rows = _row_map(len(right), ids)
@@ -349,7 +356,7 @@ class Linker:
         pairs["score_semantic"] = semantic_scores
         pairs["score_lexical"] = lexical_scores
         fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options, encoder=self.encoder.name)
-        pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs))
+        pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs, lexical_texts[id_l]))
         if threshold is not None:  # range: every fused pair at or above the threshold
             pairs = top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
         else:

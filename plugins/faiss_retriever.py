@@ -1,5 +1,6 @@
 """``faiss``: FAISS inner-product search.  Exact (flat) by default; HNSW or IVF when asked, or
-automatically when the indexed block is larger than ``auto_threshold`` rows."""
+automatically when the indexed block is larger than ``auto_threshold`` rows and more than
+``auto_flat_queries`` left rows will be searched (or their number is unknown)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ class FaissRetriever(Retriever):
         #: Index size above which "auto" switches from exact flat search to HNSW
         #: (measured in evals/faiss_auto.py; see README).
         auto_threshold: int = 100_000
+        #: "auto" stays exact above auto_threshold rows when at most this many left rows will be
+        #: searched (the Linker's ``expected_queries`` hint): building HNSW costs about as much as
+        #: ~40,000 exact queries, whatever the index size (evals/faiss_auto.py; see README).
+        auto_flat_queries: int = 20_000
         hnsw_m: int = 32
         hnsw_ef_construction: int = 80
         hnsw_ef_search: int = 128
@@ -48,7 +53,8 @@ class FaissRetriever(Retriever):
         """The index type used for ``n`` rows."""
         if self.options.index != "auto":
             return self.options.index
-        return "flat" if n <= self.options.auto_threshold else "hnsw"
+        few_queries = self.expected_queries is not None and self.expected_queries <= self.options.auto_flat_queries
+        return "flat" if n <= self.options.auto_threshold or few_queries else "hnsw"
 
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         import faiss

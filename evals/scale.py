@@ -252,9 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     result = run(args.suite, args.sizes, args.modes)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    print(f"wrote {write_result(result)}")
-    if args.suite == "full" and not args.sizes:  # kept apart too, so that a later quick run leaves it in place
-        print(f"wrote {write_result(result, 'scale_full')}")
+    if args.sizes:  # not a suite's plan: not the published full result
+        result["suite"] = "custom"
+    print(f"wrote {write_result(result)}")  # full: also scale_full.json
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from typing import Any
 
 import pandas as pd
 
-from evals.common import machine, main_for, write_result
+from evals.common import machine, main_for
 from evals.peers import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -230,9 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n", type=int, default=None, help="rows per side (default: the suite's)")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the suite's order of runs (reversed) this often")
     args = parser.parse_args(argv)
-    result = main_for(lambda suite: run(suite, args.n, args.rounds), ["--suite", args.suite])
-    if args.suite == "full":  # kept apart too, so that a later quick run leaves the 20k numbers in place
-        print(f"wrote {write_result(result, 'speed_vs_linktransformer_full')}")
+    main_for(lambda suite: run(suite, args.n, args.rounds), ["--suite", args.suite])  # full: also *_full.json
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
     if cache is None:  # (a cache may define __len__, so no truthiness test)
         cache = NullCache()
     chunk = config.encode_chunk_size
-    parts: list[np.ndarray] = []
+    unique_vectors: np.ndarray | None = None  # filled chunk by chunk: no list of parts to concatenate
     hits = 0
     with progress_bar(len(uniques), f"encoding ({role}s)", config.progress) as bar:
         for start in range(0, len(uniques), chunk):
@@ -101,12 +101,19 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
                 cache.set(key, vectors)
             else:
                 hits += len(batch)
-            parts.append(vectors)
+            if unique_vectors is None:
+                unique_vectors = np.empty((len(uniques), vectors.shape[1]), dtype=np.float32)
+            elif vectors.shape[1] != unique_vectors.shape[1]:
+                raise PluginError(f"encoder {encoder.name!r} returned {vectors.shape[1]}-d vectors after "
+                                  f"{unique_vectors.shape[1]}-d ones")
+            unique_vectors[start : start + len(batch)] = vectors
             bar.update(len(batch))
     report = context.report.setdefault("encoding", {})
     entry = report.setdefault(role, {"texts": 0, "unique": 0, "cache_hits": 0})
     entry["texts"] += len(texts)
     entry["unique"] += len(uniques)
     entry["cache_hits"] += hits
-    vectors = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return vectors[codes]
+    assert unique_vectors is not None
+    if len(codes) == len(uniques) and (codes[1:] > codes[:-1]).all():
+        return unique_vectors  # distinct texts already in sorted order: no copy
+    return unique_vectors[codes]

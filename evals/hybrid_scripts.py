@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ltengine_plugins.fusers import add_string_features
 
 import ltengine as lt
 from evals.common import machine, main_for
@@ -86,7 +87,8 @@ def _refuse(knn: pd.DataFrame, fuser: str, options: dict[str, Any] | None = None
     from ltengine.fusion import create_fuser
 
     component = create_fuser(lt.get_host(), fuser, options or {})
-    return pd.Series(fuse(component, add_component_ranks(knn, knn["name_l"])), index=knn.index)
+    pairs = add_string_features(add_component_ranks(knn, knn["name_l"]), (knn["name_l"], knn["name_r"]))
+    return pd.Series(fuse(component, pairs), index=knn.index)
 
 
 def evaluate_task(kind: str, lang: str, task: LinkTask, model: str | None, seed: int = 0) -> dict[str, Any]:
@@ -109,7 +111,7 @@ def evaluate_task(kind: str, lang: str, task: LinkTask, model: str | None, seed:
     fit_rows = hybrid[hybrid["id_l"].isin(train)]
     labels = _labels(fit_rows, truth)
     if 0 < labels.sum() < len(labels):
-        weights = lt.fit_fusion(fit_rows, labels)
+        weights = lt.fit_fusion(fit_rows, labels, texts=(fit_rows["name_l"], fit_rows["name_r"]))
         hybrid = hybrid.assign(fitted=_refuse(hybrid, "weighted", weights))
     else:
         weights, hybrid = {}, hybrid.assign(fitted=hybrid["score"])

@@ -341,7 +341,7 @@ class Linker:
             a = vectors[left_rows[id_l[lo : lo + 65536]]]
             b = right.vectors[right.vector_rows[id_r[lo : lo + 65536]]]
             semantic_scores[lo : lo + 65536] = np.einsum("ij,ij->i", a, b)
-        lexical_scores = np.zeros(len(pairs), dtype=np.float32)
+        lexical_features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
         lexical_index = self._lexical_index()
         block_of = np.full(n_left, -1, dtype=np.int64)  # left row -> index of its block in groups
         for number, (_, positions) in enumerate(groups):
@@ -352,9 +352,12 @@ class Linker:
         for number, (key, _) in enumerate(groups):
             rows = order[bounds[number] : bounds[number + 1]]
             if len(rows):
-                lexical_scores[rows] = lexical_index[key].score_pairs(list(lexical_texts[id_l[rows]]), id_r[rows])
+                for name, values in _lexical_pair_features(lexical_index[key], list(lexical_texts[id_l[rows]]),
+                                                           id_r[rows]).items():
+                    lexical_features.setdefault(name, np.zeros(len(pairs), dtype=np.float32))[rows] = values
         pairs["score_semantic"] = semantic_scores
-        pairs["score_lexical"] = lexical_scores
+        for name, values in lexical_features.items():
+            pairs[name] = values
         fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options, encoder=self.encoder.name)
         pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs, lexical_texts[id_l]))
         if threshold is not None:  # range: every fused pair at or above the threshold
@@ -405,6 +408,15 @@ class Linker:
         self.context.timings["total_link"] = time.perf_counter() - start
         out.attrs["ltengine"] = {"report": dict(self.context.report), "timings": dict(self.context.timings)}
         return out
+
+
+def _lexical_pair_features(retriever: Any, texts: list[str], right_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """``score_lexical`` of the pairs, plus the string similarities when the retriever offers them
+    (``pair_features``, as ``char-ngram`` does)."""
+    features = getattr(retriever, "pair_features", None)
+    if callable(features):
+        return dict(features(texts, right_ids))
+    return {"score_lexical": retriever.score_pairs(texts, right_ids)}
 
 
 def _lexical_texts(df: pd.DataFrame, columns: tuple[str, ...], side: str, texts: np.ndarray) -> np.ndarray:

@@ -30,26 +30,71 @@ from ltengine.components import Fuser
 from ltengine.errors import ConfigError, LinkInputError
 from ltengine.fusion import add_component_ranks
 from ltengine.hookspecs import hookimpl
+from ltengine.string_features import STRING_FEATURES, string_features
 
 from .fusion_weights import DEFAULT_TABLES
 
-#: Features of the weighted fuser, in the order of its weights (see ``add_component_ranks``).
-FEATURES = ("score_semantic", "score_lexical", "gap_semantic", "gap_lexical")
-WEIGHTS = ("w_semantic", "w_lexical", "w_semantic_gap", "w_lexical_gap", "bias")
+#: The weighted fuser's features (see ``add_component_ranks`` and ``ltengine.string_features``) and
+#: the name of each one's weight.
+FEATURE_WEIGHTS = {
+    "score_semantic": "w_semantic", "score_lexical": "w_lexical",
+    "gap_semantic": "w_semantic_gap", "gap_lexical": "w_lexical_gap",
+    **{name: "w_" + name.removeprefix("string_") for name in STRING_FEATURES},
+}
+FEATURES = tuple(FEATURE_WEIGHTS)
+WEIGHTS = (*FEATURE_WEIGHTS.values(), "bias")
 #: Script key of the fallback weights in a table.
 ANY_SCRIPT = "*"
 
 
-def _features(pairs: pd.DataFrame) -> np.ndarray:
+def _text_columns(pairs: pd.DataFrame) -> tuple[str, str] | None:
+    """The (left, right) text columns of candidate pairs: text_l/text_r, or the one <name>_x/<name>_y
+    (or _l/_r) pair of text columns of a merge_knn output; None if there is no single such pair."""
+    if {"text_l", "text_r"} <= set(pairs.columns):
+        return "text_l", "text_r"
+    found = [(f"{c[:-2]}{a}", f"{c[:-2]}{b}") for c in map(str, pairs.columns) for a, b in (("_x", "_y"), ("_l", "_r"))
+             if c.endswith(a) and f"{c[:-2]}{b}" in pairs.columns and pairs[c].dtype == object]
+    return found[0] if len(found) == 1 else None
+
+
+def add_string_features(pairs: pd.DataFrame, texts: tuple[Any, Any] | None = None) -> pd.DataFrame:
+    """Add the string similarity columns of the pairs' texts (``texts`` = left and right texts per
+    pair, default: the pairs' text columns) on the char-ngram retriever's default lexical keys."""
+    from ltengine.names import normalize_names
+
+    if texts is None:
+        columns = _text_columns(pairs)
+        if columns is None:
+            return pairs
+        texts = (pairs[columns[0]], pairs[columns[1]])
+    left, right = (pd.Series(np.asarray(t, dtype=object)).fillna("").astype(str) for t in texts)
+    if len(left) != len(pairs) or len(right) != len(pairs):
+        raise LinkInputError(f"texts must give one left and one right text per pair ({len(pairs)} pairs)")
+    distinct = pd.unique(pd.concat([left, right], ignore_index=True))
+    keys = dict(zip(distinct, normalize_names(list(distinct))))
+    return pairs.assign(**string_features(left.map(keys).tolist(), right.map(keys).tolist()))
+
+
+def _features(pairs: pd.DataFrame, texts: tuple[Any, Any] | None = None, strict: bool = False) -> np.ndarray:
+    """The feature matrix; gaps and string similarities are computed when missing (the latter from
+    the texts, if any: else 0, as for a lexical retriever that offers none; ``strict``: an error)."""
     missing = [c for c in FEATURES[:2] if c not in pairs.columns]
     if missing:
         raise LinkInputError(
             f"fusion needs the columns {list(FEATURES[:2])}; {missing} missing. Use the output of "
             "merge_knn(..., mode='hybrid') or Linker.candidates in hybrid mode."
         )
-    if any(c not in pairs.columns for c in FEATURES[2:]):
+    if any(c not in pairs.columns for c in FEATURES[2:4]):
         pairs = add_component_ranks(pairs)
-    values = pairs[list(FEATURES)].to_numpy(dtype=np.float64)
+    if texts is not None or any(c not in pairs.columns for c in STRING_FEATURES):
+        if strict and texts is None and _text_columns(pairs) is None:
+            raise LinkInputError(
+                "fitting the weighted fuser needs the pairs' texts for its string similarities: pass "
+                "texts=(left_texts, right_texts), one of each per pair (the pairs have no text_l/text_r "
+                "columns and no single <column>_x/<column>_y pair of text columns)"
+            )
+        pairs = add_string_features(pairs, texts)
+    values = pairs.reindex(columns=list(FEATURES), fill_value=0.0).to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         bad = int(np.flatnonzero(~np.isfinite(values).all(axis=1))[0])
         raise LinkInputError(f"score_semantic/score_lexical must be finite numbers; row {pairs.index[bad]!r} is not")
@@ -85,6 +130,11 @@ class WeightedFuser(Fuser):
         w_lexical: float | None = None
         w_semantic_gap: float | None = None
         w_lexical_gap: float | None = None
+        w_jaro_winkler: float | None = None
+        w_indel: float | None = None
+        w_token_sort: float | None = None
+        w_skeleton: float | None = None
+        w_first_letter: float | None = None
         bias: float | None = None
         #: {script: {weight: value}} with a "*" fallback row, e.g. from ``lt.fit_fusion(...,
         #: by_script=True)``; None = the encoder's default table.
@@ -132,15 +182,17 @@ class WeightedFuser(Fuser):
 
     @classmethod
     def fit(cls, pairs: pd.DataFrame, labels: Any, *, C: float = 1.0, by_script: bool = False,
-            min_pairs: int = 500) -> dict[str, Any]:
+            min_pairs: int = 500, texts: tuple[Any, Any] | None = None) -> dict[str, Any]:
         """Fit the weights by logistic regression (scikit-learn) on ``pairs`` with 0/1 ``labels``.
 
-        Returns the five weights, or with ``by_script=True`` ``{"table": {script: weights}}``: one
-        row per script of the left texts with at least ``min_pairs`` pairs and both labels, plus
-        the "*" row fitted on all pairs.  Pass the result as ``fuser_options``.
+        Returns the weights, or with ``by_script=True`` ``{"table": {script: weights}}``: one row
+        per script of the left texts with at least ``min_pairs`` pairs and both labels, plus the
+        "*" row fitted on all pairs.  Pass the result as ``fuser_options``.  The string
+        similarities are computed from ``texts`` (left and right text per pair), by default from
+        the pairs' text columns (``<column>_x``/``<column>_y`` of a merge_knn output).
         """
         y = _labels(labels, len(pairs))
-        x = _features(pairs)
+        x = _features(pairs, texts, strict=True)
         weights = {ANY_SCRIPT: _logistic(x, y, C)}
         if not by_script:
             return weights[ANY_SCRIPT]

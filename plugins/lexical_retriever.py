@@ -90,6 +90,7 @@ class CharNgramRetriever(Retriever):
         self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(o.ngram_min, o.ngram_max),
                                           sublinear_tf=o.sublinear_tf, dtype=np.float32, lowercase=False)
         keys = self.keys(vectors)
+        self.right_keys = np.asarray(keys, dtype=object)  # for the string similarities of pairs
         if not any(keys):  # nothing to index: keep an empty vocabulary that matches nothing
             keys = keys + ["\x00"]
         matrix = self.vectorizer.fit_transform(keys)[: self.size]
@@ -138,18 +139,35 @@ class CharNgramRetriever(Retriever):
         out["rank"] = out.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
         return out.reset_index(drop=True)
 
-    def score_pairs(self, texts: Sequence[str], right_ids: np.ndarray) -> np.ndarray:
-        """Cosine of the lexical keys of ``texts[i]`` and right row ``right_ids[i]`` (float32, one per pair)."""
-        right_ids = np.asarray(right_ids, dtype=np.int64)
-        if len(right_ids) == 0:
-            return np.zeros(0, dtype=np.float32)
-        codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
-        queries = self.transform(list(uniques))[codes]
+    def _positions(self, right_ids: np.ndarray) -> np.ndarray:
         slots = np.searchsorted(self.ids, right_ids, sorter=self._order)
         positions = self._order[np.minimum(slots, self.size - 1)]
         if not np.array_equal(self.ids[positions], right_ids):
             raise KeyError("score_pairs got right ids that are not in this index")
-        return np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()
+        return positions
+
+    def score_pairs(self, texts: Sequence[str], right_ids: np.ndarray) -> np.ndarray:
+        """Cosine of the lexical keys of ``texts[i]`` and right row ``right_ids[i]`` (float32, one per pair)."""
+        return self.pair_features(texts, right_ids, strings=False)["score_lexical"]
+
+    def pair_features(self, texts: Sequence[str], right_ids: np.ndarray, *, strings: bool = True) -> dict[str, np.ndarray]:
+        """``score_lexical`` (the cosine of :meth:`score_pairs`) and, with ``strings``, the string
+        similarities of the two lexical keys (:data:`ltengine.string_features.STRING_FEATURES`),
+        one float32 per pair: what the hybrid fusers weigh."""
+        from ltengine.string_features import STRING_FEATURES, string_features
+
+        right_ids = np.asarray(right_ids, dtype=np.int64)
+        if len(right_ids) == 0:
+            names = ("score_lexical", *STRING_FEATURES) if strings else ("score_lexical",)
+            return {name: np.zeros(0, dtype=np.float32) for name in names}
+        codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
+        keys = self.keys(list(uniques))
+        queries = self.vectorizer.transform(keys)[codes]
+        positions = self._positions(right_ids)
+        out = {"score_lexical": np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()}
+        if strings:
+            out.update(string_features(np.asarray(keys, dtype=object)[codes], self.right_keys[positions]))
+        return out
 
 
 @hookimpl

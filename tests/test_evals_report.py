@@ -139,3 +139,15 @@ def test_real_benchmarks_at_a_tiny_size_feed_the_report(tmp_path: Path) -> None:
     plots = sorted(p.name for p in (out / "plots").glob("*.png"))
     assert any(p.startswith("crosslingual_baselines-1-top-1-per-language") for p in plots)
     assert any(p.startswith("febrl4_link-0") for p in plots)
+
+
+def test_full_results_are_kept_apart_from_quick_runs(tmp_path: Path) -> None:
+    """A full-suite result also lands in <name>_full.json, which a later quick run leaves alone."""
+    import json
+
+    full = {"benchmark": "demo", "suite": "full", "tables": [], "value": 1}
+    write_result(full, directory=tmp_path)
+    write_result({**full, "suite": "quick", "value": 2}, directory=tmp_path)
+    assert json.loads((tmp_path / "demo.json").read_text())["value"] == 2
+    assert json.loads((tmp_path / "demo_full.json").read_text())["value"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.json", "demo_full.json"]

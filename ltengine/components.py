@@ -163,10 +163,12 @@ class Retriever(Component):
         return range_by_doubling(self, vectors, ids, threshold)
 
     def score_pairs(self, queries: Any, right_ids: np.ndarray) -> np.ndarray:
-        """Score ``queries[i]`` against right id ``right_ids[i]`` (one float per pair).
+        """Score ``queries[i]`` (a vector, or a text for ``inputs = "texts"``) against right id
+        ``right_ids[i]`` (one float per pair, the score ``search`` would give).
 
-        Needed only by retrievers with ``inputs = "texts"``: the hybrid mode scores every candidate
-        pair with both components.
+        The hybrid mode scores every candidate pair with both components: a lexical retriever must
+        implement this; a vector retriever that does spares the Linker a copy of the right-hand
+        vectors (without it they are kept in memory after ``fit``).
         """
         raise NotImplementedError(f"retriever {self.name!r} cannot score given pairs")
 

@@ -32,6 +32,8 @@ from .text import check_columns, check_frame, serialize
 Mode = Literal["best", "knn", "range"]
 #: Columns ltengine adds to merged output; input tables must not already use them.
 OUTPUT_COLUMNS = ("score", "rank")
+#: Candidate pairs whose vectors are gathered at once when the hybrid mode scores them.
+PAIR_CHUNK = 65536
 #: Left rows searched per retriever call in an unblocked link (unit of progress).
 SEARCH_CHUNK = 8192
 
@@ -69,7 +71,10 @@ class _FittedRight:
     lexical_texts: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=object))
     keys: np.ndarray | None = None
     ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    #: True when the right side was encoded (any mode but lexical): hybrid is possible
+    semantic: bool = False
     #: right row position -> row of ``vectors`` (-1: empty text); vectors kept for hybrid scoring
+    #: only when a block's retriever cannot score given pairs itself (``score_pairs``)
     vector_rows: np.ndarray | None = None
     vectors: np.ndarray | None = None
     profile: dict[str, float] = dataclasses.field(default_factory=dict)
@@ -189,7 +194,8 @@ class Linker:
                 blocks[key] = retriever
             kinds = Counter(getattr(r, "index_type", cfg.retriever) for r in blocks.values())
             self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
-            if cfg.mode in ("auto", "hybrid"):
+            fitted.semantic = True
+            if cfg.mode in ("auto", "hybrid") and not all(_scores_pairs(r) for r in blocks.values()):
                 fitted.vectors = vectors
                 fitted.vector_rows = _row_map(len(right), ids)
         self._right = fitted
@@ -221,7 +227,7 @@ class Linker:
             return cfg.mode
         left_profile = script_profile(left_texts)
         distance = profile_distance(left_profile, right.profile)
-        hybrid = scripts_differ(left_profile, right.profile) and right.vectors is not None
+        hybrid = scripts_differ(left_profile, right.profile) and right.semantic
         report.update(
             mode="hybrid" if hybrid else "semantic",
             mode_reason=(f"auto: script mix distance {distance:.2f} "
@@ -330,17 +336,13 @@ class Linker:
               threshold: float | None) -> pd.DataFrame:
         """Union the two candidate lists, score every pair with both components, fuse, keep the best."""
         right = self._right
-        assert right is not None and right.vectors is not None and right.vector_rows is not None
+        assert right is not None and right.semantic
         start = time.perf_counter()
         pairs = pd.concat([semantic[["id_l", "id_r"]], lexical[["id_l", "id_r"]]], ignore_index=True)
         pairs = pairs.drop_duplicates().sort_values(["id_l", "id_r"], kind="stable").reset_index(drop=True)
         id_l, id_r = pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy()
         left_rows = _row_map(n_left, ids)
         semantic_scores = np.empty(len(pairs), dtype=np.float32)
-        for lo in range(0, len(pairs), 65536):
-            a = vectors[left_rows[id_l[lo : lo + 65536]]]
-            b = right.vectors[right.vector_rows[id_r[lo : lo + 65536]]]
-            semantic_scores[lo : lo + 65536] = np.einsum("ij,ij->i", a, b)
         lexical_features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
         lexical_index = self._lexical_index()
         block_of = np.full(n_left, -1, dtype=np.int64)  # left row -> index of its block in groups
@@ -351,10 +353,19 @@ class Linker:
         bounds = np.searchsorted(pair_blocks[order], np.arange(len(groups) + 1))
         for number, (key, _) in enumerate(groups):
             rows = order[bounds[number] : bounds[number + 1]]
-            if len(rows):
-                for name, values in _lexical_pair_features(lexical_index[key], list(lexical_texts[id_l[rows]]),
-                                                           id_r[rows]).items():
-                    lexical_features.setdefault(name, np.zeros(len(pairs), dtype=np.float32))[rows] = values
+            if not len(rows):
+                continue
+            for lo in range(0, len(rows), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
+                part = rows[lo : lo + PAIR_CHUNK]
+                queries = vectors[left_rows[id_l[part]]]
+                if right.vectors is None:  # the block's retriever scores the pairs from its own copy
+                    semantic_scores[part] = right.blocks[key].score_pairs(queries, id_r[part])
+                else:
+                    stored = right.vectors[right.vector_rows[id_r[part]]]  # type: ignore[index]
+                    semantic_scores[part] = np.einsum("ij,ij->i", queries, stored)
+            for name, values in _lexical_pair_features(lexical_index[key], list(lexical_texts[id_l[rows]]),
+                                                       id_r[rows]).items():
+                lexical_features.setdefault(name, np.zeros(len(pairs), dtype=np.float32))[rows] = values
         pairs["score_semantic"] = semantic_scores
         for name, values in lexical_features.items():
             pairs[name] = values
@@ -408,6 +419,13 @@ class Linker:
         self.context.timings["total_link"] = time.perf_counter() - start
         out.attrs["ltengine"] = {"report": dict(self.context.report), "timings": dict(self.context.timings)}
         return out
+
+
+def _scores_pairs(retriever: Any) -> bool:
+    """Whether a (vector) retriever implements ``score_pairs``."""
+    from .components import Retriever
+
+    return type(retriever).score_pairs is not Retriever.score_pairs
 
 
 def _lexical_pair_features(retriever: Any, texts: list[str], right_ids: np.ndarray) -> dict[str, np.ndarray]:

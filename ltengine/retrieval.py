@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -75,3 +75,25 @@ def range_by_doubling(retriever: Retriever, vectors: np.ndarray, ids: np.ndarray
         pending = pending[np.isin(ids[pending], saturated.to_numpy())]
         k = k * 2 if size is None else min(k * 2, size)
     return pd.concat(found, ignore_index=True) if found else empty_candidates()
+
+
+def id_positions(ids: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions in ``ids`` (with ``order = argsort(ids)``) of each id in ``wanted``; KeyError if one is missing."""
+    wanted = np.asarray(wanted, dtype=np.int64)
+    if len(ids) == 0:
+        if len(wanted):
+            raise KeyError("score_pairs got right ids that are not in this index")
+        return np.zeros(0, dtype=np.int64)
+    slots = np.searchsorted(ids, wanted, sorter=order)
+    positions = order[np.minimum(slots, len(ids) - 1)]
+    if not np.array_equal(ids[positions], wanted):
+        raise KeyError("score_pairs got right ids that are not in this index")
+    return positions
+
+
+def inner_products(queries: np.ndarray, stored: Any, positions: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """``queries[i] . stored(positions[i])`` per pair (float32); ``stored(p)`` returns those rows."""
+    out = np.empty(len(positions), dtype=np.float32)
+    for lo in range(0, len(positions), chunk):
+        out[lo : lo + chunk] = np.einsum("ij,ij->i", queries[lo : lo + chunk], stored(positions[lo : lo + chunk]))
+    return out

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .components import Retriever
 from .plugins import get_host
 
 
@@ -78,3 +79,15 @@ def check_retriever(name: str, *, n_right: int = 300, n_left: int = 50, dim: int
     ranks = got_knn.groupby("id_l")["rank"].apply(list)
     assert all(r == list(range(1, len(r) + 1)) for r in ranks), "ranks must be 1..k per left row"
     assert (got_range.retrieval_score >= 0.5).all(), "range search returned scores below the threshold"
+    retriever = registry.get("retriever", name).create(options=options)
+    retriever.build(right, right_ids)
+    if type(retriever).score_pairs is not Retriever.score_pairs:  # optional: scoring given pairs
+        pick = rng.integers(0, n_right, size=n_left)
+        got = retriever.score_pairs(left, right_ids[pick])
+        np.testing.assert_allclose(got, np.einsum("ij,ij->i", left, right[pick]), atol=1e-4)
+        try:
+            retriever.score_pairs(left[:1], np.array([-1]))
+        except KeyError:
+            pass
+        else:
+            raise AssertionError(f"{name}.score_pairs must raise KeyError for a right id it does not hold")

@@ -7,7 +7,7 @@ import pandas as pd
 
 from ltengine.components import Retriever
 from ltengine.hookspecs import hookimpl
-from ltengine.retrieval import empty_candidates, topk_to_frame
+from ltengine.retrieval import empty_candidates, id_positions, inner_products, topk_to_frame
 
 #: Query rows scored per matrix product (bounds memory at rows x index size floats).
 QUERY_CHUNK = 1024
@@ -23,6 +23,12 @@ class ExactRetriever(Retriever):
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.ids = np.asarray(ids, dtype=np.int64)
         self.size = len(self.ids)
+        self._order = np.argsort(self.ids, kind="stable")
+
+    def score_pairs(self, queries: np.ndarray, right_ids: np.ndarray) -> np.ndarray:
+        """Inner product of ``queries[i]`` with the vector of ``right_ids[i]``."""
+        positions = id_positions(self.ids, self._order, right_ids)
+        return inner_products(np.asarray(queries, dtype=np.float32), self.vectors.__getitem__, positions)
 
     def search(self, vectors: np.ndarray, ids: np.ndarray, k: int) -> pd.DataFrame:
         k = min(k, self.size)

@@ -13,7 +13,7 @@ import pandas as pd
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
-from ltengine.retrieval import empty_candidates, rerank_positions, topk_to_frame
+from ltengine.retrieval import empty_candidates, id_positions, inner_products, rerank_positions, topk_to_frame
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
 
@@ -80,6 +80,9 @@ class FaissRetriever(Retriever):
             self.index.nprobe = min(self.options.ivf_nprobe, nlist)
             self._quantizer = quantizer  # keep alive
         self.index.add(vectors)
+        if self.index_type == "ivf" and n >= 2:
+            self.index.make_direct_map()  # for reconstruct (score_pairs)
+        self._order = np.argsort(self.ids, kind="stable")
 
     def search(self, vectors: np.ndarray, ids: np.ndarray, k: int) -> pd.DataFrame:
         k = min(k, self.size)
@@ -90,6 +93,12 @@ class FaissRetriever(Retriever):
         scores, positions = self.index.search(np.ascontiguousarray(vectors, dtype=np.float32), k)
         # ties are broken by lower right id, as in the exact reference
         return rerank_positions(topk_to_frame(positions, scores, ids, self.ids))
+
+    def score_pairs(self, queries: np.ndarray, right_ids: np.ndarray) -> np.ndarray:
+        """Inner product of ``queries[i]`` with the indexed vector of ``right_ids[i]`` (exact, from
+        FAISS's own copy of the vectors)."""
+        positions = id_positions(self.ids, self._order, right_ids)
+        return inner_products(np.asarray(queries, dtype=np.float32), self.index.reconstruct_batch, positions)
 
     def search_range(self, vectors: np.ndarray, ids: np.ndarray, threshold: float) -> pd.DataFrame:
         if self.index_type != "flat":

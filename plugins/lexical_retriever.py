@@ -25,7 +25,7 @@ import pandas as pd
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
-from ltengine.retrieval import empty_candidates, topk_to_frame
+from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
 
 HAN_MODES = ("auto", "chinese", "japanese")
 
@@ -154,13 +154,6 @@ class CharNgramRetriever(Retriever):
         out["rank"] = out.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
         return out.reset_index(drop=True)
 
-    def _positions(self, right_ids: np.ndarray) -> np.ndarray:
-        slots = np.searchsorted(self.ids, right_ids, sorter=self._order)
-        positions = self._order[np.minimum(slots, self.size - 1)]
-        if not np.array_equal(self.ids[positions], right_ids):
-            raise KeyError("score_pairs got right ids that are not in this index")
-        return positions
-
     def score_pairs(self, texts: Sequence[str], right_ids: np.ndarray) -> np.ndarray:
         """Cosine of the lexical keys of ``texts[i]`` and right row ``right_ids[i]`` (float32, one per pair)."""
         return self.pair_features(texts, right_ids, strings=False)["score_lexical"]
@@ -178,7 +171,7 @@ class CharNgramRetriever(Retriever):
         codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
         keys = self.query_keys(list(uniques))
         queries = self.vectorizer.transform(keys)[codes]
-        positions = self._positions(right_ids)
+        positions = id_positions(self.ids, self._order, right_ids)
         out = {"score_lexical": np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()}
         if strings:
             out.update(string_features(np.asarray(keys, dtype=object)[codes], self.right_keys[positions]))

@@ -228,3 +228,36 @@ def test_fit_fusion_asks_for_texts_when_it_cannot_tell_them() -> None:
         lt.fit_fusion(knn, labels)  # two text column pairs: city_x/city_y and code_x/code_y
     weights = lt.fit_fusion(knn, labels, texts=(knn["city_x"], knn["city_y"]))
     assert weights["w_lexical"] != 0
+
+
+def test_hybrid_scores_pairs_from_the_retrievers_own_vectors() -> None:
+    """FAISS and exact score given pairs themselves, so the Linker keeps no copy of the right vectors;
+    a vector retriever without score_pairs still works (the Linker then keeps the vectors)."""
+    from ltengine.components import Retriever
+    from ltengine.testing import registered_plugin
+    from ltengine_plugins.exact_retriever import ExactRetriever
+
+    class NoPairs(ExactRetriever):
+        name = "exact-no-pairs"
+        aliases = ()
+        score_pairs = Retriever.score_pairs
+
+    class Plugin:
+        @lt.hookimpl
+        def register_retrievers(self, register):
+            register(NoPairs)
+
+    config = lt.LinkConfig(left_on=("city",), right_on=("city",), mode="hybrid", progress=False)
+    linker = lt.Linker(config).fit(CITIES)
+    assert linker._right.vectors is None and linker._right.semantic
+    expected = linker.candidates(GREEK_HINDI, k=3)
+    with registered_plugin(Plugin(), name="no-pairs"):
+        other = lt.Linker(config.replace(retriever="exact-no-pairs")).fit(CITIES)
+        assert other._right.vectors is not None
+        got = other.candidates(GREEK_HINDI, k=3)
+    pd.testing.assert_frame_equal(got[["id_l", "id_r", "rank"]], expected[["id_l", "id_r", "rank"]])
+    np.testing.assert_allclose(got["score_semantic"], expected["score_semantic"], atol=1e-5)
+    # auto mode fitted on one script, linked from another: still hybrid, no vectors kept
+    auto = lt.Linker(config.replace(mode="auto")).fit(CITIES)
+    assert auto._right.vectors is None
+    assert list(auto.merge(GREEK_HINDI)["city_y"]) == TRUTH and auto.context.report["mode"] == "hybrid"

@@ -190,7 +190,8 @@ class Linker:
             for key, positions in _groups(keys, ids):
                 retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
                 retriever.expected_queries = expected_queries
-                self.context.run("build", retriever, vectors=vectors[positions], ids=ids[positions])
+                block = vectors if len(positions) == len(vectors) else vectors[positions]  # one block: no copy
+                self.context.run("build", retriever, vectors=block, ids=ids[positions])
                 blocks[key] = retriever
             kinds = Counter(getattr(r, "index_type", cfg.retriever) for r in blocks.values())
             self.context.report["index"] = dict(kinds)  # index kind -> number of blocks

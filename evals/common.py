@@ -116,3 +116,22 @@ def peak_rss(interval: float = 0.05) -> Iterator[dict[str, float]]:
         thread.join()
         out["peak_mib"] = round(max(out["peak_mib"], proc.memory_info().rss / 2**20), 1)
         out["start_mib"] = round(out["start_mib"], 1)
+
+
+# -- train/test split and decision metrics shared by the linking benchmarks ------------------------------
+def is_test(ids: Any) -> Any:
+    """A stable half of the ids (md5 parity): the test rows, as a boolean numpy array."""
+    import hashlib
+
+    import numpy as np
+
+    return np.array([int(hashlib.md5(str(i).encode()).hexdigest(), 16) % 2 == 1 for i in ids])
+
+
+def prf(predicted: set[tuple[Any, Any]], gold: set[tuple[Any, Any]]) -> dict[str, float]:
+    """Precision, recall and F1 of predicted link pairs against gold pairs, and how many were predicted."""
+    tp = len(predicted & gold)
+    p = tp / len(predicted) if predicted else 0.0
+    r = tp / len(gold) if gold else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "predicted": len(predicted)}

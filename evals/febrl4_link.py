@@ -33,14 +33,13 @@ classifying), not the tuning.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import time
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from evals.common import write_result
+from evals.common import is_test, prf, write_result
 from evals.crosslingual_baselines import MINILM, K, acceptable, ltengine_topk, rank_metrics, rapidfuzz_topk, warm_up
 from evals.datasets import LinkTask, febrl4
 
@@ -62,18 +61,6 @@ def sample(task: LinkTask, n_links: int, n_right: int, seed: int = 0) -> LinkTas
 
 
 # -- split, decisions, metrics -----------------------------------------------------------------------
-def is_test(ids: pd.Series) -> np.ndarray:
-    """A stable half of the ids (md5 parity): the test rows."""
-    return np.array([int(hashlib.md5(str(i).encode()).hexdigest(), 16) % 2 == 1 for i in ids])
-
-
-def prf(predicted: set[tuple[Any, Any]], gold: set[tuple[Any, Any]]) -> dict[str, float]:
-    tp = len(predicted & gold)
-    p = tp / len(predicted) if predicted else 0.0
-    r = tp / len(gold) if gold else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0}
-
-
 def tune_threshold(best: pd.DataFrame, gold: set[tuple[Any, Any]]) -> float:
     """The score cut-off maximising F1 of ``best`` (one row per left id: id_l, id_r, score) on ``gold``."""
     order = best.sort_values("score", ascending=False)

@@ -33,7 +33,6 @@ passes the decision) against the gold links of the test rows.  Results go to
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -44,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evals.common import write_result
+from evals.common import is_test, prf, write_result
 from ltengine.hookspecs import hookimpl
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,20 +87,7 @@ def load_tasks(names: list[str], n_left: int) -> list[tuple[str, pd.DataFrame, p
     return sampled
 
 
-def is_test(ids: pd.Series) -> np.ndarray:
-    """A stable half of the ids (by hash): the test rows."""
-    return np.array([int(hashlib.md5(str(i).encode()).hexdigest(), 16) % 2 == 1 for i in ids])
-
-
 # -- metrics --------------------------------------------------------------------------------------
-def prf(predicted: set[tuple[str, str]], gold: set[tuple[str, str]]) -> dict[str, float]:
-    tp = len(predicted & gold)
-    p = tp / len(predicted) if predicted else 0.0
-    r = tp / len(gold) if gold else 0.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4), "predicted": len(predicted)}
-
-
 def best_links(cands: pd.DataFrame, score: str, keep: pd.Series | None = None) -> set[tuple[str, str]]:
     """The best candidate per left row by ``score`` among rows where ``keep`` is true."""
     rows = cands if keep is None else cands[keep.fillna(False).astype(bool)]

@@ -1,4 +1,6 @@
-"""Runners of one ``merge`` per process, for side-by-side timing (ltengine and its peers), and helpers."""
+"""Runners of one ``merge`` per process, for side-by-side timing (ltengine and its peers), and helpers.
+
+Standard library only: the runners import it from the peers' own interpreters too."""
 
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ def code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
+
+
+def key_columns(spec: str) -> str | list[str]:
+    """A runner's ``--left-on``/``--right-on`` value: one column name, or a list when comma separated."""
+    parts = [c.strip() for c in spec.split(",") if c.strip()]
+    return parts[0] if len(parts) == 1 else parts
 
 
 def peak_rss_mib() -> float:

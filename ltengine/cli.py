@@ -33,7 +33,8 @@ def cli() -> None:
 @click.option("--on", help="Column(s) to link on, present in both files (comma-separated).")
 @click.option("--left-on", help="Left column(s) (comma-separated).")
 @click.option("--right-on", help="Right column(s) (comma-separated).")
-@click.option("--k", type=int, default=None, help="Candidates per left row (default 1; with --knn: rows per left row).")
+@click.option("--k", type=click.IntRange(min=1), default=None,
+              help="Candidates per left row, at least 1 (default 1; with --knn: rows per left row, default 5).")
 @click.option("--threshold", type=float, default=None,
               help="Minimum score for a match (cosine; in hybrid mode the fused score, 0..1).")
 @click.option("--block-on", help="Only compare rows with equal values in these column(s).")
@@ -53,21 +54,25 @@ def cli() -> None:
 @click.option("--api-base", default=None, help="OpenAI-compatible server URL for the LLM judge (local models).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="LinkConfig TOML file.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False), help="Output .csv/.parquet/.jsonl file.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding/LLM cache.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Output .csv/.tsv/.parquet/.jsonl file (written atomically; never an input unless --force).")
+@click.option("--force", is_flag=True, help="Allow --out to be one of the input files (replaces it).")
 def link(
     left: str, right: str, on: str | None, left_on: str | None, right_on: str | None, k: int | None,
     threshold: float | None, block_on: str | None, model: str | None, mode: str | None, fuser: str | None,
     one_to_one: bool | None,
     keep_unmatched: bool | None, knn: bool, rerank: tuple[str, ...], rerank_task: str | None,
-    max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None, no_progress: bool, out: str,
+    max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None, no_progress: bool, no_cache: bool, out: str, force: bool,
 ) -> None:
     """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
     from . import api
     from .errors import LTEngineError
-    from .io import output_format, read_table, write_table
+    from .cli_output import prepare_output
+    from .io import read_table, write_table
 
     try:
-        output_format(out)  # fail before the work, not after
+        prepare_output(out, [left, right], force=force)  # fail before any work, not after
         left_df, right_df = read_table(left), read_table(right)
         options: dict[str, Any] = dict(
             on=_split(on), left_on=_split(left_on), right_on=_split(right_on), model=model,
@@ -76,6 +81,8 @@ def link(
         )
         if no_progress:
             options["progress"] = False
+        if no_cache:
+            options["cache"] = False
         from .rerank import cli_options
 
         options.update(cli_options(rerank, task=rerank_task, max_cost=max_cost, max_calls=max_calls,
@@ -105,10 +112,10 @@ def link(
 
 @cli.command()
 def plugins() -> None:
-    """List plugins, their versions, hooks and components as JSON."""
+    """List plugins, their versions, hooks and components as JSON; broken plugins with their error."""
     from .plugins import get_host
 
-    click.echo(json.dumps(get_host().describe(), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(get_host().describe(), indent=2, ensure_ascii=False, default=str))
 
 
 from .cli_dedup import add_commands as _add_dedup_commands  # noqa: E402  (dedup, cluster)

@@ -26,14 +26,17 @@ def _common(func: Any) -> Any:
                      help="Cosine similarity at which two rows are duplicates."),
         click.option("--method", type=METHOD_CHOICE, default="connected", show_default=True,
                      help="connected components, average linkage, or HDBSCAN on the kNN graph."),
-        click.option("--k", type=int, default=10, show_default=True, help="Neighbours retrieved per row."),
+        click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
+                     help="Neighbours retrieved per row (at least 1)."),
         click.option("--block-on", help="Only compare rows with equal values in these column(s)."),
         click.option("--model", default=None, help="'fast' (default, offline), 'accurate', a model id or path."),
         click.option("--rerank", multiple=True, help="Reranker judging the edges, e.g. 'cross-encoder:<folder>'."),
         click.option("--config", "config_path", type=click.Path(dir_okay=False), help="LinkConfig TOML file."),
         click.option("--no-progress", is_flag=True, help="Hide progress bars."),
+        click.option("--no-cache", is_flag=True, help="Neither read nor write the embedding/LLM cache."),
         click.option("--out", "-o", required=True, type=click.Path(dir_okay=False),
-                     help="Output .csv/.tsv/.parquet/.jsonl file."),
+                     help="Output .csv/.tsv/.parquet/.jsonl file (written atomically; never IN unless --force)."),
+        click.option("--force", is_flag=True, help="Allow --out to be IN (replaces it)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -41,22 +44,25 @@ def _common(func: Any) -> Any:
 
 
 def _options(on: str, threshold: float, method: str, k: int, block_on: str | None, model: str | None,
-             rerank: tuple[str, ...], config_path: str | None, no_progress: bool) -> dict[str, Any]:
+             rerank: tuple[str, ...], config_path: str | None, no_progress: bool, no_cache: bool) -> dict[str, Any]:
     options: dict[str, Any] = {"on": _split(on), "threshold": threshold, "method": method, "k": k,
                                "block_on": _split(block_on), "model": model, "config": config_path}
     if rerank:
         options["rerank"] = tuple(rerank)
     if no_progress:
         options["progress"] = False
+    if no_cache:
+        options["cache"] = False
     return {key: value for key, value in options.items() if value is not None}
 
 
-def _run(infile: str, out: str, work: Any) -> Any:
+def _run(infile: str, out: str, force: bool, work: Any) -> Any:
+    from .cli_output import prepare_output
     from .errors import LTEngineError
-    from .io import output_format, read_table, write_table
+    from .io import read_table, write_table
 
     try:
-        output_format(out)  # fail before the work, not after
+        prepare_output(out, [infile], force=force)  # fail before any work, not after
         df = read_table(infile)
         result = work(df)
         write_table(result, out)
@@ -69,21 +75,21 @@ def _run(infile: str, out: str, work: Any) -> Any:
 @_common
 @click.option("--keep", type=click.Choice(["first", "longest"]), default="first", show_default=True,
               help="Which row of each cluster to keep.")
-def dedup(infile: str, out: str, keep: str, **kwargs: Any) -> None:
+def dedup(infile: str, out: str, force: bool, keep: str, **kwargs: Any) -> None:
     """Write one row per cluster of near-duplicate rows of IN to --out."""
     from .cluster import dedup_rows
 
-    df, result = _run(infile, out, lambda df: dedup_rows(df, keep=keep, **_options(**kwargs)))
+    df, result = _run(infile, out, force, lambda df: dedup_rows(df, keep=keep, **_options(**kwargs)))
     click.echo(f"kept {len(result)} of {len(df)} rows; wrote {out}", err=True)
 
 
 @click.command()
 @_common
-def cluster(infile: str, out: str, **kwargs: Any) -> None:
+def cluster(infile: str, out: str, force: bool, **kwargs: Any) -> None:
     """Write IN with a 'cluster' column (near duplicates share an id) to --out."""
     from .cluster import cluster_rows
 
-    df, result = _run(infile, out, lambda df: cluster_rows(df, **_options(**kwargs)))
+    df, result = _run(infile, out, force, lambda df: cluster_rows(df, **_options(**kwargs)))
     report = result.attrs.get("ltengine", {}).get("report", {})
     click.echo(
         f"{report.get('clusters', 0)} clusters ({report.get('singletons', 0)} singletons) in {len(df)} rows; "

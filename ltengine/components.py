@@ -105,8 +105,12 @@ class Encoder(Component):
 
     @property
     def cache_id(self) -> str:
-        """Identity of the embeddings this encoder produces (name, model and options): the cache key prefix."""
-        return f"{self.name}|{self.model}|{self.options!r}"
+        """Identity of the embeddings this encoder produces (name, model and options): the cache key prefix.
+
+        A model that is a local folder counts by its content (every file, recursively), not its path."""
+        from .model_identity import model_key
+
+        return f"{self.name}|{model_key(self.model)}|{self.options!r}"
 
     @property
     def symmetric(self) -> bool:

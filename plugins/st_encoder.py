@@ -106,8 +106,12 @@ def load_st_model(
     if source == "hub" and not hub_reachable():
         kwargs["local_files_only"] = True  # use the local HF cache, fail fast otherwise
     try:
+        from ltengine.model_identity import model_key
+
+        # a folder is keyed by its content: edited in place or reached from another cwd, it is reloaded
+        identity = target if source == "hub" else model_key(target, source=source)
         return shared_model(
-            (cls, target, device, repr(sorted(kwargs.items()))),
+            (cls, identity, device, repr(sorted(kwargs.items()))),
             lambda: factory(target, device=device, **kwargs),
         )
     except Exception as exc:
@@ -154,6 +158,17 @@ class SentenceTransformerEncoder(Encoder):
                 hub_hint=f"Available offline: {offline_models()[0]}; or pass a local model folder.",
             )
         return self._model
+
+    @property
+    def cache_id(self) -> str:
+        """Name, model identity and options: a local or packaged folder counts by its content (a
+        model retrained in place, or another folder behind the same relative path, is another
+        model); a Hub id by the revision the local Hugging Face cache holds (or ``model_kwargs``' ``revision``)."""
+        from ltengine.model_identity import model_key
+
+        target, source = resolve_model_path(self.model)
+        revision = (self.options.model_kwargs or {}).get("revision")
+        return f"{self.name}|{model_key(target, source=source, revision=revision)}|{self.options!r}"
 
     @property
     def symmetric(self) -> bool:

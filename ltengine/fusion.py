@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from .errors import LinkInputError, PluginError
+from .output import HYBRID_COLUMNS
 
 if TYPE_CHECKING:
     from .components import Fuser
     from .plugins import PluginHost
 
-#: Component score columns kept in the output of the hybrid mode.
-SCORE_COLUMNS = ("score_semantic", "score_lexical")
+#: Component score columns kept in the output of the hybrid mode (registered in :mod:`ltengine.output`).
+SCORE_COLUMNS = HYBRID_COLUMNS
 
 
 def add_component_ranks(pairs: pd.DataFrame, left_texts: Any = None) -> pd.DataFrame:

@@ -7,7 +7,9 @@ when the two sides are written in different scripts).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import threading
 import time
 import warnings
 from collections import Counter
@@ -21,8 +23,9 @@ import pandas as pd
 from .config import LinkConfig
 from .decide import best_per_left, one_to_one, top_k_per_left
 from .encoding import encode_texts, resolve_encoder
-from .errors import ColumnError, ConfigError, LinkInputError
+from .errors import ConfigError, LinkInputError
 from .fusion import SCORE_COLUMNS, add_component_ranks, create_fuser, fuse
+from .output import added_columns, assemble, check_clash, check_output_columns
 from .plugins import PluginHost, get_host
 from .progress import progress_bar
 from .retrieval import empty_candidates, inner_products
@@ -30,8 +33,6 @@ from .scripts import profile_distance, script_profile, scripts_differ
 from .text import check_columns, check_frame, serialize
 
 Mode = Literal["best", "knn", "range"]
-#: Columns ltengine adds to merged output; input tables must not already use them.
-OUTPUT_COLUMNS = ("score", "rank")
 #: Candidate pairs whose vectors are gathered at once when the hybrid mode scores them.
 PAIR_CHUNK = 65536
 #: Left rows searched per retriever call in an unblocked link (unit of progress).
@@ -60,6 +61,10 @@ class RunContext:
 
     def create(self, kind: Any, name: str, **kwargs: Any) -> Any:
         return self.host.registry.get(kind, name).create(**kwargs)
+
+    def fork(self) -> RunContext:
+        """A new context for one call, starting from (deep copies of) this one's report and timings."""
+        return RunContext(self.config, self.host, dict(self.timings), copy.deepcopy(self.report))
 
 
 @dataclasses.dataclass
@@ -114,7 +119,12 @@ class Linker:
             validate(self.config, self.host.registry)  # fail before encoding, not after
         if self.config.mode != "semantic":
             self._check_hybrid_components()
+        #: Columns this configuration adds to the output (checked against both inputs before any work).
+        self.added_columns = added_columns(self.config, self.host.registry)
+        #: The context of the fit, or of the last ``merge`` call (each merge works on its own copy).
         self.context = RunContext(self.config, self.host)
+        self._fitted_context = self.context
+        self._lock = threading.Lock()
         self._encoder: Any = None
         self._right: _FittedRight | None = None
 
@@ -139,16 +149,19 @@ class Linker:
             self._encoder = resolve_encoder(self.host.registry, self.config)
         return self._encoder
 
-    def _block_keys(self, df: pd.DataFrame, side: str) -> np.ndarray | None:
+    def _block_keys(self, df: pd.DataFrame, side: str, ctx: RunContext) -> np.ndarray | None:
         cfg = self.config
         if not cfg.block_on:
             return None
         check_columns(df, cfg.block_on, side, role="blocking")
-        blocker = self.context.create("blocker", cfg.blocker, columns=cfg.block_on, options=cfg.blocker_options)
-        keys = self.context.run("block", blocker, records=df[list(cfg.block_on)])
+        blocker = ctx.create("blocker", cfg.blocker, columns=cfg.block_on, options=cfg.blocker_options)
+        keys = ctx.run("block", blocker, records=df[list(cfg.block_on)])
         keys = pd.Series(keys)
         if len(keys) != len(df):
             raise LinkInputError(f"blocker {cfg.blocker!r} returned {len(keys)} keys for {len(df)} {side} rows")
+        described = getattr(blocker, "key_description", None)
+        if described:
+            ctx.report["block_keys"] = str(described)
         return keys.to_numpy(dtype=object)
 
     def _check_input(self, df: Any, side: str, on: tuple[str, ...]) -> pd.DataFrame:
@@ -156,12 +169,7 @@ class Linker:
         if not on:
             raise LinkInputError(f"no {side} columns to link on: pass on=... (or left_on=/right_on=)")
         check_columns(df, on, side)
-        for col in OUTPUT_COLUMNS:
-            if col in df.columns:
-                raise ColumnError(
-                    f"the {side} table already has a column {col!r}, which ltengine adds to its output; "
-                    f"rename it first, e.g. df.rename(columns={{{col!r}: '{col}_{side}'}})"
-                )
+        check_clash(df.columns, self.added_columns, side)
         return df
 
     # -- fitting the right side ---------------------------------------------------------------
@@ -176,11 +184,12 @@ class Linker:
         index is built now in ``lexical``/``hybrid`` mode, and on first need in ``auto`` mode.
         """
         cfg = self.config
+        self.context = RunContext(cfg, self.host)
         right = self._check_input(right, "right", cfg.right_on)
-        texts = serialize(right, cfg.right_on, "right").to_numpy(dtype=object)
-        keys = self._block_keys(right, "right")
+        texts = serialize(right, cfg.right_on, "right", keep_symbols=_keep_symbols(cfg)).to_numpy(dtype=object)
+        keys = self._block_keys(right, "right", self.context)
         ids = np.flatnonzero(texts != "")
-        lexical_texts = _lexical_texts(right, cfg.right_on, "right", texts)
+        lexical_texts = _lexical_texts(right, cfg.right_on, "right", texts, _keep_symbols(cfg))
         blocks: dict[Any, Any] = {}
         sizes = {key: len(positions) for key, positions in _groups(keys, ids)}
         fitted = _FittedRight(right, texts, blocks, sizes, lexical_texts, keys, ids,
@@ -203,26 +212,31 @@ class Linker:
         if cfg.mode in ("lexical", "hybrid"):
             self._lexical_index()
         self.context.report.update(right_rows=len(right), right_empty_text=int(len(right) - len(ids)))
+        self._fitted_context = self.context
         return self
 
-    def _lexical_index(self) -> dict[Any, Any]:
-        """The lexical retrievers per block (built on first use)."""
+    def _lexical_index(self, ctx: RunContext | None = None) -> dict[Any, Any]:
+        """The lexical retrievers per block (built on first use, once even under threads)."""
         right = self._right
         assert right is not None
-        if not right.lexical and len(right.ids):
-            cfg = self.config
-            for key, positions in _groups(right.keys, right.ids):
-                retriever = self.context.create("retriever", cfg.lexical_retriever, options=cfg.lexical_options)
-                self.context.run("build", retriever, vectors=list(right.lexical_texts[right.ids[positions]]),
-                                 ids=right.ids[positions])
-                right.lexical[key] = retriever
+        ctx = ctx or self.context
+        with self._lock:
+            if not right.lexical and len(right.ids):
+                cfg = self.config
+                built = {}
+                for key, positions in _groups(right.keys, right.ids):
+                    retriever = ctx.create("retriever", cfg.lexical_retriever, options=cfg.lexical_options)
+                    ctx.run("build", retriever, vectors=list(right.lexical_texts[right.ids[positions]]),
+                            ids=right.ids[positions])
+                    built[key] = retriever
+                right.lexical.update(built)
         return right.lexical
 
-    def resolve_mode(self, left_texts: np.ndarray) -> str:
+    def resolve_mode(self, left_texts: np.ndarray, ctx: RunContext | None = None) -> str:
         """The mode used for these left texts: ``config.mode``, or for ``"auto"`` hybrid if the scripts differ."""
         cfg, right = self.config, self._right
         assert right is not None
-        report = self.context.report
+        report = (ctx or self.context).report
         if cfg.mode != "auto":
             report.update(mode=cfg.mode, mode_reason="set in the config")
             return cfg.mode
@@ -239,54 +253,60 @@ class Linker:
         return "hybrid" if hybrid else "semantic"
 
     # -- linking ------------------------------------------------------------------------------
-    def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None) -> pd.DataFrame:
+    def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None,
+                   context: RunContext | None = None) -> pd.DataFrame:
         """Retrieve candidates for ``left``: columns id_l, id_r (row positions), score, rank, text_l, text_r.
 
         With ``threshold`` (range search) every pair at or above it is returned; otherwise the
         ``k`` best per left row within its block.  In hybrid mode ``score`` is the fused score and
         ``score_semantic``/``score_lexical`` are added; the ``hybrid_depth`` best candidates of each
-        retriever are fused, and a ``threshold`` applies to the fused score.
+        retriever are fused, and a ``threshold`` applies to the fused score.  ``context``: where
+        timings and the report go (default: :attr:`context`).
         """
         if self._right is None:
             raise LinkInputError("Linker.fit(right) must be called before linking")
         cfg = self.config
+        ctx = context or self.context
         left = self._check_input(left, "left", cfg.left_on)
         k = k or cfg.k
-        texts = serialize(left, cfg.left_on, "left").to_numpy(dtype=object)
-        keys = self._block_keys(left, "left")
+        texts = serialize(left, cfg.left_on, "left", keep_symbols=_keep_symbols(cfg)).to_numpy(dtype=object)
+        keys = self._block_keys(left, "left", ctx)
         ids = np.flatnonzero(texts != "")
-        report = self.context.report
+        report = ctx.report
         report.update(left_rows=len(left), left_empty_text=int(len(left) - len(ids)))
-        lexical_texts = _lexical_texts(left, cfg.left_on, "left", texts)
-        mode = self.resolve_mode(lexical_texts[ids])
-        groups = self._matched_groups(keys, ids)
+        lexical_texts = _lexical_texts(left, cfg.left_on, "left", texts, _keep_symbols(cfg))
+        mode = self.resolve_mode(lexical_texts[ids], ctx)
+        groups = self._matched_groups(keys, ids, ctx)
 
         def lexical_payload(chunk: np.ndarray) -> list[str]:
             return list(lexical_texts[ids[chunk]])
 
         if mode == "lexical":
-            pairs = self._search(self._lexical_index(), groups, ids, lexical_payload, k, threshold, "searching (lexical)")
+            pairs = self._search(self._lexical_index(ctx), groups, ids, lexical_payload, k, threshold,
+                                 "searching (lexical)", ctx)
         else:
-            vectors = encode_texts(self.encoder, texts[ids], "query", self.context)
+            vectors = encode_texts(self.encoder, texts[ids], "query", ctx)
             if mode == "semantic":
                 pairs = self._search(self._right.blocks, groups, ids, lambda chunk: vectors[chunk], k, threshold,
-                                     "searching")
+                                     "searching", ctx)
             else:
                 semantic = self._search(self._right.blocks, groups, ids, lambda chunk: vectors[chunk],
-                                        max(k, cfg.hybrid_depth), None, "searching (semantic)")
-                lexical = self._search(self._lexical_index(), groups, ids, lexical_payload,
-                                       max(k, cfg.hybrid_depth), None, "searching (lexical)")
-                pairs = self._fuse(semantic, lexical, groups, ids, vectors, lexical_texts, len(left), k, threshold)
+                                        max(k, cfg.hybrid_depth), None, "searching (semantic)", ctx)
+                lexical = self._search(self._lexical_index(ctx), groups, ids, lexical_payload,
+                                       max(k, cfg.hybrid_depth), None, "searching (lexical)", ctx)
+                pairs = self._fuse(semantic, lexical, groups, ids, vectors, lexical_texts, len(left), k, threshold,
+                                   ctx)
         pairs = pairs.rename(columns={"retrieval_score": "score"})
         pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
         pairs["text_r"] = self._right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
         return pairs
 
-    def _matched_groups(self, keys: np.ndarray | None, ids: np.ndarray) -> list[tuple[Any, np.ndarray]]:
+    def _matched_groups(self, keys: np.ndarray | None, ids: np.ndarray,
+                        ctx: RunContext) -> list[tuple[Any, np.ndarray]]:
         """Left blocks (key, positions into ids) that exist on the right; report and warn about the others."""
         right = self._right
         assert right is not None
-        report = self.context.report
+        report = ctx.report
         groups, left_only_rows, left_only_blocks = [], 0, 0
         for key, positions in _groups(keys, ids):
             if key in right.block_sizes:
@@ -313,7 +333,7 @@ class Linker:
         return groups
 
     def _search(self, retrievers: dict[Any, Any], groups: list[tuple[Any, np.ndarray]], ids: np.ndarray,
-                payload: Any, k: int, threshold: float | None, desc: str) -> pd.DataFrame:
+                payload: Any, k: int, threshold: float | None, desc: str, ctx: RunContext) -> pd.DataFrame:
         """Search each block's retriever with ``payload(chunk)`` (vectors or texts) in chunks of left rows."""
         right = self._right
         assert right is not None
@@ -325,7 +345,7 @@ class Linker:
                 for start in range(0, len(positions), SEARCH_CHUNK):
                     chunk = positions[start : start + SEARCH_CHUNK]
                     found.append(
-                        self.context.run(
+                        ctx.run(
                             "search", retriever, vectors=payload(chunk), ids=ids[chunk], k=k_eff, threshold=threshold
                         )
                     )
@@ -334,7 +354,7 @@ class Linker:
 
     def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
               ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, n_left: int, k: int,
-              threshold: float | None) -> pd.DataFrame:
+              threshold: float | None, ctx: RunContext) -> pd.DataFrame:
         """Union the two candidate lists, score every pair with both components, fuse, keep the best."""
         right = self._right
         assert right is not None and right.semantic
@@ -345,7 +365,7 @@ class Linker:
         left_rows = _row_map(n_left, ids)
         semantic_scores = np.empty(len(pairs), dtype=np.float32)
         lexical_features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
-        lexical_index = self._lexical_index()
+        lexical_index = self._lexical_index(ctx)
         block_of = np.full(n_left, -1, dtype=np.int64)  # left row -> index of its block in groups
         for number, (_, positions) in enumerate(groups):
             block_of[ids[positions]] = number
@@ -376,7 +396,7 @@ class Linker:
             pairs = top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
         else:
             pairs = top_k_per_left(pairs, k, score="retrieval_score")
-        self.context.timings["fuse"] = self.context.timings.get("fuse", 0.0) + time.perf_counter() - start
+        ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
         return pairs[["id_l", "id_r", "retrieval_score", "rank", *SCORE_COLUMNS]]
 
     def merge(self, left: pd.DataFrame, mode: Mode = "best") -> pd.DataFrame:
@@ -396,7 +416,12 @@ class Linker:
         start = time.perf_counter()
         if mode != "best" and cfg.one_to_one:
             raise LinkInputError("one_to_one applies to merge (one match per row), not to merge_knn/merge_range")
-        pairs = self.candidates(left, threshold=cfg.threshold if mode == "range" else None)
+        if self._right is None:
+            raise LinkInputError("Linker.fit(right) must be called before linking")
+        left = self._check_input(left, "left", cfg.left_on)
+        check_output_columns(left, self._right.frame, self.added_columns, cfg.suffixes)  # before any work
+        ctx = self._fitted_context.fork()  # this call's own report: results never share one
+        pairs = self.candidates(left, threshold=cfg.threshold if mode == "range" else None, context=ctx)
         if cfg.threshold is not None:
             pairs = pairs[pairs["score"] >= cfg.threshold]
         # --- rerank start: rerankers re-score the candidates; decisions then use `decide_on`
@@ -405,7 +430,7 @@ class Linker:
             from .rerank import apply_rerankers
 
             right_frame = self._right.frame  # type: ignore[union-attr]
-            pairs, decide_on = apply_rerankers(pairs, left, right_frame, self.context, mode=mode)
+            pairs, decide_on = apply_rerankers(pairs, left, right_frame, ctx, mode=mode)
         # --- rerank end
         if mode == "best":
             if cfg.one_to_one:
@@ -416,9 +441,10 @@ class Linker:
         else:
             pairs = top_k_per_left(pairs, len(pairs) or 1, score=decide_on)
         out = assemble(left, self._right.frame, pairs, cfg, with_rank=mode != "best")  # type: ignore[union-attr]
-        self.context.report.update(matched_left_rows=int(pairs["id_l"].nunique()), output_rows=len(out))
-        self.context.timings["total_link"] = time.perf_counter() - start
-        out.attrs["ltengine"] = {"report": dict(self.context.report), "timings": dict(self.context.timings)}
+        ctx.report.update(matched_left_rows=int(pairs["id_l"].nunique()), output_rows=len(out))
+        ctx.timings["total_link"] = time.perf_counter() - start
+        out.attrs["ltengine"] = {"report": copy.deepcopy(ctx.report), "timings": dict(ctx.timings)}
+        self.context = ctx  # the last run's context, for inspection
         return out
 
 
@@ -431,13 +457,19 @@ def _lexical_pair_features(retriever: Any, texts: list[str], right_ids: np.ndarr
     return {"score_lexical": retriever.score_pairs(texts, right_ids)}
 
 
-def _lexical_texts(df: pd.DataFrame, columns: tuple[str, ...], side: str, texts: np.ndarray) -> np.ndarray:
+def _lexical_texts(df: pd.DataFrame, columns: tuple[str, ...], side: str, texts: np.ndarray,
+                   keep_symbols: bool = False) -> np.ndarray:
     """What the lexical retriever compares: the values of the linked columns joined by spaces
     (no ``column: `` labels, which would make every record share n-grams)."""
     if len(columns) == 1:
         return texts
-    parts = [serialize(df, [c], side).to_numpy(dtype=object) for c in columns]
+    parts = [serialize(df, [c], side, keep_symbols=keep_symbols).to_numpy(dtype=object) for c in columns]
     return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=object)
+
+
+def _keep_symbols(config: LinkConfig) -> bool:
+    """Whether records of symbols only (no letter or digit, e.g. an emoji) are linked (default: empty)."""
+    return bool(getattr(config, "keep_symbol_records", False))
 
 
 def _row_map(n: int, ids: np.ndarray) -> np.ndarray:
@@ -463,40 +495,3 @@ def _groups(keys: np.ndarray | None, ids: np.ndarray) -> list[tuple[Any, np.ndar
     valid = sub.notna().to_numpy()
     groups = pd.Series(np.arange(len(ids)))[valid].groupby(sub[valid].to_numpy(), sort=True)
     return [(key, idx.to_numpy()) for key, idx in groups]
-
-
-def assemble(left: pd.DataFrame, right: pd.DataFrame, pairs: pd.DataFrame, cfg: LinkConfig, *, with_rank: bool) -> pd.DataFrame:
-    """Left columns, then right columns (suffixed where names collide), then score (and rank)."""
-    pairs = pairs.sort_values(["id_l", "rank" if with_rank else "id_l"], kind="stable")
-    common = set(left.columns) & set(right.columns)
-    sx, sy = cfg.suffixes
-    left_names = {c: f"{c}{sx}" for c in left.columns if c in common}
-    right_names = {c: f"{c}{sy}" for c in right.columns if c in common}
-    final = [left_names.get(c, c) for c in left.columns] + [right_names.get(c, c) for c in right.columns]
-    clash = sorted({c for c in final if final.count(c) > 1}, key=str)
-    if clash:
-        raise ColumnError(
-            f"output columns {clash} would appear twice after adding suffixes {cfg.suffixes}; "
-            "pass other suffixes=(..., ...) or rename the columns"
-        )
-    id_l = pairs["id_l"].to_numpy()
-    left_part = left.iloc[id_l].rename(columns=left_names).reset_index(drop=True)
-    right_part = right.iloc[pairs["id_r"].to_numpy()].rename(columns=right_names).reset_index(drop=True)
-    out = pd.concat([left_part, right_part], axis=1)
-    out["score"] = pairs["score"].to_numpy(dtype=np.float64)
-    extra = [c for c in pairs.columns if c not in ("id_l", "id_r", "score", "rank", "text_l", "text_r")]
-    for col in extra:
-        out[col] = pairs[col].to_numpy()
-    if with_rank:
-        out["rank"] = pairs["rank"].to_numpy(dtype=np.int64)
-    order = id_l
-    if cfg.keep_unmatched:
-        missing = np.setdiff1d(np.arange(len(left)), id_l)
-        if len(missing):
-            rest = left.iloc[missing].rename(columns=left_names).reset_index(drop=True)
-            out = pd.concat([out, rest], ignore_index=True) if len(out) else rest.reindex(columns=out.columns)
-            order = np.concatenate([id_l, missing])
-    out = out.iloc[np.argsort(order, kind="stable")].reset_index(drop=True)
-    if with_rank and "rank" in out and out["rank"].isna().any():
-        out["rank"] = out["rank"].astype("Int64")
-    return out

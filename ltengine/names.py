@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 
 from .scripts import char_script
+from .text import remove_invisible
 
 #: Characters deleted without leaving a space ("S.A." -> "sa", "O'Neil" -> "oneil", בע"מ -> בעמ).
 _JOINERS = dict.fromkeys(map(ord, ".'’`\"״׳"), None)
@@ -27,10 +28,11 @@ def _is_separator(ch: str) -> bool:
 
 
 def fold(text: str, strip_accents: bool = True) -> str:
-    """NFKC, casefold, delete ``.`` and quote marks, other punctuation and symbols -> one space;
+    """Remove invisible and invalid code points (:func:`ltengine.text.remove_invisible`), NFKC,
+    casefold, delete ``.`` and quote marks, other punctuation and symbols -> one space;
     ``strip_accents`` also drops combining marks (only for Latin text: in Devanagari, Thai or kana
     they are vowels and voicing, so romanise first)."""
-    text = unicodedata.normalize("NFKC", str(text)).casefold().translate(_JOINERS)
+    text = unicodedata.normalize("NFKC", remove_invisible(str(text))).casefold().translate(_JOINERS)
     if strip_accents:
         text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
         text = unicodedata.normalize("NFC", text)

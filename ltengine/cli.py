@@ -63,7 +63,8 @@ def link(
     threshold: float | None, block_on: str | None, model: str | None, mode: str | None, fuser: str | None,
     one_to_one: bool | None,
     keep_unmatched: bool | None, knn: bool, rerank: tuple[str, ...], rerank_task: str | None,
-    max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None, no_progress: bool, no_cache: bool, out: str, force: bool,
+    max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None,
+    no_progress: bool, no_cache: bool, out: str, force: bool,
 ) -> None:
     """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
     from . import api

@@ -35,9 +35,12 @@ def check_writable(out: str | Path) -> None:
     """Raise FileFormatError unless ``out`` can be written (folder creatable and writable, file writable)."""
     path = Path(os.path.realpath(out))
     if path.is_dir():
-        raise FileFormatError(f"--out {str(out)!r} is a folder; give a file name such as {str(Path(out) / 'out.csv')!r}")
+        example = str(Path(out) / "out.csv")
+        raise FileFormatError(f"--out {str(out)!r} is a folder; give a file name such as {example!r}")
     if path.exists() and not os.access(path, os.W_OK):
-        raise FileFormatError(f"--out {str(out)!r} exists and is not writable; choose another file or change its permissions")
+        raise FileFormatError(
+            f"--out {str(out)!r} exists and is not writable; choose another file or change its permissions"
+        )
     folder = _nearest_existing(path.parent)
     if not folder.is_dir():
         raise FileFormatError(f"cannot write --out {str(out)!r}: {str(folder)!r} is a file, not a folder")

@@ -3,7 +3,9 @@
 Transient failures (429, 5xx, timeouts, connection errors, truncated bodies) are retried with
 exponential backoff and full jitter, bounded by ``max_attempts``; a 429's ``Retry-After`` /
 ``retry-after-ms`` header sets the wait instead (capped at ``max_retry_after``).  litellm's and
-the OpenAI SDK's own retries are switched off so every attempt is counted here.
+the OpenAI SDK's own retries are switched off so every attempt is counted here.  With a
+``deadline`` (a ``time.monotonic()`` instant), no attempt starts or waits past it and each
+attempt's timeout is cut to the time left; a request stopped by it fails with kind "deadline".
 """
 
 from __future__ import annotations
@@ -136,17 +138,29 @@ def _classify(exc: BaseException) -> tuple[str, bool, bool]:
 class Waiter:
     """tenacity wait: Retry-After when the server sends one, else exponential backoff with full jitter."""
 
-    def __init__(self, base: float, cap: float, max_retry_after: float, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        base: float,
+        cap: float,
+        max_retry_after: float,
+        rng: random.Random | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self.base, self.cap, self.max_retry_after = base, cap, max_retry_after
         self.rng = rng or random.Random()
+        self.deadline = deadline
 
     def __call__(self, retry_state: Any) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         hinted = retry_after(exc) if exc is not None else None
         if hinted is not None:
-            return min(hinted, self.max_retry_after)
-        ceiling = min(self.cap, self.base * (2 ** (retry_state.attempt_number - 1)))
-        return self.rng.uniform(0.0, ceiling)
+            wait = min(hinted, self.max_retry_after)
+        else:
+            ceiling = min(self.cap, self.base * (2 ** (retry_state.attempt_number - 1)))
+            wait = self.rng.uniform(0.0, ceiling)
+        if self.deadline is not None:
+            wait = max(0.0, min(wait, self.deadline - time.monotonic()))
+        return wait
 
 
 @dataclasses.dataclass
@@ -243,9 +257,14 @@ class Client:
         return kwargs
 
     def complete(
-        self, messages: list[dict[str, str]], max_tokens: int, on_retry: Callable[[str], None] | None = None
+        self,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        on_retry: Callable[[str], None] | None = None,
+        deadline: float | None = None,
     ) -> Reply:
-        """One request, retried on transient errors; raises RequestFailed (message redacted)."""
+        """One request, retried on transient errors, none of it past ``deadline`` (``time.monotonic()``);
+        raises RequestFailed (message redacted)."""
         import litellm
         from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
@@ -264,22 +283,34 @@ class Client:
             if on_retry is not None:
                 on_retry(kind)
 
+        by_count = stop_after_attempt(max(1, self.s.max_attempts))
+
+        def stop(state: Any) -> bool:
+            return by_count(state) or (deadline is not None and time.monotonic() >= deadline)
+
         retrying = Retrying(
             retry=retry_if_exception(transient),
-            wait=Waiter(self.s.backoff, self.s.max_backoff, self.s.max_retry_after),
-            stop=stop_after_attempt(max(1, self.s.max_attempts)),
+            wait=Waiter(self.s.backoff, self.s.max_backoff, self.s.max_retry_after, deadline=deadline),
+            stop=stop,
             before_sleep=before_sleep,
             reraise=True,
         )
         try:
             for attempt in retrying:
                 with attempt:
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            raise TimeoutError("the judge's deadline passed before this attempt")
+                        kwargs["timeout"] = min(self.s.timeout, left)
                     attempts += 1
                     with self._lock:
                         self.attempts += 1
                     response = litellm.completion(**kwargs)
         except Exception as exc:  # noqa: BLE001 - classified and redacted
             kind, _, fatal = _classify(exc)
+            if deadline is not None and time.monotonic() >= deadline - 0.01:
+                kind, fatal = "deadline", False
             detail = self.redact(f"{type(exc).__name__}: {exc}")[:300]
             suffix = f" after {attempts} attempts" if attempts > 1 else ""
             raise RequestFailed(f"{kind}{suffix}: {detail}", kind=kind, fatal=fatal, attempts=attempts) from None

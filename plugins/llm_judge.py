@@ -11,9 +11,22 @@ are not part of the key.  Keys are read from the environment (the provider's usu
 
 Costs use litellm's offline price list (or ``input_cost_per_token``/``output_cost_per_token``);
 the run's ``max_cost``/``max_calls`` are checked against the worst case of each request before it
-is sent, so the caps hold; pairs left when a cap is reached get ``judge_error="budget"``.  A
-malformed or incomplete answer is asked again once (for the missing pairs), then the pair gets
-``judge_error="malformed answer"``, never a silent "no match".
+is sent, so the caps hold; pairs left when a cap is reached get ``judge_error="budget"``.
+
+A batch answer is used only if its ids are exactly the ids asked, each once (see
+:mod:`ltengine_plugins.llm_batches`): otherwise nothing of it is applied, the batch is asked again
+once, then split in halves down to single pairs; pairs without a verifiable answer get
+``judge_error="malformed answer"``, never a verdict.  The report counts ``rejected_answers`` (by
+kind), ``reasked`` and ``splits``.
+
+Time: each request may take ``max_attempts`` attempts of up to ``timeout`` seconds plus the waits
+between them (backoff up to ``max_backoff``, or a Retry-After up to ``max_retry_after``): with the
+defaults 5 x 60 s + 4 x 60 s = 9 minutes per request.  Without a deadline the worst case is about
+9 min x requests / ``concurrency``: ceil(pairs / 8) requests, or up to 2 x 8 per batch of 8 when
+every answer is rejected; 1,000 pairs at the defaults: 125 requests, about 4.7 hours.
+``deadline_s`` (default None: no deadline) bounds the whole judging run: no attempt runs or waits
+past it, and pairs without an answer then get ``judge_error="deadline"`` (every answer received is
+cached, so a rerun asks only for the rest).
 
 Output columns: ``score`` (P(yes) from logprobs where the provider returns them, else the stated
 confidence of the verdict mapped to 0..1), ``is_match`` (the verdict), ``judge_confidence`` and
@@ -30,7 +43,6 @@ import math
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ltengine.cache import NullCache, content_key
@@ -39,7 +51,8 @@ from ltengine.errors import ComponentError, ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.progress import progress_bar
 
-from . import llm_prompt
+from . import llm_batches, llm_prompt
+from .llm_batches import Job
 from .llm_client import Client, ClientSettings, RequestFailed
 
 logger = logging.getLogger("ltengine.llm_judge")
@@ -99,6 +112,8 @@ class LLMJudge(Reranker):
         output_cost_per_token: float | None = None
         #: Extra litellm.completion arguments (e.g. {"top_p": 1, "seed": 0}); part of the cache key.
         litellm_params: dict | None = None
+        #: Seconds for the whole judging run (None: no deadline); then judge_error="deadline".
+        deadline_s: float | None = None
 
         def __post_init__(self) -> None:
             _positive(self.batch_size, "batch_size", integer=True)
@@ -111,6 +126,8 @@ class LLMJudge(Reranker):
                     raise ValueError(f"{name} must be a non-negative number; got {value!r}")
             if self.max_tokens is not None:
                 _positive(self.max_tokens, "max_tokens", integer=True)
+            if self.deadline_s is not None:
+                _positive(self.deadline_s, "deadline_s")
             for name in ("input_cost_per_token", "output_cost_per_token"):
                 value = getattr(self, name)
                 if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
@@ -176,8 +193,8 @@ class LLMJudge(Reranker):
         cache = run.cache(CACHE_NAMESPACE) if run is not None else NullCache()
         budget = run.budget if run is not None else None
         start = time.perf_counter()
-        left_json = _records(left, pairs["id_l"].to_numpy())
-        right_json = _records(right, pairs["id_r"].to_numpy())
+        left_json = llm_prompt.records_json(left, pairs["id_l"].to_numpy())
+        right_json = llm_prompt.records_json(right, pairs["id_r"].to_numpy())
         keys = [content_key(self.answer_id, lj, rj) for lj, rj in zip(left_json, right_json)]
         unique: dict[str, tuple[str, str]] = {}
         for key, lj, rj in zip(keys, left_json, right_json):
@@ -209,37 +226,43 @@ class LLMJudge(Reranker):
                 "input_cost_per_token / output_cost_per_token (0 for a local model), or drop max_cost"
             )
         if budget is not None and budget.max_cost is not None and todo and estimate["cost"] > budget.max_cost - budget.spent:
-            import warnings
-
-            from ltengine.linker import LinkWarning
-
-            warnings.warn(
+            _warn(
                 f"LLM judge: estimated ${estimate['cost']:.4f} for {len(todo)} pairs exceeds what is left of "
-                f"max_cost=${budget.max_cost:g}; judging stops when the budget is spent (judge_error='budget')",
-                LinkWarning,
-                stacklevel=2,
+                f"max_cost=${budget.max_cost:g}; judging stops when the budget is spent (judge_error='budget')"
             )
-        stats = collections.Counter()
+        stats: collections.Counter = collections.Counter()
         if run is not None and run.dry_run:
             errors.update({key: "dry_run" for key in todo})
         elif todo:
-            self._judge(batches, unique, cache, budget, verdicts, errors, stats)
+            deadline = None if self.options.deadline_s is None else time.monotonic() + float(self.options.deadline_s)
+            self._judge(batches, unique, cache, budget, verdicts, errors, stats, deadline)
         elapsed = time.perf_counter() - start
         judged = int(stats["judged"])
+        rejected = {kind[len("rejected ") :]: int(n) for kind, n in stats.items() if kind.startswith("rejected ")}
         report.update(
             requests=int(stats["requests"]),
             http_attempts=int(stats["attempts"]),
             reasked=int(stats["reasked"]),
+            splits=int(stats["splits"]),
+            rejected_answers=rejected,
             retries=dict(self.client.retries),
             prompt_tokens=int(stats["prompt_tokens"]),
             completion_tokens=int(stats["completion_tokens"]),
             cost=None if stats["cost_unknown"] else round(float(stats["cost"]), 8),
             judged=judged,
-            errors=dict(collections.Counter(_error_kind(e) for e in errors.values())),
+            errors=dict(collections.Counter(llm_batches.error_kind(e) for e in errors.values())),
+            deadline_s=self.options.deadline_s,
+            deadline_reached=bool(stats["deadline_reached"]),
             seconds=round(elapsed, 3),
             pairs_per_s=round(judged / elapsed, 2) if elapsed > 0 and judged else None,
         )
-        return self._frame(pairs.index, keys, verdicts, errors)
+        if stats["deadline_reached"]:
+            _warn(
+                f"LLM judge: deadline_s={self.options.deadline_s:g} passed; "
+                f"{sum(e == 'deadline' for e in errors.values())} pairs were not judged (judge_error='deadline'). "
+                "Every answer received is cached: rerun (or raise deadline_s) to judge the rest."
+            )
+        return llm_batches.verdict_frame(pairs.index, keys, verdicts, errors)
 
     def _estimate(self, batches: list[list[str]], unique: dict[str, tuple[str, str]]) -> dict[str, Any]:
         """Requests, tokens and dollars the batches would cost (before any request is made)."""
@@ -275,62 +298,70 @@ class LLMJudge(Reranker):
     def _worst_cost(self, messages: list[dict[str, str]], n_pairs: int) -> float | None:
         return self.client.cost_of(self.client.count_tokens(messages), self.max_tokens_for(n_pairs))
 
-    def _judge(self, batches, unique, cache, budget, verdicts, errors, stats) -> None:
-        """Send the batches (``concurrency`` at a time), store each answer as it arrives."""
-        pending = collections.deque((batch, 0) for batch in batches)  # (keys, times asked before)
-        inflight: dict[cf.Future, tuple[list[str], int, float | None]] = {}
+    def _judge(self, batches, unique, cache, budget, verdicts, errors, stats, deadline: float | None) -> None:
+        """Send the batches (``concurrency`` at a time), store each answer as it arrives; stop at ``deadline``."""
+        pending = collections.deque(Job(tuple(batch)) for batch in batches)
+        inflight: dict[cf.Future, tuple[Job, float | None]] = {}
         fatal: RequestFailed | None = None
+        late = False  # the deadline passed
         total = sum(len(b) for b in batches)
         run = self._run
         pool = cf.ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="llm-judge")
         with progress_bar(total, f"judging ({self.model})", run.progress if run else None, unit="pair") as bar:
             try:
                 while pending or inflight:
+                    late = deadline is not None and time.monotonic() >= deadline
+                    if late:
+                        break
                     while pending and len(inflight) < self.options.concurrency and fatal is None:
-                        batch, asked = pending[0]
-                        messages = self._messages(batch, unique)
-                        worst = self._worst_cost(messages, len(batch))
+                        job = pending[0]
+                        messages = self._messages(list(job.keys), unique)
+                        worst = self._worst_cost(messages, len(job.keys))
                         if budget is not None and not budget.try_reserve(worst):
                             break
                         pending.popleft()
                         stats["requests"] += 1
-                        stats["reasked"] += asked > 0
-                        future = pool.submit(self.client.complete, messages, self.max_tokens_for(len(batch)))
-                        inflight[future] = (batch, asked, worst)
+                        stats["reasked"] += job.how == "reask"
+                        limit = self.max_tokens_for(len(job.keys))
+                        inflight[pool.submit(self.client.complete, messages, limit, None, deadline)] = (job, worst)
                     if not inflight:
                         break
-                    done, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
+                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+                    done, _ = cf.wait(inflight, timeout=wait, return_when=cf.FIRST_COMPLETED)
                     for future in done:
-                        batch, asked, worst = inflight.pop(future)
-                        finished = self._settle(
-                            future, batch, asked, worst, cache, budget, verdicts, errors, stats, pending
-                        )
-                        bar.update(finished)
+                        job, worst = inflight.pop(future)
+                        bar.update(self._settle(future, job, worst, cache, budget, verdicts, errors, stats, pending))
                         exc = future.exception()
                         if isinstance(exc, RequestFailed) and exc.fatal and fatal is None:
                             fatal = exc
-            finally:  # on Ctrl-C: return at once; what was answered is already in the cache
+            finally:  # on Ctrl-C or the deadline: return at once; what was answered is already in the cache
                 pool.shutdown(wait=not inflight, cancel_futures=True)
-        for batch, _ in pending:
-            reason = "budget" if fatal is None else "not sent: " + fatal.kind
-            errors.update({key: reason for key in batch})
+        for job, worst in inflight.values():  # abandoned at the deadline (the request may still be billed)
+            if budget is not None:
+                budget.settle(worst, None)
+            errors.update({key: "deadline" for key in job.keys})
+        stats["deadline_reached"] = int(late or any(e == "deadline" for e in errors.values()))
+        for job in pending:
+            reason = "deadline" if late else "budget" if fatal is None else "not sent: " + fatal.kind
+            errors.update({key: reason for key in job.keys})
         if fatal is not None:
             raise ComponentError(
                 f"LLM judge {self.model!r} cannot be used: {fatal}. Answers received so far are cached; "
                 "fix the problem and rerun."
             )
 
-    def _settle(self, future, batch, asked, worst, cache, budget, verdicts, errors, stats, pending) -> int:
+    def _settle(self, future, job: Job, worst, cache, budget, verdicts, errors, stats, pending) -> int:
         """Handle one finished request; return how many pairs are finished (judged or failed)."""
+        batch = job.keys
         exc = future.exception()
         if exc is not None:
             if budget is not None:
                 budget.settle(worst, 0.0)  # a failed request is not billed
             message = str(exc) if isinstance(exc, RequestFailed) else self.client.redact(f"{type(exc).__name__}: {exc}")
             logger.warning("llm judge request failed (%d pairs): %s", len(batch), message)
-            attempts = exc.attempts if isinstance(exc, RequestFailed) else 1
-            stats["attempts"] += attempts
-            errors.update({key: f"request failed: {message}" for key in batch})
+            stats["attempts"] += exc.attempts if isinstance(exc, RequestFailed) else 1
+            deadline = isinstance(exc, RequestFailed) and exc.kind == "deadline"
+            errors.update({key: "deadline" if deadline else f"request failed: {message}" for key in batch})
             return len(batch)
         reply = future.result()
         stats["attempts"] += reply.attempts
@@ -342,78 +373,31 @@ class LLMJudge(Reranker):
             stats["cost"] += reply.cost
         if budget is not None:
             budget.settle(worst, reply.cost)
-        ids = [str(i + 1) for i in range(len(batch))]
-        answers, order = llm_prompt.parse_answers(reply.content, ids)
-        probs = llm_prompt.match_probabilities(reply.content, reply.tokens)
-        p_by_id = dict(zip(order, probs)) if len(probs) == len(order) else {}
-        missing = []
-        for pid, key in zip(ids, batch):
-            if pid not in answers:
-                missing.append(key)
-                continue
-            match, confidence = answers[pid]
-            p_yes = p_by_id.get(pid)
-            verdict = {"match": bool(match), "confidence": confidence, "p_yes": p_yes}
-            cache.set(key, verdict)  # durable at once: a crash later keeps this answer
-            verdicts[key] = verdict
-            stats["judged"] += 1
-        if missing:
-            if asked == 0:
-                pending.appendleft((missing, 1))  # ask once more, for the missing pairs only
-            else:
-                errors.update({key: "malformed answer" for key in missing})
-        return len(batch) - (len(missing) if asked == 0 else 0)
-
-    @staticmethod
-    def _frame(index: pd.Index, keys: list[str], verdicts: dict[str, dict], errors: dict[str, str]) -> pd.DataFrame:
-        n = len(keys)
-        score = np.full(n, np.nan)
-        confidence = np.full(n, np.nan)
-        match = pd.array([pd.NA] * n, dtype="boolean")
-        error = np.full(n, None, dtype=object)
-        for i, key in enumerate(keys):
-            verdict = verdicts.get(key)
-            if verdict is None:
-                error[i] = errors.get(key, "not judged")
-                continue
-            yes, conf, p_yes = verdict["match"], verdict.get("confidence"), verdict.get("p_yes")
-            match[i] = yes
-            if p_yes is not None:
-                score[i] = p_yes
-            elif conf is not None:
-                sure = min(max(conf, 0.5), 1.0)
-                score[i] = sure if yes else 1.0 - sure
-            else:
-                score[i] = 1.0 if yes else 0.0
-            if conf is not None:
-                confidence[i] = conf
-            elif p_yes is not None:
-                confidence[i] = max(p_yes, 1.0 - p_yes)
-        return pd.DataFrame(
-            {"score": score, "is_match": match, "judge_confidence": confidence, "judge_error": error}, index=index
-        )
+        checked = llm_batches.check_answer(reply.content, reply.tokens, [str(i + 1) for i in range(len(batch))])
+        if checked.verdicts is not None:
+            for i, key in enumerate(batch):
+                verdict = checked.verdicts[str(i + 1)]
+                cache.set(key, verdict)  # durable at once: a crash later keeps this answer
+                verdicts[key] = verdict
+            stats["judged"] += len(batch)
+            return len(batch)
+        stats["rejected " + (checked.kind or "unknown")] += 1
+        logger.warning("llm judge: answer for %d pairs rejected (%s): nothing of it is used", len(batch), checked.problem)
+        follow, error = llm_batches.next_jobs(job, checked)
+        stats["splits"] += len(follow) > 1
+        pending.extendleft(reversed(follow))  # asked next, in order
+        if error is not None:
+            errors.update({key: error for key in batch})
+            return len(batch)
+        return 0
 
 
-def _records(frame: pd.DataFrame, ids: np.ndarray) -> list[str]:
-    """The JSON text of the records ``ids`` (rows of ``frame``, which is indexed by id)."""
-    cache: dict[Any, str] = {}
-    columns = list(frame.columns)
-    out = []
-    for rid in ids:
-        text = cache.get(rid)
-        if text is None:
-            row = frame.iloc[int(rid)] if isinstance(frame.index, pd.RangeIndex) else frame.loc[rid]
-            text = cache[rid] = llm_prompt.to_json_record({c: row[c] for c in columns})
-        out.append(text)
-    return out
+def _warn(message: str) -> None:
+    import warnings
 
+    from ltengine.linker import LinkWarning
 
-def _error_kind(error: str) -> str:
-    """A short label of a judge_error for the report: "budget", "request failed: rate_limited", ..."""
-    prefix = "request failed: "
-    if error.startswith(prefix):
-        return prefix + error[len(prefix) :].split(" ", 1)[0].rstrip(":")
-    return error.split(":", 1)[0]
+    warnings.warn(message, LinkWarning, stacklevel=4)
 
 
 @hookimpl

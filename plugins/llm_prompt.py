@@ -58,6 +58,22 @@ def to_json_record(values: dict[str, Any]) -> str:
     return json.dumps(clean, ensure_ascii=False)
 
 
+def records_json(frame: Any, ids: Sequence[Any]) -> list[str]:
+    """The JSON text of the records ``ids`` (rows of the DataFrame ``frame``, which is indexed by id)."""
+    import pandas as pd
+
+    cache: dict[Any, str] = {}
+    columns = list(frame.columns)
+    out = []
+    for rid in ids:
+        text = cache.get(rid)
+        if text is None:
+            row = frame.iloc[int(rid)] if isinstance(frame.index, pd.RangeIndex) else frame.loc[rid]
+            text = cache[rid] = to_json_record({c: row[c] for c in columns})
+        out.append(text)
+    return out
+
+
 def _escape(data_json: str) -> str:
     """Escape characters that could imitate the data markers (valid JSON escapes, same data)."""
     return data_json.replace("<", "\\u003c").replace(">", "\\u003e")
@@ -169,31 +185,48 @@ def _answer_list(value: Any) -> list[Any]:
     return []
 
 
-def parse_answers(content: str | None, ids: Sequence[str]) -> tuple[dict[str, tuple[bool, float | None]], list[str]]:
-    """Map pair ids to (match, confidence) from a model's answer; unknown ids and bad items are skipped.
+def answer_items(content: str | None) -> list[tuple[str | None, bool | None, float | None] | None] | None:
+    """Every answer item of a model's reply, in order: (id or None, match or None, confidence).
 
-    Returns the mapping and the ids (in answer order) of the answers used, which
-    :func:`match_probabilities` needs to line up logprobs.
+    Nothing is dropped or de-duplicated, so a caller can check the ids strictly; an item that is
+    not an object comes back as None.  None when the reply holds no JSON at all.
     """
-    wanted = {str(i) for i in ids}
     values = _json_candidates(content or "")
+    if not values:
+        return None
     items: list[Any] = []
     for value in values:
         items.extend(_answer_list(value))
-    result: dict[str, tuple[bool, float | None]] = {}
-    order: list[str] = []
+    out: list[tuple[str | None, bool | None, float | None] | None] = []
     for item in items:
         if not isinstance(item, dict):
+            out.append(None)
             continue
         pid = item.get("id", item.get("pair_id", item.get("pair")))
-        if pid is None and len(ids) == 1 and len(items) == 1:
-            pid = ids[0]
-        pid = None if pid is None else str(pid).strip()
         match = _as_bool(item.get("match", item.get("is_match", item.get("same"))))
+        confidence = _as_confidence(item.get("confidence", item.get("score", item.get("probability"))))
+        out.append((None if pid is None else str(pid).strip(), match, confidence))
+    return out
+
+
+def parse_answers(content: str | None, ids: Sequence[str]) -> tuple[dict[str, tuple[bool, float | None]], list[str]]:
+    """Map pair ids to (match, confidence) from a model's answer; unknown ids and bad items are skipped.
+
+    Lenient (the first answer of an id wins); the judge checks answers strictly with
+    ``llm_batches.check_answer`` instead.  Returns the mapping and the ids (in answer order) of
+    the answers used, which :func:`match_probabilities` needs to line up logprobs.
+    """
+    wanted = {str(i) for i in ids}
+    items = [item for item in answer_items(content) or [] if item is not None]
+    result: dict[str, tuple[bool, float | None]] = {}
+    order: list[str] = []
+    for pid, match, confidence in items:
+        if pid is None and len(ids) == 1 and len(items) == 1:
+            pid = str(ids[0])
         if pid not in wanted or match is None or pid in result:
             order.append("")  # keeps positions aligned with the "match" keys in the text
             continue
-        result[pid] = (match, _as_confidence(item.get("confidence", item.get("score", item.get("probability")))))
+        result[pid] = (match, confidence)
         order.append(pid)
     return result, order
 

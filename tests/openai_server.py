@@ -19,6 +19,9 @@ Faults are injected on demand, for the next request(s) or the n-th chat request:
     server.inject("truncated")                 # the HTTP body is cut off mid-way
     server.inject("reorder")                   # batch answers in reverse order
     server.inject("missing")                   # drop the last answer of a batch
+    server.inject("shift")                     # answer ids off by one (0-based instead of 1-based)
+    server.inject("duplicate")                 # the first answer again, verdict flipped, at the end
+    server.inject("extra")                     # one more answer, for an id that was not asked
     server.inject("401_echo")                  # 401 whose body echoes the Authorization header
     server.inject_at(4, "hang")                # the 4th chat request waits until release()
 
@@ -49,6 +52,8 @@ MARKER = "<<<PAIRS"
 INJECTION = re.compile(
     r"answer\s+(\"|')?yes|ignore\s+(all\s+|the\s+|any\s+)?(previous\s+|above\s+)?instructions", re.IGNORECASE
 )
+#: Faults that change the answer's content (the request is still answered with 200).
+ANSWER_FAULTS = ("malformed", "reorder", "missing", "truncated", "shift", "duplicate", "extra")
 LEGAL_WORDS = {"inc", "ltd", "llc", "gmbh", "ag", "sa", "corp", "corporation", "co", "company", "plc", "limited"}
 
 
@@ -249,6 +254,20 @@ def judge(pairs: list[dict], outside: str, gullible: str | None, rule: Callable 
     return answers
 
 
+def bad_ids(answers: list[dict], fault: str | None) -> list[dict]:
+    """The answers with their ids spoiled the way ``fault`` says (unchanged for other faults)."""
+    if fault == "missing" and answers:
+        return answers[:-1]
+    if fault == "shift":  # a model counting from 0: each verdict carries the id of the pair before it
+        return [{**a, "id": str(int(a["id"]) - 1)} for a in answers]
+    if fault == "duplicate" and answers:
+        first = answers[0]
+        return answers + [{**first, "match": not first["match"], "p_yes": 1.0 - first["p_yes"]}]
+    if fault == "extra":
+        return answers + [{"id": str(len(answers) + 1), "match": True, "p_yes": 0.99}]
+    return answers
+
+
 def answer_content(answers: list[dict], logprobs: bool, top: int) -> tuple[str, list[dict] | None]:
     """The JSON answer text, and OpenAI logprobs tokens whose match values carry both words."""
     pieces: list[tuple[str, float | None]] = [('{"answers": [', None)]
@@ -370,7 +389,7 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
 
         def _fault(self, fault: str | None, params: dict) -> bool:
             """Send the fault's response; True if the request is answered."""
-            if fault is None or fault in ("malformed", "reorder", "missing", "truncated"):
+            if fault is None or fault in ANSWER_FAULTS:
                 return False
             if fault == "429":
                 headers = {}
@@ -419,8 +438,7 @@ def _make_handler(server: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             answers = judge(pairs, outside, server.gullible, server.rule)
             if fault == "reorder":
                 answers = answers[::-1]
-            if fault == "missing" and answers:
-                answers = answers[:-1]
+            answers = bad_ids(answers, fault)
             want_logprobs = bool(body.get("logprobs"))
             content, tokens = answer_content(answers, want_logprobs, int(body.get("top_logprobs") or 2))
             if fault == "malformed":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, did_you_mean
+from .numeric import as_positive_int, is_real
 
 
 def _as_columns(value: Any, field: str) -> tuple[str, ...]:
@@ -92,27 +93,27 @@ class LinkConfig:
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{name} must be a mapping of option names to values; got {value!r}")
             set_(self, name, dict(value))
-        if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise ConfigError(f"k must be a positive integer (candidates per left row); got {self.k!r}")
+        set_(self, "k", as_positive_int(self.k, "k", "candidates per left row", ConfigError))
         if self.threshold is not None:
-            if isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float)):
+            if not is_real(self.threshold):
                 raise ConfigError(f"threshold must be a number between -1 and 1; got {self.threshold!r}")
             if math.isnan(self.threshold) or not -1.0 <= float(self.threshold) <= 1.0:
                 raise ConfigError(
                     f"threshold {self.threshold!r} is out of range: scores are cosine similarities in "
                     "[-1, 1] (typical match thresholds are 0.5-0.9)"
                 )
+            set_(self, "threshold", float(self.threshold))
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}.{did_you_mean(str(self.mode), MODES)} "
                               f"Valid modes: {', '.join(MODES)}.")
-        if isinstance(self.hybrid_depth, bool) or not isinstance(self.hybrid_depth, int) or self.hybrid_depth < 1:
-            raise ConfigError(f"hybrid_depth must be a positive integer (candidates per retriever); got {self.hybrid_depth!r}")
+        set_(self, "hybrid_depth", as_positive_int(self.hybrid_depth, "hybrid_depth", "candidates per retriever",
+                                                   ConfigError))
         suffixes = tuple(self.suffixes)
         if len(suffixes) != 2 or not all(isinstance(s, str) for s in suffixes) or suffixes[0] == suffixes[1]:
             raise ConfigError(f"suffixes must be two different strings, e.g. ('_x', '_y'); got {self.suffixes!r}")
         set_(self, "suffixes", suffixes)
-        if not isinstance(self.encode_chunk_size, int) or self.encode_chunk_size < 1:
-            raise ConfigError(f"encode_chunk_size must be a positive integer; got {self.encode_chunk_size!r}")
+        set_(self, "encode_chunk_size", as_positive_int(self.encode_chunk_size, "encode_chunk_size",
+                                                        "texts per encoder call", ConfigError))
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

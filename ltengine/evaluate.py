@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ColumnError, LinkInputError
+from .eval_checks import comparable_ids
 
 Columns = str | Sequence[str] | None
 #: Rows encoded per step by :func:`evaluate_pairs` (bounds memory on long frames).
@@ -234,7 +235,9 @@ def _gold_clusters(gold: Any, ids: pd.Index, id_col: str | None, cluster: str) -
             _require(gold, [key], "record id of the gold clusters")
     if not series.index.is_unique:
         raise LinkInputError("gold clusters list a record id more than once; give each record one cluster")
-    values = series.reindex(ids)
+    (id_values,), (gold_ids,) = comparable_ids([ids], [series.index], f"({id_col or 'the index'})", "(gold index)")
+    ids = pd.Index(id_values)
+    values = pd.Series(series.to_numpy(), index=pd.Index(gold_ids)).reindex(ids)
     missing = ids[values.isna().to_numpy()]
     if len(missing):
         raise LinkInputError(
@@ -248,7 +251,10 @@ def _clusters_from_pairs(gold: pd.DataFrame, ids: pd.Index, gold_left: str, gold
     """Gold clusters as connected components of the gold pairs; ids in no pair are singletons."""
     from .cluster import connected_labels
 
-    a, b = ids.get_indexer(gold[gold_left]), ids.get_indexer(gold[gold_right])
+    (id_values,), (left, right) = comparable_ids([ids], [gold[gold_left], gold[gold_right]], "(record ids)",
+                                                 f"({gold_left!r}, {gold_right!r})")
+    ids = pd.Index(id_values)
+    a, b = ids.get_indexer(left), ids.get_indexer(right)
     unknown = (a < 0) | (b < 0)
     if unknown.any():
         bad = gold[unknown].iloc[0]
@@ -280,6 +286,11 @@ def cluster_metrics(pred_labels: Any, gold_labels: Any) -> dict[str, float]:
 
     pred = pd.factorize(np.asarray(pred_labels))[0]
     gold = pd.factorize(np.asarray(gold_labels))[0]
+    if len(pred) != len(gold):
+        raise LinkInputError(f"pred_labels has {len(pred)} labels but gold_labels {len(gold)}; give one per record")
+    for what, labels in (("pred_labels", pred), ("gold_labels", gold)):
+        if (labels < 0).any():
+            raise LinkInputError(f"{what} has {int((labels < 0).sum())} missing labels; give every record a cluster")
     n = len(pred)
     if n == 0:
         return {"records": 0}
@@ -330,6 +341,9 @@ def link_metrics(pred: pd.DataFrame, gold_pairs: pd.DataFrame, *, rank: str | No
     order.  ``symmetric``: both columns hold the same records (a self-link): self pairs are dropped
     and (a, b) equals (b, a).
     """
+    from .eval_checks import positive_k
+
+    k = positive_k(k)
     pred = pred[pred["r"].notna() & pred["l"].notna()].copy()
     gold = gold_pairs[["l", "r"]].dropna()
     if symmetric:
@@ -410,11 +424,15 @@ def evaluate(
     """
     if not isinstance(pred, pd.DataFrame):
         raise LinkInputError(f"pred must be a DataFrame (the output of cluster_rows or merge); got {type(pred).__name__}")
+    from .eval_checks import check_pred_clusters, gold_cluster_series, positive_k
+
+    k = positive_k(k)
     if kind is None:
         kind = "clusters" if cluster in pred.columns else "links"
     gold_kind = _gold_kind(gold, gold_left, gold_right, cluster)
     if kind == "clusters":
         _require(pred, [cluster], "predicted cluster")
+        check_pred_clusters(pred, cluster)
         if id is not None:
             _require(pred, [id], "record id")
         ids = pd.Index(pred[id] if id is not None else pred.index)
@@ -437,8 +455,11 @@ def evaluate(
     if gold_kind == "pairs":
         gold_pairs = pd.DataFrame({"l": gold[gold_left].to_numpy(), "r": gold[gold_right].to_numpy()})
     else:
-        series = gold if isinstance(gold, pd.Series) else gold.set_index(id or "id")[cluster]
+        series = gold_cluster_series(gold, id, cluster)
         gold_pairs = _pairs_from_clusters(series.index.to_numpy(), series.to_numpy())
+    (frame["l"], frame["r"]), (gold_pairs["l"], gold_pairs["r"]) = comparable_ids(
+        [frame["l"], frame["r"]], [gold_pairs["l"], gold_pairs["r"]], f"({left_col!r}, {right_col!r})",
+        f"({gold_left!r}, {gold_right!r})" if gold_kind == "pairs" else "(gold cluster ids)")
     return link_metrics(frame, gold_pairs, rank=rank, score=score, k=k, symmetric=symmetric)
 
 
@@ -467,8 +488,9 @@ def _labels(scored: pd.DataFrame, labels: Any, left_id: str | None, right_id: st
     elif isinstance(labels, pd.DataFrame):
         _require(labels, [gold_left, gold_right], "gold pairs")
         lcol, rcol = _link_ids(scored, left_id, right_id)
-        gold = pd.MultiIndex.from_arrays([labels[gold_left].to_numpy(), labels[gold_right].to_numpy()])
-        return np.asarray(pd.MultiIndex.from_arrays([scored[lcol].to_numpy(), scored[rcol].to_numpy()]).isin(gold))
+        pred_ids, gold_ids = comparable_ids([scored[lcol], scored[rcol]], [labels[gold_left], labels[gold_right]],
+                                            f"({lcol!r}, {rcol!r})", f"({gold_left!r}, {gold_right!r})")
+        return np.asarray(pd.MultiIndex.from_arrays(pred_ids).isin(pd.MultiIndex.from_arrays(gold_ids)))
     else:
         values = pd.Series(np.asarray(labels))
     if len(values) != len(scored):
@@ -506,14 +528,17 @@ def suggest_threshold(
     if not isinstance(scored_pairs, pd.DataFrame):
         raise LinkInputError(f"scored_pairs must be a DataFrame with a {score!r} column; got {type(scored_pairs).__name__}")
     _require(scored_pairs, [score], "score")
+    from .eval_checks import score_values
+    from .numeric import is_real
+
+    if target_precision is not None and not (is_real(target_precision) and 0.0 < float(target_precision) <= 1.0):
+        raise LinkInputError(f"target_precision must be a number in (0, 1]; got {target_precision!r}")
+    s = score_values(scored_pairs, score)
     y = _labels(scored_pairs, labels, left_id, right_id, gold_left, gold_right)
-    s = scored_pairs[score].to_numpy(dtype=np.float64)
     valid = ~np.isnan(s)
     y, s = y[valid], s[valid]
     if not y.any():
         raise LinkInputError("no pair is labelled a match: a threshold needs at least one true pair")
-    if target_precision is not None and not 0.0 < float(target_precision) <= 1.0:
-        raise LinkInputError(f"target_precision must be in (0, 1]; got {target_precision!r}")
     precision, recall, thresholds = precision_recall_curve(y, s)
     precision, recall = precision[:-1], recall[:-1]
     f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-300), 0.0)

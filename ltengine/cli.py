@@ -127,7 +127,7 @@ _add_dedup_commands(cli)
 def _add_plugin_commands(group: click.Group) -> None:
     from .plugins import get_host
 
-    get_host().hook.register_commands(cli=group)
+    get_host().add_commands(group)  # a plugin whose hook raises is skipped with a warning
 
 
 def main(argv: list[str] | None = None) -> Any:

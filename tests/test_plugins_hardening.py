@@ -252,3 +252,22 @@ def test_entry_point_names_are_known_to_the_env_check(installed, monkeypatch) ->
         warnings.simplefilter("error")
         host = PluginHost()
         assert host.registry.has("encoder", "good-enc")
+
+
+def test_the_cli_runs_when_a_plugins_register_commands_hook_raises(monkeypatch, capsys) -> None:
+    from ltengine import cli as cli_module
+
+    class BadCommands:
+        @lt.hookimpl
+        def register_commands(self, cli):
+            raise RuntimeError("no commands today")
+
+    host = PluginHost(load_entry_points=False)
+    host.register(BadCommands(), name="bad-commands-cli")
+    monkeypatch.setattr(plugins_module, "_HOST", host)
+    with pytest.warns(PluginLoadWarning, match="'bad-commands-cli' is broken"):
+        with pytest.raises(SystemExit) as stop:
+            cli_module.main(["plugins"])
+    assert stop.value.code == 0
+    listed = {entry["name"]: entry for entry in json.loads(capsys.readouterr().out)}
+    assert "register_commands hook raised RuntimeError" in listed["bad-commands-cli"]["error"]

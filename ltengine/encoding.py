@@ -68,6 +68,14 @@ def _checked(vectors: Any, n: int, encoder: Encoder) -> np.ndarray:
     return arr
 
 
+def _usable_hit(vectors: Any, n: int) -> bool:
+    """A cached value fit to use: a finite float32 (n, d) array (anything else is recomputed)."""
+    return (
+        isinstance(vectors, np.ndarray) and vectors.dtype == np.float32 and vectors.ndim == 2
+        and vectors.shape[0] == n and vectors.shape[1] > 0 and bool(np.isfinite(vectors).all())
+    )
+
+
 def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> np.ndarray:
     """Encode ``texts`` (non-empty strings) to unit-length float32 rows.
 
@@ -94,7 +102,7 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
             batch = uniques[start : start + chunk]
             key = content_key(encoder.cache_id, "any" if encoder.symmetric else role, batch)
             vectors = cache.get(key)
-            if vectors is None or getattr(vectors, "shape", (0,))[0] != len(batch):
+            if not _usable_hit(vectors, len(batch)):
                 vectors = _checked(context.run("encode", encoder, texts=batch, role=role), len(batch), encoder)
                 if not encoder.normalized:
                     vectors = _normalise(vectors)

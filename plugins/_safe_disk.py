@@ -53,7 +53,7 @@ def decode_value(data: Any) -> Any:
             array = np.load(io.BytesIO(body), allow_pickle=False)
             if not isinstance(array, np.ndarray):
                 raise CorruptEntry("not an array")
-            return array
+            return array if array.flags.writeable else array.copy()
         if tag == JSON_TAG:
             return json.loads(body.decode("utf-8"))
     except CorruptEntry:

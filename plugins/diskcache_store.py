@@ -126,8 +126,9 @@ class DiskCacheStore:
             return None if data is None else decode_value(data)
         except CorruptEntry:
             self._warn(
-                "entry", f"unreadable entries in the cache {str(self.directory)!r} (damaged, from an older ltengine, or not "
-                "written by ltengine); they are treated as misses and recomputed."
+                "entry",
+                f"unreadable entries in the cache {str(self.directory)!r} (damaged, from an older ltengine, or "
+                "not written by ltengine); they are treated as misses and recomputed.",
             )
             return None
         except Exception as exc:  # noqa: BLE001 - sqlite3 / OSError / diskcache.Timeout

@@ -163,7 +163,7 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(warm_cache, damage: str) ->
     with warnings.catch_warnings():
         warnings.simplefilter("error", CacheWarning)  # the rebuilt cache is healthy and filled
         again = _merge(cache_dir)
-    assert again.attrs["ltengine"]["encoding"]["document"]["cache_hits"] == len(RIGHT)
+    assert again.attrs["ltengine"]["report"]["encoding"]["document"]["cache_hits"] == len(RIGHT)
     _assert_same(again, expected)
 
 
@@ -262,3 +262,38 @@ def test_folder_fingerprint_covers_nested_files_and_is_memoised(tmp_path: Path, 
     monkeypatch.undo()
     (tmp_path / "m" / "2_Dense" / "weights.bin").write_bytes(b"\x01" * 10)  # same size, new bytes
     assert folder_fingerprint(tmp_path / "m") != first
+
+
+def test_hub_model_is_keyed_by_its_cached_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from ltengine_plugins.st_encoder import SentenceTransformerEncoder
+
+    repo = tmp_path / "hub" / "models--acme--tiny-encoder"
+    (repo / "refs").mkdir(parents=True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    ids = []
+    for commit in ("a" * 40, "b" * 40):  # the model was updated on the Hub and downloaded again
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+        (repo / "refs" / "main").write_text(commit)
+        ids.append(SentenceTransformerEncoder(model="acme/tiny-encoder").cache_id)
+    assert f"acme/tiny-encoder@{'a' * 40}" in ids[0] and f"acme/tiny-encoder@{'b' * 40}" in ids[1]
+    pinned = SentenceTransformerEncoder(model="acme/tiny-encoder", options={"model_kwargs": {"revision": "a" * 40}})
+    assert f"@{'a' * 40}" in pinned.cache_id
+
+
+@pytest.mark.parametrize("tamper", ["1-d", "nan"])
+def test_cached_vectors_of_the_wrong_shape_are_recomputed(tmp_path: Path, tamper: str) -> None:
+    """A well-formed entry holding the wrong array (1-d, NaN) is a miss, never a raw error or a NaN score."""
+    from ltengine_plugins.diskcache_store import DiskCacheStore
+
+    cache_dir = tmp_path / "cache"
+    expected = _merge(cache_dir)
+    _forget_stores(cache_dir)
+    store = DiskCacheStore(cache_dir / "embeddings")
+    for key in list(store._cache.iterkeys()):
+        original = store.get(key)
+        store.set(key, original[:, 0].copy() if tamper == "1-d" else np.full_like(original, np.nan))
+    store.close()
+    _assert_same(_merge(cache_dir), expected)

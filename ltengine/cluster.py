@@ -38,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from .config import LinkConfig
-from .errors import ColumnError, ConfigError, LinkInputError, did_you_mean
+from .errors import ConfigError, LinkInputError, did_you_mean
+from .output import CLUSTER_COLUMN, check_clash
 from .progress import progress_bar
 
 Columns = str | Sequence[str] | None
@@ -51,14 +52,14 @@ HDBSCAN_MAX_ROWS = 200_000
 #: Unique texts searched per ``Linker.candidates`` call (a multiple of the encoder chunk keeps the
 #: query chunks aligned with the chunks encoded by ``fit``).
 QUERY_CHUNK_TEXTS = 16 * 4096
-#: The column ``cluster_rows`` adds.
-CLUSTER_COLUMN = "cluster"
 
 
 # -- input checks ---------------------------------------------------------------------------------
 def check_threshold(threshold: Any, name: str = "threshold") -> float:
     """A similarity threshold in [-1, 1] (cosine), else ConfigError."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+    from .numeric import is_real
+
+    if not is_real(threshold):
         raise ConfigError(f"{name} must be a number between -1 and 1 (cosine similarity); got {threshold!r}")
     value = float(threshold)
     if not -1.0 <= value <= 1.0:  # also rejects NaN
@@ -123,7 +124,7 @@ def _units(df: pd.DataFrame, cfg: LinkConfig) -> tuple[np.ndarray, np.ndarray, n
     """(unit of each row or -1, representative row of each unit, text of each unit), units sorted by text."""
     from .text import serialize
 
-    texts = serialize(df, cfg.left_on, "input").to_numpy(dtype=object)
+    texts = serialize(df, cfg.left_on, "input", keep_symbols=_keep_symbols(cfg)).to_numpy(dtype=object)
     nonempty = texts != ""
     key = pd.DataFrame({"__text": texts})
     for i, col in enumerate(cfg.block_on):
@@ -405,6 +406,20 @@ def cluster_rows(
     arguments are :class:`LinkConfig` fields, e.g. ``rerank="cross-encoder:/path"`` to judge the
     edges, ``progress=False``.  ``out.attrs["ltengine"]["report"]`` holds counts and timings.
     """
+    if isinstance(df, pd.DataFrame):
+        check_clash(df.columns, (CLUSTER_COLUMN,), "input", "cluster_rows")
+    df, labels, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges, hdbscan_options,
+                                        config, options)
+    out = df.copy()
+    out[CLUSTER_COLUMN] = labels
+    out.attrs["ltengine"] = attrs
+    return out
+
+
+def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float, method: Any, k: int,
+                    block_on: Columns, missing_edges: str, hdbscan_options: Mapping[str, Any] | None, config: Any,
+                    options: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+    """The checked frame, a cluster id per row, and the report (see :func:`cluster_rows`)."""
     start = time.perf_counter()
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}.{did_you_mean(str(method), METHODS)} Use one of: {', '.join(METHODS)}.")
@@ -418,11 +433,6 @@ def cluster_rows(
     on_cols = _as_columns(on, "on")
     cfg = _link_config(on_cols, config, dict(options, model=model, block_on=_as_columns(block_on, "block_on") or None))
     df = _check_frame(df, cfg)
-    if CLUSTER_COLUMN in df.columns:
-        raise ColumnError(
-            f"the input table already has a column {CLUSTER_COLUMN!r}, which cluster_rows adds; rename or drop it "
-            f"first, e.g. df.drop(columns={CLUSTER_COLUMN!r})"
-        )
     if method == "hdbscan" and len(df) > HDBSCAN_MAX_ROWS:
         raise LinkInputError(
             f"method='hdbscan' is limited to {HDBSCAN_MAX_ROWS:,} rows (got {len(df):,}); use method='connected' "
@@ -439,15 +449,16 @@ def cluster_rows(
     else:
         unit_labels = hdbscan_labels(graph.n_units, graph.src, graph.dst, graph.weight, cut, hdbscan_options)
     labels = _row_labels(graph.unit_of_row, unit_labels)
-    out = df.copy()
-    out[CLUSTER_COLUMN] = labels
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
     report = dict(graph.report, on=list(cfg.left_on), method=method, threshold=threshold, k=int(k),
                   clusters=len(sizes), singletons=int((sizes == 1).sum()), largest_cluster=int(sizes.max(initial=0)))
     timings = report.pop("timings")
     timings.update(clustering=time.perf_counter() - algo_start, total=time.perf_counter() - start)
-    out.attrs["ltengine"] = {"report": report, "timings": timings}
-    return out
+    return df, labels, {"report": report, "timings": timings}
+
+
+def _keep_symbols(cfg: LinkConfig) -> bool:
+    return bool(getattr(cfg, "keep_symbol_records", False))
 
 
 def _row_labels(unit_of_row: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
@@ -481,23 +492,25 @@ def dedup_rows(
             f"unknown keep={keep!r}.{did_you_mean(str(keep), KEEP_POLICIES)} Use 'first', 'longest' or a function "
             "that takes a cluster's rows and returns the index label of the row to keep."
         )
-    clustered = cluster_rows(df, on=on, model=model, threshold=threshold, method=method, k=k, block_on=block_on, **kwargs)
-    labels = clustered[CLUSTER_COLUMN].to_numpy()
-    positions = np.arange(len(clustered))
+    extra = {key: kwargs.pop(key) for key in ("missing_edges", "hdbscan_options", "config") if key in kwargs}
+    df, labels, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on,
+                                        extra.get("missing_edges", "zero"), extra.get("hdbscan_options"),
+                                        extra.get("config"), kwargs)
+    positions = np.arange(len(df))
     if keep == "first":
         chosen = np.unique(labels, return_index=True)[1]
     elif keep == "longest":
         from .text import serialize
 
-        length = serialize(clustered, clustered.attrs["ltengine"]["report"]["on"], "input").str.len().to_numpy()
+        length = serialize(df, attrs["report"]["on"], "input").str.len().to_numpy()
         order = np.lexsort((positions, -length, labels))
         first = np.ones(len(order), dtype=bool)
         first[1:] = labels[order][1:] != labels[order][:-1]
         chosen = order[first]
     else:
-        chosen = _keep_by_function(clustered.drop(columns=CLUSTER_COLUMN), labels, keep)
+        chosen = _keep_by_function(df, labels, keep)
     out = df.iloc[np.sort(chosen)]
-    out.attrs["ltengine"] = clustered.attrs["ltengine"]
+    out.attrs["ltengine"] = attrs
     return out
 
 

@@ -104,6 +104,8 @@ class Linker:
         linker = Linker(LinkConfig(left_on=("name",), right_on=("name",))).fit(registry_df)
         matched = linker.merge(batch1)
         matched2 = linker.merge(batch2)
+
+    A fitted Linker may be shared, also between threads: each ``merge`` result carries its own report.
     """
 
     def __init__(

@@ -50,8 +50,8 @@ def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode
         raise LinkInputError("no columns to link on: pass on='column' (or left_on=/right_on=), or set them in config")
     if not isinstance(right, pd.DataFrame):
         raise LinkInputError(f"the right table must be a pandas DataFrame; got {type(right).__name__}")
-    queries = len(left) if isinstance(left, pd.DataFrame) else None
-    return linker.fit(right, expected_queries=queries).merge(left, mode=mode)
+    linker.check_inputs(left, right)  # both tables checked before the right one is encoded
+    return linker.fit(right, expected_queries=len(left)).merge(left, mode=mode)
 
 
 def merge(

@@ -124,7 +124,7 @@ def _units(df: pd.DataFrame, cfg: LinkConfig) -> tuple[np.ndarray, np.ndarray, n
     """(unit of each row or -1, representative row of each unit, text of each unit), units sorted by text."""
     from .text import serialize
 
-    texts = serialize(df, cfg.left_on, "input", keep_symbols=_keep_symbols(cfg)).to_numpy(dtype=object)
+    texts = serialize(df, cfg.left_on, "input", keep_symbols=cfg.keep_symbol_records).to_numpy(dtype=object)
     nonempty = texts != ""
     key = pd.DataFrame({"__text": texts})
     for i, col in enumerate(cfg.block_on):
@@ -456,9 +456,6 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float, m
     timings.update(clustering=time.perf_counter() - algo_start, total=time.perf_counter() - start)
     return df, labels, {"report": report, "timings": timings}
 
-
-def _keep_symbols(cfg: LinkConfig) -> bool:
-    return bool(getattr(cfg, "keep_symbol_records", False))
 
 
 def _row_labels(unit_of_row: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:

@@ -79,6 +79,9 @@ class LinkConfig:
     progress: bool | None = None
     #: Texts per encoder call: the unit of caching and progress.
     encode_chunk_size: int = 4096
+    #: Link records made only of symbols (e.g. a lone emoji); by default a value with no letter or
+    #: digit counts as empty, and empty records never match.
+    keep_symbol_records: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -195,10 +195,10 @@ class Linker:
         cfg = self.config
         self.context = RunContext(cfg, self.host)
         right = self._check_input(right, "right", cfg.right_on)
-        texts = serialize(right, cfg.right_on, "right", keep_symbols=_keep_symbols(cfg)).to_numpy(dtype=object)
+        texts = serialize(right, cfg.right_on, "right", keep_symbols=cfg.keep_symbol_records).to_numpy(dtype=object)
         keys = self._block_keys(right, "right", self.context)
         ids = np.flatnonzero(texts != "")
-        lexical_texts = _lexical_texts(right, cfg.right_on, "right", texts, _keep_symbols(cfg))
+        lexical_texts = _lexical_texts(right, cfg.right_on, "right", texts, cfg.keep_symbol_records)
         blocks: dict[Any, Any] = {}
         sizes = {key: len(positions) for key, positions in _groups(keys, ids)}
         fitted = _FittedRight(right, texts, blocks, sizes, lexical_texts, keys, ids,
@@ -278,12 +278,12 @@ class Linker:
         ctx = context or self.context
         left = self._check_input(left, "left", cfg.left_on)
         k = k or cfg.k
-        texts = serialize(left, cfg.left_on, "left", keep_symbols=_keep_symbols(cfg)).to_numpy(dtype=object)
+        texts = serialize(left, cfg.left_on, "left", keep_symbols=cfg.keep_symbol_records).to_numpy(dtype=object)
         keys = self._block_keys(left, "left", ctx)
         ids = np.flatnonzero(texts != "")
         report = ctx.report
         report.update(left_rows=len(left), left_empty_text=int(len(left) - len(ids)))
-        lexical_texts = _lexical_texts(left, cfg.left_on, "left", texts, _keep_symbols(cfg))
+        lexical_texts = _lexical_texts(left, cfg.left_on, "left", texts, cfg.keep_symbol_records)
         mode = self.resolve_mode(lexical_texts[ids], ctx)
         groups = self._matched_groups(keys, ids, ctx)
 
@@ -474,11 +474,6 @@ def _lexical_texts(df: pd.DataFrame, columns: tuple[str, ...], side: str, texts:
         return texts
     parts = [serialize(df, [c], side, keep_symbols=keep_symbols).to_numpy(dtype=object) for c in columns]
     return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=object)
-
-
-def _keep_symbols(config: LinkConfig) -> bool:
-    """Whether records of symbols only (no letter or digit, e.g. an emoji) are linked (default: empty)."""
-    return bool(getattr(config, "keep_symbol_records", False))
 
 
 def _row_map(n: int, ids: np.ndarray) -> np.ndarray:

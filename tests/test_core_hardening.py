@@ -39,9 +39,8 @@ def test_hybrid_score_columns_in_an_input_are_refused_before_encoding(side, monk
     linker = lt.Linker(lt.LinkConfig(left_on=("name",), right_on=("name",), mode="hybrid", progress=False))
     with pytest.raises(ColumnError, match=match):
         linker.check_inputs(left, right)
-    if side == "right":  # merge fits the right table first: its check comes before encoding it
-        with pytest.raises(ColumnError, match=match):
-            lt.merge(left, right, on="name", mode="hybrid", progress=False)
+    with pytest.raises(ColumnError, match=match):  # merge checks both tables before encoding either
+        lt.merge(left, right, on="name", mode="hybrid", progress=False)
     monkeypatch.undo()
     with pytest.raises(ColumnError, match=match):
         lt.merge(left, right, on="name", mode="hybrid", progress=False)
@@ -140,6 +139,15 @@ def test_dedup_rows_keeps_each_empty_record() -> None:
     assert out.index.tolist() == list(range(len(INVISIBLE) + 1))
     clustered = lt.cluster_rows(df, on="name", threshold=0.5, progress=False)
     assert clustered["cluster"].nunique() == len(INVISIBLE) + 1
+
+
+def test_keep_symbol_records_links_symbol_only_records() -> None:
+    left = pd.DataFrame({"name": ["\U0001f642", "Acme"]})
+    right = pd.DataFrame({"name": ["\U0001f642", "Acme Inc"]})
+    default = lt.merge(left, right, on="name", keep_unmatched=True, progress=False)
+    assert default["name_y"].isna().tolist() == [True, False]
+    kept = lt.merge(left, right, on="name", keep_unmatched=True, keep_symbol_records=True, progress=False)
+    assert kept["name_y"].tolist() == ["\U0001f642", "Acme Inc"]
 
 
 def test_symbol_only_values_can_be_kept() -> None:

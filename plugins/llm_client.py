@@ -135,6 +135,19 @@ def _classify(exc: BaseException) -> tuple[str, bool, bool]:
     return "error", False, False
 
 
+def attempt_timeout(timeout: float, left: float) -> float:
+    """``timeout`` divided by sqrt(2) until it fits in the ``left`` seconds before a deadline.
+
+    A coarse grid, not ``left`` itself: litellm keeps one HTTP client per timeout value, so each
+    distinct value would open new connections.  Raises TimeoutError when too little time is left.
+    """
+    while timeout > left and timeout >= 0.02:
+        timeout /= 2.0**0.5
+    if timeout > left or timeout < 0.02:
+        raise TimeoutError("the judge's deadline passed before this attempt")
+    return timeout
+
+
 class Waiter:
     """tenacity wait: Retry-After when the server sends one, else exponential backoff with full jitter."""
 
@@ -299,10 +312,7 @@ class Client:
             for attempt in retrying:
                 with attempt:
                     if deadline is not None:
-                        left = deadline - time.monotonic()
-                        if left <= 0:
-                            raise TimeoutError("the judge's deadline passed before this attempt")
-                        kwargs["timeout"] = min(self.s.timeout, left)
+                        kwargs["timeout"] = attempt_timeout(self.s.timeout, deadline - time.monotonic())
                     attempts += 1
                     with self._lock:
                         self.attempts += 1

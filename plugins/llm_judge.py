@@ -14,19 +14,15 @@ the run's ``max_cost``/``max_calls`` are checked against the worst case of each 
 is sent, so the caps hold; pairs left when a cap is reached get ``judge_error="budget"``.
 
 A batch answer is used only if its ids are exactly the ids asked, each once (see
-:mod:`ltengine_plugins.llm_batches`): otherwise nothing of it is applied, the batch is asked again
-once, then split in halves down to single pairs; pairs without a verifiable answer get
-``judge_error="malformed answer"``, never a verdict.  The report counts ``rejected_answers`` (by
-kind), ``reasked`` and ``splits``.
+:mod:`ltengine_plugins.llm_batches`); otherwise nothing of it is applied, the batch is asked again
+once, then split in halves down to single pairs; pairs left without a verifiable answer get
+``judge_error="malformed answer"``.  The report counts ``rejected_answers``, ``reasked``, ``splits``.
 
-Time: each request may take ``max_attempts`` attempts of up to ``timeout`` seconds plus the waits
-between them (backoff up to ``max_backoff``, or a Retry-After up to ``max_retry_after``): with the
-defaults 5 x 60 s + 4 x 60 s = 9 minutes per request.  Without a deadline the worst case is about
-9 min x requests / ``concurrency``: ceil(pairs / 8) requests, or up to 2 x 8 per batch of 8 when
-every answer is rejected; 1,000 pairs at the defaults: 125 requests, about 4.7 hours.
-``deadline_s`` (default None: no deadline) bounds the whole judging run: no attempt runs or waits
-past it, and pairs without an answer then get ``judge_error="deadline"`` (every answer received is
-cached, so a rerun asks only for the rest).
+Time: a request may take ``max_attempts`` x ``timeout`` plus the waits between attempts (Retry-After
+up to ``max_retry_after``): 5 x 60 s + 4 x 60 s = 9 min at the defaults, so without a deadline the
+worst case is 9 min x ceil(pairs / 8) / ``concurrency`` (1,000 pairs: 4.7 h; up to 16x that if every
+answer is rejected).  ``deadline_s`` (default None) bounds the judging run: no attempt runs or waits
+past it; pairs without an answer get ``judge_error="deadline"`` (answers received stay cached).
 
 Output columns: ``score`` (P(yes) from logprobs where the provider returns them, else the stated
 confidence of the verdict mapped to 0..1), ``is_match`` (the verdict), ``judge_confidence`` and

@@ -127,12 +127,13 @@ def test_malformed_answer_is_asked_again_once(fake_openai, tmp_path) -> None:
     assert (out["judge_error"] == "malformed answer").all() and out["is_match"].isna().all()
 
 
-def test_missing_answer_reasks_only_the_missing_pair(fake_openai, tmp_path) -> None:
+def test_answer_missing_an_id_is_rejected_whole_and_the_batch_asked_again(fake_openai, tmp_path) -> None:
+    # issue 14, item 4: an answer whose ids are not exactly the batch's is never partly applied
     fake_openai.inject("missing")
     out = knn(fake_openai, tmp_path, batch_size=50)
     chats = fake_openai.chat_requests()
-    assert [len(r.pairs) for r in chats] == [30, 1] and out["judge_error"].isna().all()
-    assert chats[1].pairs[0] == chats[0].pairs[-1]
+    assert [len(r.pairs) for r in chats] == [30, 30] and out["judge_error"].isna().all()
+    assert chats[1].pairs == chats[0].pairs
 
 
 def test_concurrency_keeps_requests_in_flight(fake_openai, tmp_path) -> None:

@@ -177,8 +177,8 @@ class Linker:
     def check_inputs(self, left: pd.DataFrame, right: pd.DataFrame) -> None:
         """Check both tables before any work: linked columns present, and no column of either (after
         suffixing) is one this run adds to its output (:func:`ltengine.output.added_columns`)."""
+        right = self._check_input(right, "right", self.config.right_on)  # right first, as fit() would
         left = self._check_input(left, "left", self.config.left_on)
-        right = self._check_input(right, "right", self.config.right_on)
         check_output_columns(left, right, self.added_columns, self.config.suffixes)
 
     # -- fitting the right side ---------------------------------------------------------------

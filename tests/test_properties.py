@@ -65,8 +65,12 @@ def _call(func, *args, **kwargs):
 
 
 def _same_values(out: pd.Series, original: pd.Series) -> None:
-    pd.testing.assert_series_equal(out.reset_index(drop=True), original.reset_index(drop=True),
-                                   check_names=False, check_dtype=False)
+    """Same values in the same order (missing values compare equal whatever their null: None, NaN)."""
+    def plain(series: pd.Series) -> pd.Series:
+        series = series.reset_index(drop=True).astype(object)
+        return series.where(series.notna(), None)
+
+    pd.testing.assert_series_equal(plain(out), plain(original), check_names=False)
 
 
 @PROFILE

@@ -21,6 +21,7 @@ import pandas as pd
 
 from .errors import ColumnError, LinkInputError
 from .eval_checks import comparable_ids
+from .numeric import is_real
 
 Columns = str | Sequence[str] | None
 #: Rows encoded per step by :func:`evaluate_pairs` (bounds memory on long frames).
@@ -107,7 +108,7 @@ def evaluate_pairs(
 
 def parse_bytes(value: float | str) -> int:
     """``4 * 2**30``, ``"4GiB"``, ``"500MB"`` -> bytes."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+    if is_real(value) and value > 0:
         return int(value)
     match = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)(i?)B?\s*", str(value), flags=re.IGNORECASE)
     if not match:

@@ -67,6 +67,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .numeric import is_integer, is_real
 from .output import RERANK_COLUMNS
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ def parse_spec(spec: Any) -> tuple[str, str | None]:
 
 
 def _number(value: Any, what: str, *, low: float | None = None, high: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(float(value)):
+    if not is_real(value) or math.isnan(float(value)):
         raise ConfigError(f"{what} must be a number; got {value!r}")
     value = float(value)
     if (low is not None and value < low) or (high is not None and value > high):
@@ -289,7 +290,7 @@ def plan(config: LinkConfig, registry: Registry) -> Plan:
     if max_cost is not None:
         max_cost = _number(max_cost, "max_cost (dollars)", low=0.0)
     max_calls = run.get("max_calls")
-    if max_calls is not None and (isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 0):
+    if max_calls is not None and (not is_integer(max_calls) or max_calls < 0):
         raise ConfigError(f"max_calls must be a non-negative integer (LLM requests); got {max_calls!r}")
     for key in ("dry_run", "keep_non_matches"):
         if key in run and not isinstance(run[key], bool):

@@ -21,6 +21,7 @@ from ltengine_plugins.st_encoder import load_st_model, offline_models, resolve_m
 from ltengine.components import Reranker
 from ltengine.errors import ConfigError, ModelUnavailableError
 from ltengine.hookspecs import hookimpl
+from ltengine.numeric import is_integer
 from ltengine.progress import progress_bar
 
 #: Pairs per ``predict`` call: the unit of progress.
@@ -64,9 +65,9 @@ class CrossEncoderReranker(Reranker):
         model_kwargs: dict | None = None
 
         def __post_init__(self) -> None:
-            if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            if not is_integer(self.batch_size) or self.batch_size < 1:
                 raise ValueError(f"batch_size must be a positive integer; got {self.batch_size!r}")
-            if self.max_length is not None and (not isinstance(self.max_length, int) or self.max_length < 1):
+            if self.max_length is not None and (not is_integer(self.max_length) or self.max_length < 1):
                 raise ValueError(f"max_length must be a positive integer; got {self.max_length!r}")
 
     _model: Any = None

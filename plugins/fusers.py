@@ -30,6 +30,7 @@ from ltengine.components import Fuser
 from ltengine.errors import ConfigError, LinkInputError
 from ltengine.fusion import add_component_ranks
 from ltengine.hookspecs import hookimpl
+from ltengine.numeric import is_real
 from ltengine.string_features import STRING_FEATURES, string_features
 
 from .fusion_weights import DEFAULT_TABLES
@@ -149,7 +150,7 @@ class WeightedFuser(Fuser):
                 value = getattr(self, name)
                 if value is None:
                     continue
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
+                if not is_real(value) or not np.isfinite(value):
                     raise ConfigError(f"weighted fuser option {name} must be a finite number; got {value!r}")
             if self.table is not None:
                 _weight_table(self.table, "weighted fuser option table")
@@ -248,7 +249,7 @@ class RRFFuser(Fuser):
         k: float = 2.0
 
         def __post_init__(self) -> None:
-            if isinstance(self.k, bool) or not isinstance(self.k, (int, float)) or not self.k >= 0:
+            if not is_real(self.k) or not self.k >= 0:
                 raise ConfigError(f"rrf option k must be a number >= 0; got {self.k!r}")
 
     def fuse(self, pairs: pd.DataFrame) -> pd.Series:

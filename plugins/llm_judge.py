@@ -45,6 +45,7 @@ from ltengine.cache import NullCache, content_key
 from ltengine.components import Reranker
 from ltengine.errors import ComponentError, ConfigError
 from ltengine.hookspecs import hookimpl
+from ltengine.numeric import is_integer, is_real
 from ltengine.progress import progress_bar
 
 from . import llm_batches, llm_prompt
@@ -61,8 +62,8 @@ TOKENS_PER_ANSWER, MAX_TOKENS_PER_ANSWER = 22, 48
 
 
 def _positive(value: Any, name: str, integer: bool = False) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
-    if bad or (isinstance(value, float) and math.isnan(value)) or value <= 0:
+    bad = not (is_integer(value) if integer else is_real(value))
+    if bad or math.isnan(float(value)) or value <= 0:
         kind = "a positive integer" if integer else "a positive number"
         raise ValueError(f"{name} must be {kind}; got {value!r}")
 
@@ -118,7 +119,7 @@ class LLMJudge(Reranker):
             _positive(self.timeout, "timeout")
             for name in ("backoff", "max_backoff", "max_retry_after", "temperature"):
                 value = getattr(self, name)
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                if not is_real(value) or value < 0:
                     raise ValueError(f"{name} must be a non-negative number; got {value!r}")
             if self.max_tokens is not None:
                 _positive(self.max_tokens, "max_tokens", integer=True)
@@ -126,7 +127,7 @@ class LLMJudge(Reranker):
                 _positive(self.deadline_s, "deadline_s")
             for name in ("input_cost_per_token", "output_cost_per_token"):
                 value = getattr(self, name)
-                if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+                if value is not None and (not is_real(value) or value < 0):
                     raise ValueError(f"{name} must be a non-negative number of dollars; got {value!r}")
             if self.litellm_params is not None and not isinstance(self.litellm_params, dict):
                 raise ValueError(f"litellm_params must be a dict; got {self.litellm_params!r}")

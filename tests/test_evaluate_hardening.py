@@ -122,6 +122,19 @@ def test_numpy_scalars_are_accepted_by_dedup_and_cluster_rows() -> None:
     assert kept["name"].tolist() == ["Acme Inc", "Globex GmbH"]
 
 
+def test_numpy_scalars_are_accepted_by_rerank_fuser_and_component_options() -> None:
+    config = lt.LinkConfig(left_on=("name",), right_on=("name",), fuser="rrf", fuser_options={"k": np.float32(1)},
+                           rerank=("llm:openai/gpt-4o-mini",),
+                           rerank_options={"max_calls": np.int64(3), "max_cost": np.float32(0.5),
+                                           "batch_size": np.int64(4), "timeout": np.float64(5)})
+    lt.Linker(config)  # options are validated here, before any work
+    for bad in ({"max_calls": True}, {"batch_size": np.float32(2.5)}, {"max_cost": np.float64("nan")}):
+        with pytest.raises(lt.ConfigError):
+            lt.Linker(config.replace(rerank_options=bad))
+    lt.Linker(config.replace(rerank=("cross-encoder:/no/such/folder",),
+                             rerank_options={"batch_size": np.int64(4), "max_length": np.int32(64)}))
+
+
 def test_link_config_stores_plain_numbers_and_still_rejects_bools() -> None:
     cfg = lt.LinkConfig(k=np.int64(3), threshold=np.float16(0.5), hybrid_depth=np.uint16(7),
                         encode_chunk_size=np.int32(128))

@@ -7,8 +7,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from evals.benchmarks import BENCHMARKS, module_name, short_name
 from evals.common import RESULTS, SUITES
-from evals.suite import BENCHMARKS, _module_exists, module_name, run_suite, short_name
+from evals.suite import _module_exists, run_suite
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,7 +60,7 @@ def _scores(metrics: dict[str, float]) -> dict[str, float]:
 def ltengine_runs(train: pd.DataFrame, gtrain: pd.Series, test: pd.DataFrame, gtest: pd.Series,
                   models: dict[str, str | None]) -> tuple[list[dict], list[dict]]:
     import ltengine as lt
-    from ltengine import cluster as cl
+    from ltengine.dedup import cluster as cl
 
     rows, sweeps = [], []
     for label, model in models.items():
@@ -124,7 +124,7 @@ def _true_index(features: pd.DataFrame, df: pd.DataFrame, gold: pd.Series) -> pd
 
 
 def _clusters(df: pd.DataFrame, links: pd.MultiIndex) -> pd.DataFrame:
-    from ltengine.cluster import connected_labels
+    from ltengine.dedup.cluster import connected_labels
 
     ids = pd.Index(df["id"])
     labels = connected_labels(len(ids), ids.get_indexer(links.get_level_values(0)),

@@ -3,7 +3,7 @@
     python -m evals.fusion_defaults [--models usem3 accurate] [--write]
 
 Features: the two scores, their gaps to the row's best, and the string similarities of the two
-lexical keys (``ltengine.string_features``).  Training data, kept apart from every evaluation set (CLDR territories, time-zone cities, ISO 3166-2
+lexical keys (``ltengine.lexical.string_features``).  Training data, kept apart from every evaluation set (CLDR territories, time-zone cities, ISO 3166-2
 subdivisions): CLDR *language* and *currency* names (babel) in the 34 languages of ``TRAIN_LANGS``
 (12 scripts), each linked to the English names in hybrid mode.  The candidates are what the Linker
 fuses: the union of each component's ``hybrid_depth`` (20) best (collected at depth 40, then cut
@@ -27,7 +27,7 @@ from ltengine_plugins.fusers import add_string_features
 
 import ltengine as lt
 from evals.datasets import cldr_names
-from ltengine.fusion import add_component_ranks
+from ltengine.pair_features import add_component_ranks
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAIN_LANGS = ("ru", "uk", "bg", "sr", "mk", "el", "he", "ar", "fa", "ur", "hi", "mr", "ne", "bn", "ta", "te",

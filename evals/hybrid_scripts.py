@@ -34,7 +34,8 @@ from ltengine_plugins.fusers import add_string_features
 import ltengine as lt
 from evals.common import machine, main_for
 from evals.datasets import LinkTask, subdivisions, timezone_cities
-from ltengine.fusion import add_component_ranks, fuse
+from ltengine.engine.fusion import fuse
+from ltengine.pair_features import add_component_ranks
 
 LANGS = ("ru", "uk", "el", "he", "ar", "hi", "th", "zh", "ja", "ko")
 QUICK_SUB_ROWS = 400
@@ -84,7 +85,7 @@ def _labels(knn: pd.DataFrame, truth: pd.Series) -> np.ndarray:
 
 def _refuse(knn: pd.DataFrame, fuser: str, options: dict[str, Any] | None = None) -> pd.Series:
     """Fused scores of hybrid candidates ``knn`` under another fuser (same code path as the Linker)."""
-    from ltengine.fusion import create_fuser
+    from ltengine.engine.fusion import create_fuser
 
     component = create_fuser(lt.get_host(), fuser, options or {})
     pairs = add_string_features(add_component_ranks(knn, knn["name_l"]), (knn["name_l"], knn["name_r"]))

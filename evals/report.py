@@ -16,8 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from evals.benchmarks import BENCHMARKS, SUMMARY, short_name
 from evals.common import RESULTS
-from evals.suite import BENCHMARKS, SUMMARY, short_name
 
 SUITE_COMMAND = "python -m evals run --suite {suite}"
 

@@ -196,7 +196,7 @@ def run_task(name, left, right, gold_df, cols, server, work: Path) -> dict:
 
     # 2. + cross-encoder (trained on the train half's candidates)
     text = lambda df, side: df[[f"{c}{side}" if f"{c}{side}" in df else c for c in cols]]
-    from ltengine.text import serialize
+    from ltengine.engine.text import serialize
 
     ce_dir = work / "ce"
     tl = serialize(text(train, "_x").set_axis(cols, axis=1), tuple(cols), "left")

@@ -27,39 +27,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from evals.benchmarks import BENCHMARKS, FULL_ONLY, ROOT, SUMMARY, TIMEOUTS, module_name, short_name
 from evals.common import RESULTS, SUITES, machine, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
-#: Benchmarks in the order they run and appear in the report (``evals.<name>`` or a dotted module path).
-BENCHMARKS: tuple[str, ...] = (
-    "cldr_accuracy",
-    "crosslingual_baselines",
-    "febrl4_link",
-    "hybrid_scripts",
-    "febrl3_dedup",
-    "speed_vs_linktransformer",
-    "scale",
-    "e5_speed",
-    "faiss_auto",
-    "rerank_eval",
-)
-#: Benchmarks too slow for the quick suite's 10-minute budget: run by ``--suite full`` (or ``--only``).
-FULL_ONLY: tuple[str, ...] = ("dedup_scale",)
-SUMMARY = "_suite.json"
-#: Default per-benchmark time limit (seconds) of each suite; None = no limit.
-TIMEOUTS: dict[str, float | None] = {"quick": 600.0, "full": None}
 #: Exit status of a child whose module exists but has no ``run``.
 _NO_RUN = 3
 _TAIL_LINES = 25
-
-
-def module_name(name: str) -> str:
-    """``"cldr_accuracy"`` -> ``"evals.cldr_accuracy"``; dotted paths are kept as they are."""
-    return name if "." in name else f"evals.{name}"
-
-
-def short_name(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
 
 
 def _now() -> str:

@@ -6,31 +6,34 @@
 
 from __future__ import annotations
 
-from ._version import __version__
-from .aggregate import aggregate_rows
-from .api import merge, merge_blocking, merge_knn, merge_range
-from .cluster import cluster_rows, dedup_rows
-from .components import Blocker, Encoder, Fuser, Reranker, Retriever
-from .config import LinkConfig
-from .errors import (
+from ltengine._version import __version__
+from ltengine.api import aggregate_rows, merge, merge_blocking, merge_knn, merge_range
+from ltengine.components import Blocker, Encoder, Fuser, Reranker, Retriever
+from ltengine.config import LinkConfig
+from ltengine.dedup.cluster import cluster_rows, dedup_rows
+from ltengine.engine.fusion import fit_fusion
+from ltengine.engine.linker import Linker
+from ltengine.errors import (
+    CacheWarning,
     ColumnError,
     ComponentError,
     ConfigError,
     DuplicateComponentError,
     FileFormatError,
     LinkInputError,
+    LinkWarning,
     LTEngineError,
     ModelUnavailableError,
     PluginError,
+    PluginLoadWarning,
+    PluginSettingWarning,
     UnknownComponentError,
 )
-from .evaluate import ThresholdSuggestion, all_pair_combos_evaluate, evaluate, evaluate_pairs, suggest_threshold
-from .fusion import fit_fusion
-from .hookspecs import hookimpl
-from .judge_api import merge_k_judge
-from .linker import Linker, LinkWarning
-from .names import normalize_name, normalize_names
-from .plugins import PluginLoadWarning, get_host
+from ltengine.evaluate import ThresholdSuggestion, all_pair_combos_evaluate, evaluate, evaluate_pairs, suggest_threshold
+from ltengine.hookspecs import hookimpl
+from ltengine.judge_api import merge_k_judge
+from ltengine.lexical.names import normalize_name, normalize_names
+from ltengine.plugins import get_host
 
 __all__ = [
     "__version__",
@@ -61,6 +64,8 @@ __all__ = [
     "get_host",
     "LinkWarning",
     "PluginLoadWarning",
+    "PluginSettingWarning",
+    "CacheWarning",
     "LTEngineError",
     "LinkInputError",
     "ColumnError",

@@ -1,3 +1,3 @@
-from .cli import main
+from ltengine.cli import main
 
 main()

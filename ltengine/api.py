@@ -1,6 +1,6 @@
-"""The pandas API: ``merge``, ``merge_knn``, ``merge_range``, ``merge_blocking``.
+"""The pandas API: ``merge``, ``merge_knn``, ``merge_range``, ``merge_blocking``, ``aggregate_rows``.
 
-Each is a thin wrapper over :class:`ltengine.linker.Linker`.  Explicit keyword arguments override
+Each is a thin wrapper over :class:`ltengine.engine.linker.Linker`.  Explicit keyword arguments override
 the values of ``config``; arguments left at their defaults take the config's values.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import LinkConfig
-from .errors import LinkInputError
-from .linker import Linker, Mode, _as_config
+from ltengine.config import LinkConfig
+from ltengine.engine.linker import Linker, Mode, _as_config
+from ltengine.errors import LinkInputError
 
 Columns = str | Sequence[str] | None
 ConfigLike = LinkConfig | Mapping[str, Any] | str | Path | None
@@ -144,3 +144,34 @@ def merge_blocking(
     if blocking_vars is None:
         raise LinkInputError("merge_blocking needs blocking_vars=[...] (columns that must be equal on both sides)")
     return merge(left, right, on=on, left_on=left_on, right_on=right_on, model=model, block_on=blocking_vars, **kwargs)
+
+
+def aggregate_rows(
+    df: pd.DataFrame,
+    ref_df: pd.DataFrame,
+    left_on: Columns = None,
+    right_on: Columns = None,
+    model: str | None = None,
+    threshold: float | None = None,
+    *,
+    on: Columns = None,
+    block_on: Columns = None,
+    k: int = 1,
+    config: Any = None,
+    **options: Any,
+) -> pd.DataFrame:
+    """Each row of ``df`` with the columns of its best ``ref_df`` row (e.g. product descriptions to a category
+    list) and ``score``; one output row per input row, same order and index.
+
+    With ``threshold``, rows whose best reference scores below it get NaN reference columns and
+    score, never a forced match.  ``k`` candidates are retrieved per row (more helps only with a
+    reranker).  Other keyword arguments are LinkConfig fields (``rerank=...``, ``progress=False``).
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise LinkInputError(f"df must be a pandas DataFrame; got {type(df).__name__}")
+    out = merge(df, ref_df, on=on, left_on=left_on, right_on=right_on, model=model, k=k, threshold=threshold,
+                block_on=block_on, keep_unmatched=True, config=config, **options)
+    if len(out) != len(df):  # pragma: no cover - merge keeps exactly one row per left row here
+        raise AssertionError(f"aggregate_rows produced {len(out)} rows for {len(df)}")
+    out.index = df.index
+    return out

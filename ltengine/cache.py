@@ -9,11 +9,6 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
-class CacheWarning(UserWarning):
-    """The disk cache could not be used as asked (corrupt entries or database, a read-only folder);
-    the run goes on, recomputing what it cannot read or store."""
-
-
 @runtime_checkable
 class Cache(Protocol):
     """What ``make_cache`` returns: a persistent key -> value store."""

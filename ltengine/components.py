@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .errors import ComponentError, ConfigError, did_you_mean
+from ltengine.errors import ComponentError, ConfigError, did_you_mean
 
 if TYPE_CHECKING:  # heavy imports only for type checkers
     import numpy as np
@@ -21,10 +21,6 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
 Kind = Literal["blocker", "encoder", "retriever", "reranker", "fuser"]
 Role = Literal["query", "document"]
 KINDS: tuple[Kind, ...] = ("blocker", "encoder", "retriever", "reranker", "fuser")
-
-#: Columns of the candidate frame every retriever returns.
-CANDIDATE_COLUMNS = ("id_l", "id_r", "retrieval_score", "rank")
-
 
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
@@ -108,7 +104,7 @@ class Encoder(Component):
         """Identity of the embeddings this encoder produces (name, model and options): the cache key prefix.
 
         A model that is a local folder counts by its content (every file, recursively), not its path."""
-        from .model_identity import model_key
+        from ltengine.model_identity import model_key
 
         return f"{self.name}|{model_key(self.model)}|{self.options!r}"
 
@@ -162,9 +158,10 @@ class Retriever(Component):
 
         The default doubles k until each query's worst hit is below the threshold.
         """
-        from .retrieval import range_by_doubling
+        from ltengine.retrieval import range_by_doubling
 
-        return range_by_doubling(self, vectors, ids, threshold)
+        size = int(getattr(self, "size", 0)) or None
+        return range_by_doubling(self.search, vectors, ids, threshold, size=size)
 
     def score_pairs(self, queries: Any, right_ids: np.ndarray) -> np.ndarray:
         """Score ``queries[i]`` (a vector, or a text for ``inputs = "texts"``) against right id

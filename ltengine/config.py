@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, did_you_mean
-from .numeric import as_positive_int, is_real
+from ltengine.errors import ConfigError, did_you_mean
+from ltengine.numeric import as_positive_int, is_real
 
 
 def _as_columns(value: Any, field: str) -> tuple[str, ...]:
@@ -57,7 +57,7 @@ class LinkConfig:
     suffixes: tuple[str, str] = ("_x", "_y")
     #: How candidates are found: ``"semantic"`` (encoder + retriever), ``"lexical"`` (character
     #: n-grams of romanised names), ``"hybrid"`` (both, scores fused), or ``"auto"``: hybrid when the
-    #: left and right columns are written in different scripts (see :mod:`ltengine.scripts`), else
+    #: left and right columns are written in different scripts (see :mod:`ltengine.lexical.scripts`), else
     #: semantic.  In hybrid mode ``score`` (and ``threshold``) is the fused score, 0..1.
     mode: str = "auto"
     #: Fuser combining the semantic and lexical scores in hybrid mode (``"weighted"``, ``"rrf"``, plugins).

@@ -13,6 +13,14 @@ Exception tree::
     │   └── ModelUnavailableError model weights cannot be found or downloaded (says what is offline)
     └── PluginError               a plugin that cannot be loaded or breaks a hook contract
 
+Warnings (the run goes on)::
+
+    UserWarning
+    ├── LinkWarning               something to know about a run (blocks on one side only, a judge deadline)
+    ├── CacheWarning              the disk cache could not be used as asked; what it can't read is recomputed
+    └── PluginLoadWarning         a plugin is broken and skipped
+        └── PluginSettingWarning  LTENGINE_DISABLE_PLUGINS/LTENGINE_LOAD_PLUGINS name an unknown or essential plugin
+
 Every message names the offending column, row, value or component and says what to do.
 """
 
@@ -69,3 +77,20 @@ def did_you_mean(value: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1, cutoff=0.6)
     return f" Did you mean {close[0]!r}?" if close else ""
+
+
+class LinkWarning(UserWarning):
+    """Something the user should know about a link run (e.g. blocks present on one side only)."""
+
+
+class CacheWarning(UserWarning):
+    """The disk cache could not be used as asked (corrupt entries or database, a read-only folder);
+    the run goes on, recomputing what it cannot read or store."""
+
+
+class PluginLoadWarning(UserWarning):
+    """A plugin could not be loaded; ltengine continues without it."""
+
+
+class PluginSettingWarning(PluginLoadWarning):
+    """``LTENGINE_DISABLE_PLUGINS``/``LTENGINE_LOAD_PLUGINS`` names a plugin that is unknown or essential."""

@@ -24,8 +24,10 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from .cache import Cache
-    from .components import Component
+    from ltengine.cache import Cache
+    from ltengine.components import Component
+    from ltengine.config import LinkConfig
+    from ltengine.run import RunContext
 
 PROJECT = "ltengine"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -70,7 +72,7 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec(firstresult=True)
-def run_stage(stage: str, component: Component, payload: dict[str, Any], context: Any) -> Any:
+def run_stage(stage: str, component: Component, payload: dict[str, Any], context: RunContext) -> Any:
     """Run one stage of the pipeline and return its result.  Stops at the first non-None result.
 
     ``stage`` and ``payload`` keys:
@@ -84,7 +86,7 @@ def run_stage(stage: str, component: Component, payload: dict[str, Any], context
     ``"build"`` and ``"search"`` payloads holds the records' texts (a list of str), not embeddings.
     - ``"rerank"``: ``pairs``, ``left``, ``right``      -> Series or DataFrame (``Reranker.score``)
 
-    ``context`` is the running :class:`ltengine.linker.RunContext` (config, timings, report).
+    ``context`` is the running :class:`ltengine.run.RunContext` (config, timings, report).
     The core implementation is ``trylast``; wrap it with ``@hookimpl(wrapper=True)`` to time,
     trace or cache any stage::
 
@@ -98,7 +100,7 @@ def run_stage(stage: str, component: Component, payload: dict[str, Any], context
 
 
 @hookspec(firstresult=True)
-def make_cache(namespace: str, config: Any) -> Cache | None:
+def make_cache(namespace: str, config: LinkConfig) -> Cache | None:
     """Return the cache used for ``namespace`` (e.g. ``"embeddings"``), or None to defer.
 
     Stops at the first non-None result; the built-in diskcache store is ``trylast``.  ``config`` is

@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from .api import Columns, merge_knn
-from .errors import LinkInputError
-from .output import JUDGE_API_COLUMNS, check_clash
+from ltengine.api import Columns, merge_knn
+from ltengine.engine.output import JUDGE_API_COLUMNS, check_clash
+from ltengine.errors import LinkInputError
 
 #: litellm provider prefixes for LinkTransformer's ``llm_provider`` values.
 PROVIDER_PREFIX = {"openai": "openai/", "gemini": "gemini/"}

@@ -23,10 +23,10 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .components import KINDS, Kind
-from .errors import DuplicateComponentError, LTEngineError, PluginError
-from .registry import Registry
+import ltengine.hookspecs as hookspecs
+from ltengine.components import KINDS, Kind
+from ltengine.errors import DuplicateComponentError, LTEngineError, PluginError, PluginLoadWarning, PluginSettingWarning
+from ltengine.registry import Registry
 
 ENTRY_POINT_GROUP = "ltengine"
 
@@ -50,14 +50,6 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
 
 #: Built-in plugins that cannot be disabled: without them nothing runs.
 ESSENTIAL_PLUGINS: tuple[str, ...] = ("ltengine.stages",)
-
-
-class PluginLoadWarning(UserWarning):
-    """A plugin could not be loaded; ltengine continues without it."""
-
-
-class PluginSettingWarning(PluginLoadWarning):
-    """``LTENGINE_DISABLE_PLUGINS``/``LTENGINE_LOAD_PLUGINS`` names a plugin that is unknown or essential."""
 
 
 def _short(module_name: str) -> str:
@@ -152,7 +144,7 @@ class PluginHost:
             )
             return
         if version is None and name.startswith(("ltengine.", "ltengine_plugins.")):
-            from . import __version__
+            from ltengine._version import __version__
 
             version = __version__
         self.versions[name] = version

@@ -6,8 +6,8 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from .components import KINDS, Blocker, Component, Encoder, Fuser, Kind, Reranker, Retriever
-from .errors import DuplicateComponentError, PluginError, UnknownComponentError, did_you_mean
+from ltengine.components import KINDS, Blocker, Component, Encoder, Fuser, Kind, Reranker, Retriever
+from ltengine.errors import DuplicateComponentError, PluginError, UnknownComponentError, did_you_mean
 
 BASES: dict[Kind, type[Component]] = {
     "blocker": Blocker,

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .components import CANDIDATE_COLUMNS
-
-if TYPE_CHECKING:
-    from .components import Retriever
+#: Columns of the candidate frame every retriever returns.
+CANDIDATE_COLUMNS = ("id_l", "id_r", "retrieval_score", "rank")
+#: A retriever's ``search(vectors, ids, k)``.
+Search = Callable[[np.ndarray, np.ndarray, int], pd.DataFrame]
 
 
 def empty_candidates() -> pd.DataFrame:
@@ -53,15 +54,16 @@ def rerank_positions(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def range_by_doubling(retriever: Retriever, vectors: np.ndarray, ids: np.ndarray, threshold: float) -> pd.DataFrame:
-    """Range search on top of ``search``: double k for the queries whose k-th hit is still >= threshold."""
-    size = int(getattr(retriever, "size", 0)) or None
+def range_by_doubling(search: Search, vectors: np.ndarray, ids: np.ndarray, threshold: float, *,
+                      size: int | None = None) -> pd.DataFrame:
+    """Range search on top of ``search``: double k for the queries whose k-th hit is still >= threshold
+    (``size``: the index size, if known, bounds k)."""
     k = 16 if size is None else min(16, size)
     ids = np.asarray(ids, dtype=np.int64)
     pending = np.arange(len(ids))
     found: list[pd.DataFrame] = []
     while len(pending):
-        hits = retriever.search(vectors[pending], ids[pending], k)
+        hits = search(vectors[pending], ids[pending], k)
         counts = hits.groupby("id_l")["rank"].max() if len(hits) else pd.Series(dtype=np.int64)
         worst = hits.groupby("id_l")["retrieval_score"].min() if len(hits) else pd.Series(dtype=np.float32)
         saturated = counts.index[(counts.to_numpy() >= k) & (worst.to_numpy() >= threshold)]

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .hookspecs import hookimpl
+from ltengine.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ltengine.run import RunContext
 
 STAGES = ("block", "encode", "build", "search", "rerank")
 
 
 @hookimpl(trylast=True)
-def run_stage(stage: str, component: Any, payload: dict[str, Any], context: Any) -> Any:
+def run_stage(stage: str, component: Any, payload: dict[str, Any], context: RunContext) -> Any:
     """Call the component method that implements ``stage`` with ``payload``."""
     if stage == "block":
         return component.keys(payload["records"])

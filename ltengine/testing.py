@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .plugins import get_host
+from ltengine.plugins import get_host
 
 
 @contextlib.contextmanager

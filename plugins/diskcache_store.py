@@ -3,7 +3,7 @@ safe across processes; every ``set`` is committed, so a crash keeps what was sto
 
 Nothing read from disk is unpickled: values are stored as tagged bytes (arrays via ``np.save``,
 the rest as JSON; see :mod:`ltengine_plugins._safe_disk`).  A damaged cache never stops a run:
-an unreadable entry is a miss (one :class:`~ltengine.cache.CacheWarning` per folder), a corrupt
+an unreadable entry is a miss (one :class:`~ltengine.errors.CacheWarning` per folder), a corrupt
 database is moved aside and rebuilt, and a folder that cannot be created or written turns the
 cache off with a warning.
 """
@@ -19,7 +19,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ltengine.cache import CacheWarning, NullCache, default_cache_dir
+from ltengine.cache import NullCache, default_cache_dir
+from ltengine.errors import CacheWarning
 from ltengine.hookspecs import hookimpl
 
 #: Size limit per namespace before least-recently-stored entries are evicted.

@@ -28,14 +28,14 @@ import pandas as pd
 
 from ltengine.components import Fuser
 from ltengine.errors import ConfigError, LinkInputError
-from ltengine.fusion import add_component_ranks
 from ltengine.hookspecs import hookimpl
+from ltengine.lexical.string_features import STRING_FEATURES, string_features
 from ltengine.numeric import is_real
-from ltengine.string_features import STRING_FEATURES, string_features
+from ltengine.pair_features import add_component_ranks
 
 from .fusion_weights import DEFAULT_TABLES
 
-#: The weighted fuser's features (see ``add_component_ranks`` and ``ltengine.string_features``) and
+#: The weighted fuser's features (see ``add_component_ranks`` and ``ltengine.lexical.string_features``) and
 #: the name of each one's weight.
 FEATURE_WEIGHTS = {
     "score_semantic": "w_semantic", "score_lexical": "w_lexical",
@@ -61,7 +61,7 @@ def _text_columns(pairs: pd.DataFrame) -> tuple[str, str] | None:
 def add_string_features(pairs: pd.DataFrame, texts: tuple[Any, Any] | None = None) -> pd.DataFrame:
     """Add the string similarity columns of the pairs' texts (``texts`` = left and right texts per
     pair, default: the pairs' text columns) on the char-ngram retriever's default lexical keys."""
-    from ltengine.names import normalize_names
+    from ltengine.lexical.names import normalize_names
 
     if texts is None:
         columns = _text_columns(pairs)
@@ -200,7 +200,7 @@ class WeightedFuser(Fuser):
         if "script_l" in pairs.columns:
             scripts = pairs["script_l"].to_numpy(dtype=object)
         else:
-            from ltengine.scripts import dominant_script
+            from ltengine.lexical.scripts import dominant_script
 
             columns = _text_columns(pairs)
             left = texts[0] if texts is not None else pairs[columns[0]] if columns else None

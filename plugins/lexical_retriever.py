@@ -1,7 +1,7 @@
 """``char-ngram``: a lexical retriever over romanised names (TF-IDF of character n-grams, cosine).
 
 Unlike vector retrievers it indexes *texts* (``inputs = "texts"``): each text is turned into its
-lexical key by :func:`ltengine.names.normalize_names` (romanised to Latin, casefolded, accents and
+lexical key by :func:`ltengine.lexical.names.normalize_names` (romanised to Latin, casefolded, accents and
 punctuation stripped, legal forms optionally removed), then into a sparse L2-normalised TF-IDF
 vector of character n-grams (scikit-learn, ``analyzer="char_wb"``), so ``Газпром``, ``ガスプロム``
 and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n-gram are never
@@ -73,7 +73,7 @@ class CharNgramRetriever(Retriever):
     # -- text -> sparse rows ----------------------------------------------------------------------
     def keys(self, texts: Sequence[str]) -> list[str]:
         """The lexical keys (normalised, romanised) of ``texts``."""
-        from ltengine.names import normalize_names
+        from ltengine.lexical.names import normalize_names
 
         o = self.options
         return normalize_names([str(t) for t in texts], legal_forms=o.legal_forms, romanize=o.romanize,
@@ -160,9 +160,9 @@ class CharNgramRetriever(Retriever):
 
     def pair_features(self, texts: Sequence[str], right_ids: np.ndarray, *, strings: bool = True) -> dict[str, np.ndarray]:
         """``score_lexical`` (the cosine of :meth:`score_pairs`) and, with ``strings``, the string
-        similarities of the two lexical keys (:data:`ltengine.string_features.STRING_FEATURES`),
+        similarities of the two lexical keys (:data:`ltengine.lexical.string_features.STRING_FEATURES`),
         one float32 per pair: what the hybrid fusers weigh."""
-        from ltengine.string_features import STRING_FEATURES, string_features
+        from ltengine.lexical.string_features import STRING_FEATURES, string_features
 
         right_ids = np.asarray(right_ids, dtype=np.int64)
         if len(right_ids) == 0:

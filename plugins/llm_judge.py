@@ -392,7 +392,7 @@ class LLMJudge(Reranker):
 def _warn(message: str) -> None:
     import warnings
 
-    from ltengine.linker import LinkWarning
+    from ltengine.errors import LinkWarning
 
     warnings.warn(message, LinkWarning, stacklevel=4)
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 import ltengine as lt
-from ltengine.cache import CacheWarning
+from ltengine.errors import CacheWarning
 from ltengine.model_identity import folder_fingerprint
 
 LEFT = pd.DataFrame({"name": ["Acme Inc", "Globex GmbH", "Initech LLC"]})
@@ -266,7 +266,6 @@ def test_folder_fingerprint_covers_nested_files_and_is_memoised(tmp_path: Path, 
 
 def test_hub_model_is_keyed_by_its_cached_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from huggingface_hub import constants
-
     from ltengine_plugins.st_encoder import SentenceTransformerEncoder
 
     repo = tmp_path / "hub" / "models--acme--tiny-encoder"

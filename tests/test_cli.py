@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from conftest import FIRMS_GOLD
 
 import ltengine as lt
-from conftest import FIRMS_GOLD
 from ltengine.cli import cli
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from llm_fixtures import LEFT_NAMES, RIGHT_NAMES, _server, fake_openai, rerank_plugins  # noqa: F401  (fixtures)
 
 from ltengine.cli import cli
+from ltengine.cli.io import read_table, write_table
 from ltengine.errors import FileFormatError
-from ltengine.io import read_table, write_table
-from llm_fixtures import LEFT_NAMES, RIGHT_NAMES, _server, fake_openai, rerank_plugins  # noqa: F401  (fixtures)
 
 ISSUE_CSV = "name,id,country\nAcme Inc,007,NA\nGlobex GmbH,0123,US\nNull,1e3,US\n"
 NAMES_CSV = "name,id\nAcme Inc,1\nAcme Inc.,2\nGlobex GmbH,3\n"

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import ltengine as lt
-import ltengine.cluster as cl
+import ltengine.dedup.cluster as cl
 from ltengine.errors import ColumnError, ConfigError, LinkInputError
 
 pytest.register_assert_rewrite("llm_fixtures", "openai_server")
@@ -215,7 +215,7 @@ def test_aggregate_rows_maps_to_reference_and_leaves_poor_matches_nan() -> None:
 
 # -- CLI -------------------------------------------------------------------------------------------
 def _group() -> click.Group:
-    from ltengine.cli_dedup import add_commands
+    from ltengine.cli.dedup import add_commands
 
     group = click.Group("ltengine")
     add_commands(group)

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 import ltengine as lt
+from ltengine.engine.text import serialize
 from ltengine.errors import ColumnError
-from ltengine.names import normalize_name
-from ltengine.text import serialize
+from ltengine.lexical.names import normalize_name
 
 pytest.register_assert_rewrite("llm_fixtures", "openai_server")  # before their import: they are pytest plugins
 from llm_fixtures import firms, judge_options, link_kwargs
@@ -34,7 +34,7 @@ def test_hybrid_score_columns_in_an_input_are_refused_before_encoding(side, monk
     def no_encoding(*args, **kwargs):
         raise AssertionError("encoded before checking the columns")
 
-    monkeypatch.setattr("ltengine.linker.encode_texts", no_encoding)
+    monkeypatch.setattr("ltengine.engine.linker.encode_texts", no_encoding)
     match = f"{side} table already has a column 'score_semantic'.*rename"
     linker = lt.Linker(lt.LinkConfig(left_on=("name",), right_on=("name",), mode="hybrid", progress=False))
     with pytest.raises(ColumnError, match=match):
@@ -77,10 +77,12 @@ def test_merge_k_judge_columns_are_refused_before_any_request(fake_openai, tmp_p
 
 
 def test_added_columns_is_one_registry(fake_openai) -> None:
-    from ltengine.output import added_columns
+    from ltengine.engine.output import added_columns
+    from ltengine.engine.rerank import plan
 
     cfg = lt.LinkConfig(left_on=("name",), right_on=("name",), mode="hybrid", rerank=(JUDGE,))
-    assert added_columns(cfg) == ("score", "rank", "score_semantic", "score_lexical", "rerank_score", "is_match",
+    rerankers = [stage.component for stage in plan(cfg, lt.get_host().registry).stages]
+    assert lt.Linker(cfg).added_columns == added_columns(cfg, rerankers) == ("score", "rank", "score_semantic", "score_lexical", "rerank_score", "is_match",
                                   "decided_by", "judge_confidence", "judge_error")
     assert added_columns(cfg.replace(mode="semantic", rerank=())) == ("score", "rank")
 
@@ -160,7 +162,7 @@ def test_symbol_only_values_can_be_kept() -> None:
 
 # -- item 14: invalid code points -----------------------------------------------------------------------
 def test_lone_surrogates_and_noncharacters_are_cleaned() -> None:
-    from ltengine.text import clean_text
+    from ltengine.lexical.cleaning import clean_text
 
     assert clean_text("Acme\ud800") == "Acme" and clean_text("\ufdd0Acme\uffff Inc") == "Acme Inc"
     assert normalize_name("Acme\udfff Inc", legal_forms=True) == "acme"

@@ -29,7 +29,7 @@ from ltengine_plugins.e5_encoder import E5SmallEncoder
 
 import ltengine as lt
 from ltengine.config import LinkConfig
-from ltengine.encoding import resolve_encoder
+from ltengine.engine.encoding import resolve_encoder
 from ltengine.errors import ConfigError, ModelUnavailableError
 from ltengine.testing import check_encoder
 

@@ -12,7 +12,7 @@ from ltengine_plugins.st_encoder import packaged_model_path
 
 import ltengine as lt
 from ltengine.config import LinkConfig
-from ltengine.encoding import resolve_encoder
+from ltengine.engine.encoding import resolve_encoder
 from ltengine.errors import ModelUnavailableError
 from ltengine.testing import check_encoder
 

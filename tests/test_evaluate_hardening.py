@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import ltengine as lt
-from ltengine.evaluate import cluster_metrics
 from ltengine.errors import ColumnError, ConfigError, LinkInputError, LTEngineError
+from ltengine.evaluate import cluster_metrics
 
 # -- item 8: ids of different types ---------------------------------------------------------------------
 GOLD_CSV = "id_l,id_r\n1,10\n2,20\n3,30\n"

@@ -10,8 +10,8 @@ from rapidfuzz.distance import JaroWinkler
 
 import ltengine as lt
 from ltengine.errors import ConfigError, LinkInputError, UnknownComponentError
-from ltengine.scripts import dominant_script
-from ltengine.string_features import STRING_FEATURES
+from ltengine.lexical.scripts import dominant_script
+from ltengine.lexical.string_features import STRING_FEATURES
 
 CITIES = pd.DataFrame({"city": [
     "Athens", "Thessaloniki", "Patras", "Heraklion", "Larissa", "Mumbai", "Kolkata", "Chennai", "Bengaluru",
@@ -144,7 +144,7 @@ def test_fit_fusion_learns_weights_from_labelled_pairs() -> None:
 
 
 def test_weighted_defaults_follow_the_encoder() -> None:
-    from ltengine.fusion import create_fuser
+    from ltengine.engine.fusion import create_fuser
 
     host = lt.get_host()
     defaults = host.registry.get("fuser", "weighted").cls.DEFAULTS
@@ -206,7 +206,7 @@ def test_cli_link_mode(tmp_path) -> None:
 
 
 def test_string_features_of_lexical_keys() -> None:
-    from ltengine.string_features import skeleton, string_features
+    from ltengine.lexical.string_features import skeleton, string_features
 
     assert skeleton("jerusalem") == "jrslm" and skeleton("yrvshlym") == "rvslm"
     same = string_features(["moskva"], ["moskva"])
@@ -233,9 +233,10 @@ def test_fit_fusion_asks_for_texts_when_it_cannot_tell_them() -> None:
 def test_hybrid_scores_pairs_from_the_retrievers_own_vectors() -> None:
     """FAISS and exact score given pairs themselves, so the Linker keeps no copy of the right vectors;
     a vector retriever without score_pairs still works (the Linker then keeps the vectors)."""
+    from ltengine_plugins.exact_retriever import ExactRetriever
+
     from ltengine.components import Retriever
     from ltengine.testing import registered_plugin
-    from ltengine_plugins.exact_retriever import ExactRetriever
 
     class NoPairs(ExactRetriever):
         name = "exact-no-pairs"

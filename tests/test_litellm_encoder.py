@@ -8,7 +8,7 @@ import pytest
 
 import ltengine as lt
 from ltengine.config import LinkConfig
-from ltengine.encoding import resolve_encoder
+from ltengine.engine.encoding import resolve_encoder
 from ltengine.errors import ComponentError
 
 pytest.register_assert_rewrite("llm_fixtures", "openai_server")  # before their import: they are pytest plugins

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import FIRMS_GOLD
 
 import ltengine as lt
-from conftest import FIRMS_GOLD
 
 
 def test_merge_links_across_scripts(firms) -> None:
@@ -88,7 +88,7 @@ def test_one_to_one_uses_each_right_row_once() -> None:
 
 
 def test_multi_column_serialisation_and_missing_values() -> None:
-    from ltengine.text import serialize
+    from ltengine.engine.text import serialize
 
     df = pd.DataFrame({"name": ["Acme", None, "  Beta  Ltd "], "city": ["Paris", "Rome", np.nan], "n": [1.0, 2.0, np.nan]})
     assert list(serialize(df, ["name", "city", "n"])) == ["name: Acme | city: Paris | n: 1", "city: Rome | n: 2", "name: Beta Ltd"]

@@ -19,8 +19,8 @@ from click.testing import CliRunner
 
 import ltengine as lt
 from ltengine import plugins as plugins_module
-from ltengine.errors import DuplicateComponentError, PluginError
-from ltengine.plugins import PluginHost, PluginLoadWarning, PluginSettingWarning
+from ltengine.errors import DuplicateComponentError, PluginError, PluginLoadWarning, PluginSettingWarning
+from ltengine.plugins import PluginHost
 
 PLUGIN_SOURCE = '''
 import numpy as np
@@ -255,7 +255,7 @@ def test_entry_point_names_are_known_to_the_env_check(installed, monkeypatch) ->
 
 
 def test_the_cli_runs_when_a_plugins_register_commands_hook_raises(monkeypatch, capsys) -> None:
-    from ltengine import cli as cli_module
+    from ltengine.cli import commands as cli_module
 
     class BadCommands:
         @lt.hookimpl

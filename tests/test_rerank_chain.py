@@ -9,8 +9,8 @@ import pytest
 
 import ltengine as lt
 from ltengine.config import LinkConfig
+from ltengine.engine.rerank import Budget, cli_options, parse_spec, summary, validate
 from ltengine.errors import ConfigError, PluginError, UnknownComponentError
-from ltengine.rerank import Budget, cli_options, parse_spec, summary, validate
 
 pytest.register_assert_rewrite("llm_fixtures", "openai_server")  # before their import: they are pytest plugins
 from llm_fixtures import firms, judge_options, link_kwargs, synthetic_tables

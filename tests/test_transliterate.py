@@ -7,10 +7,10 @@ import csv
 import pytest
 
 import ltengine as lt
-from ltengine.legal_forms import candidates_from_elf_csv
-from ltengine.names import fold, normalize_names, strip_legal_forms
-from ltengine.scripts import char_script, dominant_script, profile_distance, script_profile, scripts_differ
-from ltengine.transliterate import chinese, japanese, romanize
+from evals.legal_forms_elf import candidates_from_elf_csv
+from ltengine.lexical.names import fold, normalize_names, strip_legal_forms
+from ltengine.lexical.scripts import char_script, dominant_script, profile_distance, script_profile, scripts_differ
+from ltengine.lexical.transliterate import chinese, japanese, romanize
 
 
 @pytest.mark.parametrize(

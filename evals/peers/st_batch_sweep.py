@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     import ltengine as lt
-    from ltengine.encoding import resolve_encoder
+    from ltengine.engine.encoding import resolve_encoder
 
     texts = list(dict.fromkeys(t for f in args.texts for t in pd.read_csv(f, dtype=str, keep_default_na=False)[args.column] if t))
     texts = texts[: args.limit] if args.limit else texts

@@ -5,7 +5,7 @@
   memory estimate checked before any work.
 - :func:`evaluate`: pairwise precision / recall / F1; for clusters also B-cubed and adjusted Rand;
   for links also top-1 accuracy, recall@k and MRR.  Gold is a frame of pairs or of clusters.
-- :func:`suggest_threshold` (in :mod:`ltengine.thresholds`, re-exported here): the score threshold
+- :func:`suggest_threshold` (in :mod:`ltengine.evaluate.thresholds`, re-exported here): the score threshold
   maximising F1 (or meeting a target precision),
   with the precision/recall curve and an optional plot.
 """
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnError, LinkInputError
-from .eval_checks import comparable_ids
-from .numeric import is_real
+from ltengine.errors import ColumnError, LinkInputError
+from ltengine.evaluate.checks import comparable_ids, link_id_columns, require_columns
+from ltengine.numeric import is_real
 
 Columns = str | Sequence[str] | None
 #: Rows encoded per step by :func:`evaluate_pairs` (bounds memory on long frames).
@@ -35,8 +35,8 @@ _BYTES_PER_PAIR_ROW = 48
 # -- encoding helpers --------------------------------------------------------------------------------
 def _linker(left_on: Columns, right_on: Columns, on: Columns, model: str | None, config: Any,
             options: dict[str, Any]) -> Any:
-    from .api import _resolve_on
-    from .linker import Linker, _as_config
+    from ltengine.api import _resolve_on
+    from ltengine.engine.linker import Linker, _as_config
 
     changes = {key: value for key, value in {**options, "model": model, **_resolve_on(on, left_on, right_on)}.items()
                if value is not None}
@@ -47,7 +47,7 @@ def _linker(left_on: Columns, right_on: Columns, on: Columns, model: str | None,
 
 
 def _texts(df: Any, columns: Sequence[str], side: str) -> np.ndarray:
-    from .text import check_columns, check_frame, serialize
+    from ltengine.engine.text import check_columns, check_frame, serialize
 
     df = check_frame(df, "input")
     check_columns(df, columns, "input", role=f"{side} text")
@@ -56,7 +56,7 @@ def _texts(df: Any, columns: Sequence[str], side: str) -> np.ndarray:
 
 def _encode(linker: Any, texts: np.ndarray, role: str) -> np.ndarray:
     """Unit vectors of non-empty ``texts`` (rows of empty texts are zero)."""
-    from .encoding import encode_texts
+    from ltengine.engine.encoding import encode_texts
 
     nonempty = np.flatnonzero(texts != "")
     vectors = encode_texts(linker.encoder, texts[nonempty], role, linker.context)  # type: ignore[arg-type]
@@ -90,7 +90,7 @@ def evaluate_pairs(
     left, right = _texts(df, cfg.left_on, "left"), _texts(df, cfg.right_on, "right")
     _no_score_column(df)
     scores = np.full(len(df), np.nan)
-    from .progress import progress_bar
+    from ltengine.progress import progress_bar
 
     with progress_bar(len(df), "scoring pairs", cfg.progress) as bar:
         for start in range(0, len(df), PAIR_CHUNK):
@@ -158,7 +158,7 @@ def all_pair_combos_evaluate(
     empty_b = ~b.any(axis=1)
     scores = np.empty(n_pairs, dtype=np.float64)
     step = max(1, (64 * 2**20) // max(1, 4 * len(right)))  # ~64 MiB of float32 scores per chunk
-    from .progress import progress_bar
+    from ltengine.progress import progress_bar
 
     with progress_bar(len(left), "scoring all pairs", cfg.progress) as bar:
         for start in range(0, len(left), step):
@@ -182,30 +182,6 @@ def all_pair_combos_evaluate(
 
 
 # -- gold and predictions --------------------------------------------------------------------------
-def _require(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
-    from .errors import did_you_mean
-
-    for col in columns:
-        if col not in df.columns:
-            raise ColumnError(
-                f"column {col!r} ({what}) is not in the table.{did_you_mean(col, [str(c) for c in df.columns])} "
-                f"Its columns are: {', '.join(map(str, df.columns))}."
-            )
-
-
-def _link_ids(pred: pd.DataFrame, left_id: str | None, right_id: str | None) -> tuple[str, str]:
-    if left_id and right_id:
-        _require(pred, [left_id, right_id], "record id of the predictions")
-        return left_id, right_id
-    for pair in (("id_l", "id_r"), ("id_x", "id_y")):
-        if set(pair) <= set(pred.columns):
-            return pair
-    raise LinkInputError(
-        "name the columns of the predictions that identify the left and right records: "
-        "left_id=... and right_id=... (e.g. 'id_x', 'id_y' after merging tables that both have 'id')"
-    )
-
-
 def _gold_kind(gold: Any, gold_left: str, gold_right: str, cluster: str) -> str:
     if isinstance(gold, pd.Series):
         return "clusters"
@@ -232,7 +208,7 @@ def _gold_clusters(gold: Any, ids: pd.Index, id_col: str | None, cluster: str) -
         elif id_col is None:
             series = gold[cluster]  # aligned with the predictions' index
         else:
-            _require(gold, [key], "record id of the gold clusters")
+            require_columns(gold, [key], "record id of the gold clusters")
     if not series.index.is_unique:
         raise LinkInputError("gold clusters list a record id more than once; give each record one cluster")
     (id_values,), (gold_ids,) = comparable_ids([ids], [series.index], f"({id_col or 'the index'})", "(gold index)")
@@ -249,7 +225,7 @@ def _gold_clusters(gold: Any, ids: pd.Index, id_col: str | None, cluster: str) -
 
 def _clusters_from_pairs(gold: pd.DataFrame, ids: pd.Index, gold_left: str, gold_right: str) -> np.ndarray:
     """Gold clusters as connected components of the gold pairs; ids in no pair are singletons."""
-    from .cluster import connected_labels
+    from ltengine.dedup.cluster import connected_labels
 
     (id_values,), (left, right) = comparable_ids([ids], [gold[gold_left], gold[gold_right]], "(record ids)",
                                                  f"({gold_left!r}, {gold_right!r})")
@@ -341,7 +317,7 @@ def link_metrics(pred: pd.DataFrame, gold_pairs: pd.DataFrame, *, rank: str | No
     order.  ``symmetric``: both columns hold the same records (a self-link): self pairs are dropped
     and (a, b) equals (b, a).
     """
-    from .eval_checks import positive_k
+    from ltengine.evaluate.checks import positive_k
 
     k = positive_k(k)
     pred = pred[pred["r"].notna() & pred["l"].notna()].copy()
@@ -424,17 +400,17 @@ def evaluate(
     """
     if not isinstance(pred, pd.DataFrame):
         raise LinkInputError(f"pred must be a DataFrame (the output of cluster_rows or merge); got {type(pred).__name__}")
-    from .eval_checks import check_pred_clusters, gold_cluster_series, positive_k
+    from ltengine.evaluate.checks import check_pred_clusters, gold_cluster_series, positive_k
 
     k = positive_k(k)
     if kind is None:
         kind = "clusters" if cluster in pred.columns else "links"
     gold_kind = _gold_kind(gold, gold_left, gold_right, cluster)
     if kind == "clusters":
-        _require(pred, [cluster], "predicted cluster")
+        require_columns(pred, [cluster], "predicted cluster")
         check_pred_clusters(pred, cluster)
         if id is not None:
-            _require(pred, [id], "record id")
+            require_columns(pred, [id], "record id")
         ids = pd.Index(pred[id] if id is not None else pred.index)
         if not ids.is_unique:
             raise LinkInputError(f"record ids ({id or 'the index'}) repeat in the predictions; pass id= a unique column")
@@ -445,7 +421,7 @@ def evaluate(
         return cluster_metrics(pred[cluster].to_numpy(), gold_labels)
     if kind != "links":
         raise LinkInputError(f"kind must be 'clusters' or 'links'; got {kind!r}")
-    left_col, right_col = _link_ids(pred, left_id, right_id)
+    left_col, right_col = link_id_columns(pred, left_id, right_id)
     frame = pd.DataFrame({"l": pred[left_col].to_numpy(), "r": pred[right_col].to_numpy()})
     rank = score = None
     if "rank" in pred.columns:
@@ -463,4 +439,4 @@ def evaluate(
     return link_metrics(frame, gold_pairs, rank=rank, score=score, k=k, symmetric=symmetric)
 
 
-from .thresholds import ThresholdSuggestion, suggest_threshold  # noqa: E402,F401  (re-exported)
+from ltengine.evaluate.thresholds import ThresholdSuggestion, suggest_threshold  # noqa: E402,F401  (re-exported)

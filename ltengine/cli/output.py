@@ -12,8 +12,8 @@ import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import FileFormatError
-from .io import output_format
+from ltengine.cli.io import output_format
+from ltengine.errors import FileFormatError
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

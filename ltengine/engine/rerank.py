@@ -66,14 +66,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError
-from .numeric import is_integer, is_real
-from .output import RERANK_COLUMNS
+from ltengine.engine.output import RERANK_COLUMNS
+from ltengine.errors import ConfigError
+from ltengine.numeric import is_integer, is_real
 
 if TYPE_CHECKING:
-    from .config import LinkConfig
-    from .linker import RunContext
-    from .registry import ComponentSpec, Registry
+    from ltengine.config import LinkConfig
+    from ltengine.registry import ComponentSpec, Registry
+    from ltengine.run import RunContext
 
 #: Options of the whole rerank run (shared by all stages).
 RUN_KEYS = ("max_cost", "max_calls", "dry_run", "keep_non_matches")
@@ -161,11 +161,7 @@ class RerankRun:
 
     def cache(self, namespace: str) -> Any:
         """The cache for ``namespace`` (``make_cache`` hook), or a NullCache when caching is off."""
-        from .cache import NullCache
-
-        cfg = self.context.config
-        cache = self.context.host.hook.make_cache(namespace=namespace, config=cfg) if cfg.cache else None
-        return NullCache() if cache is None else cache
+        return self.context.cache(namespace)
 
 
 # -- planning -------------------------------------------------------------------------------------
@@ -301,7 +297,7 @@ def plan(config: LinkConfig, registry: Registry) -> Plan:
         fields = {f.name for f in dataclasses.fields(comp.cls.Options)}
         for key in opts:
             if key not in fields and key not in STAGE_KEYS:
-                from .errors import did_you_mean
+                from ltengine.errors import did_you_mean
 
                 valid = ", ".join(sorted(fields | set(STAGE_KEYS)))
                 raise ConfigError(
@@ -317,7 +313,7 @@ def plan(config: LinkConfig, registry: Registry) -> Plan:
             _band(band_value, owner) if band_value is not None else DEFAULT_BAND["retrieval" if i == 0 else "reranker"]
         )
         threshold = _number(opts.pop("match_threshold", 0.5), f"match_threshold of {owner}", low=0.0, high=1.0)
-        from .components import build_options
+        from ltengine.components import build_options
 
         build_options(comp.cls.Options, opts, owner)  # validate values now, before any work
         stages.append(Stage(spec, comp, model, opts, cascade, band if cascade else None, threshold))
@@ -331,7 +327,7 @@ def validate(config: LinkConfig, registry: Registry | None = None) -> None:
     if not config.rerank and not config.rerank_options:
         return
     if registry is None:
-        from .plugins import get_host
+        from ltengine.plugins import get_host
 
         registry = get_host().registry
     plan(config, registry)
@@ -340,7 +336,7 @@ def validate(config: LinkConfig, registry: Registry | None = None) -> None:
 # -- running --------------------------------------------------------------------------------------
 def _as_frame(result: Any, index: pd.Index, name: str) -> pd.DataFrame:
     """A reranker's result as a frame with a float ``score`` column aligned to ``index``."""
-    from .errors import PluginError
+    from ltengine.errors import PluginError
 
     if isinstance(result, pd.Series):
         result = result.to_frame("score")
@@ -433,7 +429,7 @@ def apply_rerankers(
             if col in ("score", "is_match"):
                 continue
             if col in work.columns or col in RERANK_COLUMNS:
-                from .errors import PluginError
+                from ltengine.errors import PluginError
 
                 raise PluginError(f"reranker {stage.name!r} returned a column {col!r} that ltengine already uses")
             values = result[col].to_numpy()

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnError
+from ltengine.errors import ColumnError
 
 if TYPE_CHECKING:
-    from .config import LinkConfig
-    from .registry import ComponentSpec, Registry
+    from ltengine.config import LinkConfig
+    from ltengine.registry import ComponentSpec
 
 #: Every merge adds ``score``; ``merge_knn``/``merge_range`` add ``rank`` (both always reserved).
 BASE_COLUMNS = ("score", "rank")
@@ -41,21 +41,16 @@ def reranker_columns(component: ComponentSpec) -> tuple[str, ...]:
     return tuple(declared) if declared is not None else RERANKER_COLUMNS.get(component.name, ())
 
 
-def added_columns(config: LinkConfig, registry: Registry | None = None) -> tuple[str, ...]:
-    """The columns a link run with ``config`` may add to its output (in output order)."""
+def added_columns(config: LinkConfig, rerankers: Iterable[ComponentSpec] = ()) -> tuple[str, ...]:
+    """The columns a link run with ``config`` may add to its output (in output order); ``rerankers``:
+    the components of its rerank chain (:func:`ltengine.engine.rerank.plan`)."""
     columns = list(BASE_COLUMNS)
     if config.mode in ("hybrid", "auto"):
         columns += HYBRID_COLUMNS
     if config.rerank:
-        from .rerank import plan
-
-        if registry is None:
-            from .plugins import get_host
-
-            registry = get_host().registry
         columns += RERANK_COLUMNS
-        for stage in plan(config, registry).stages:
-            columns += reranker_columns(stage.component)
+        for component in rerankers:
+            columns += reranker_columns(component)
     return tuple(dict.fromkeys(columns))
 
 

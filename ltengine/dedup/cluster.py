@@ -5,7 +5,7 @@ How it works (never an n x n matrix):
 1. Each row is serialised (as in ``merge``).  Rows with the same text and the same blocking values are
    one *unit* (exact duplicates, similarity 1); rows with an empty text are singletons and never
    clustered with anything.
-2. The units are linked to themselves with :class:`~ltengine.linker.Linker` (``fit`` then
+2. The units are linked to themselves with :class:`~ltengine.engine.linker.Linker` (``fit`` then
    ``candidates``, ``k + 1`` neighbours, self pairs dropped): a sparse, symmetric kNN graph whose
    edges carry the cosine score.  Blocks (``block_on``) are respected.  Queries go in chunks, so
    memory is the index plus one chunk of candidates plus the kept edges.
@@ -37,10 +37,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from .config import LinkConfig
-from .errors import ConfigError, LinkInputError, did_you_mean
-from .output import CLUSTER_COLUMN, check_clash
-from .progress import progress_bar
+from ltengine.config import LinkConfig
+from ltengine.engine.output import CLUSTER_COLUMN, check_clash
+from ltengine.errors import ConfigError, LinkInputError, did_you_mean
+from ltengine.progress import progress_bar
 
 Columns = str | Sequence[str] | None
 Method = Literal["connected", "average", "hdbscan"]
@@ -57,7 +57,7 @@ QUERY_CHUNK_TEXTS = 16 * 4096
 # -- input checks ---------------------------------------------------------------------------------
 def check_threshold(threshold: Any, name: str = "threshold") -> float:
     """A similarity threshold in [-1, 1] (cosine), else ConfigError."""
-    from .numeric import is_real
+    from ltengine.numeric import is_real
 
     if not is_real(threshold):
         raise ConfigError(f"{name} must be a number between -1 and 1 (cosine similarity); got {threshold!r}")
@@ -80,7 +80,7 @@ def _as_columns(value: Columns, what: str) -> list[str]:
 
 def _link_config(on: list[str], config: Any, options: dict[str, Any]) -> LinkConfig:
     """The LinkConfig of a self-link on ``on`` (explicit options override ``config``)."""
-    from .linker import _as_config
+    from ltengine.engine.linker import _as_config
 
     base = _as_config(config)
     changes = {key: value for key, value in options.items() if value is not None}
@@ -97,7 +97,7 @@ def _link_config(on: list[str], config: Any, options: dict[str, Any]) -> LinkCon
 
 
 def _check_frame(df: Any, cfg: LinkConfig) -> pd.DataFrame:
-    from .text import check_columns, check_frame
+    from ltengine.engine.text import check_columns, check_frame
 
     df = check_frame(df, "input")
     check_columns(df, cfg.left_on, "input", role="compared")
@@ -122,7 +122,7 @@ class Graph:
 
 def _units(df: pd.DataFrame, cfg: LinkConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(unit of each row or -1, representative row of each unit, text of each unit), units sorted by text."""
-    from .text import serialize
+    from ltengine.engine.text import serialize
 
     texts = serialize(df, cfg.left_on, "input", keep_symbols=cfg.keep_symbol_records).to_numpy(dtype=object)
     nonempty = texts != ""
@@ -166,7 +166,7 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, ke
     otherwise only edges >= ``threshold`` are kept.  With ``cfg.rerank`` the edges >= threshold are
     judged (each unordered pair once) and only accepted ones are kept.
     """
-    from .linker import Linker
+    from ltengine.engine.linker import Linker
 
     start = time.perf_counter()
     unit_of_row, reps, unit_texts = _units(df, cfg)
@@ -218,7 +218,7 @@ def _dedup_edges(src_parts: list, dst_parts: list, score_parts: list) -> tuple[n
 def _rerank_edges(src: np.ndarray, dst: np.ndarray, score: np.ndarray, units: pd.DataFrame, unit_texts: np.ndarray,
                   linker: Any, report: dict[str, Any]) -> tuple[np.ndarray, ...]:
     """Judge the edges (>= threshold) with the configured rerankers; keep those with ``is_match`` true."""
-    from .rerank import apply_rerankers
+    from ltengine.engine.rerank import apply_rerankers
 
     pairs = pd.DataFrame({"id_l": src, "id_r": dst, "score": score, "rank": np.ones(len(src), dtype=np.int64),
                           "text_l": unit_texts[src], "text_r": unit_texts[dst]})
@@ -497,7 +497,7 @@ def dedup_rows(
     if keep == "first":
         chosen = np.unique(labels, return_index=True)[1]
     elif keep == "longest":
-        from .text import serialize
+        from ltengine.engine.text import serialize
 
         length = serialize(df, attrs["report"]["on"], "input").str.len().to_numpy()
         order = np.lexsort((positions, -length, labels))

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ._version import __version__
+from ltengine._version import __version__
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -67,10 +67,10 @@ def link(
     no_progress: bool, no_cache: bool, out: str, force: bool,
 ) -> None:
     """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
-    from . import api
-    from .errors import LTEngineError
-    from .cli_output import prepare_output
-    from .io import read_table, write_table
+    from ltengine import api
+    from ltengine.cli.io import read_table, write_table
+    from ltengine.cli.output import prepare_output
+    from ltengine.errors import LTEngineError
 
     try:
         prepare_output(out, [left, right], force=force)  # fail before any work, not after
@@ -84,7 +84,7 @@ def link(
             options["progress"] = False
         if no_cache:
             options["cache"] = False
-        from .rerank import cli_options
+        from ltengine.engine.rerank import cli_options
 
         options.update(cli_options(rerank, task=rerank_task, max_cost=max_cost, max_calls=max_calls,
                                    dry_run=dry_run, api_base=api_base))
@@ -104,7 +104,7 @@ def link(
         f"wrote {len(result)} rows to {out}",
         err=True,
     )
-    from .rerank import summary
+    from ltengine.engine.rerank import summary
 
     text = summary(report)
     if text:
@@ -114,18 +114,18 @@ def link(
 @cli.command()
 def plugins() -> None:
     """List plugins, their versions, hooks and components as JSON; broken plugins with their error."""
-    from .plugins import get_host
+    from ltengine.plugins import get_host
 
     click.echo(json.dumps(get_host().describe(), indent=2, ensure_ascii=False, default=str))
 
 
-from .cli_dedup import add_commands as _add_dedup_commands  # noqa: E402  (dedup, cluster)
+from ltengine.cli.dedup import add_commands as _add_dedup_commands  # noqa: E402  (dedup, cluster)
 
 _add_dedup_commands(cli)
 
 
 def _add_plugin_commands(group: click.Group) -> None:
-    from .plugins import get_host
+    from ltengine.plugins import get_host
 
     get_host().add_commands(group)  # a plugin whose hook raises is skipped with a warning
 

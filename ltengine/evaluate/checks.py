@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnError, LinkInputError
+from ltengine.errors import ColumnError, LinkInputError, did_you_mean
 
 _NUMBER = {"integer", "floating", "mixed-integer-float", "integer-na", "decimal"}
 _INTEGER_TEXT = r"-?(?:0|[1-9][0-9]*)"
@@ -96,7 +96,7 @@ def _integer_text(array: np.ndarray) -> np.ndarray:
 
 def positive_k(k: Any) -> int | None:
     """``k`` of recall@k: None or a positive integer (any integer type)."""
-    from .numeric import as_positive_int
+    from ltengine.numeric import as_positive_int
 
     return None if k is None else as_positive_int(k, "k", "predictions per left record counted by recall@k",
                                                   LinkInputError)
@@ -140,3 +140,27 @@ def score_values(scored: pd.DataFrame, score: str) -> np.ndarray:
             "(lt.evaluate_pairs, lt.merge_knn) or name the score column with score=..."
         )
     return values
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """ColumnError naming the first of ``columns`` missing from ``df`` (``what``: its role) and the closest name."""
+    for col in columns:
+        if col not in df.columns:
+            raise ColumnError(
+                f"column {col!r} ({what}) is not in the table.{did_you_mean(col, [str(c) for c in df.columns])} "
+                f"Its columns are: {', '.join(map(str, df.columns))}."
+            )
+
+
+def link_id_columns(pred: pd.DataFrame, left_id: str | None, right_id: str | None) -> tuple[str, str]:
+    """The columns of ``pred`` naming the left and right records (given, ``id_l``/``id_r`` or ``id_x``/``id_y``)."""
+    if left_id and right_id:
+        require_columns(pred, [left_id, right_id], "record id of the predictions")
+        return left_id, right_id
+    for pair in (("id_l", "id_r"), ("id_x", "id_y")):
+        if set(pair) <= set(pred.columns):
+            return pair
+    raise LinkInputError(
+        "name the columns of the predictions that identify the left and right records: "
+        "left_id=... and right_id=... (e.g. 'id_x', 'id_y' after merging tables that both have 'id')"
+    )

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import LinkInputError
-from .eval_checks import comparable_ids
+from ltengine.errors import LinkInputError
+from ltengine.evaluate.checks import comparable_ids, link_id_columns, require_columns
 
 
 @dataclasses.dataclass
@@ -32,14 +32,13 @@ class ThresholdSuggestion:
 
 def _labels(scored: pd.DataFrame, labels: Any, left_id: str | None, right_id: str | None, gold_left: str,
             gold_right: str) -> np.ndarray:
-    from .evaluate import _link_ids, _require
 
     if isinstance(labels, str):
-        _require(scored, [labels], "labels")
+        require_columns(scored, [labels], "labels")
         values = scored[labels]
     elif isinstance(labels, pd.DataFrame):
-        _require(labels, [gold_left, gold_right], "gold pairs")
-        lcol, rcol = _link_ids(scored, left_id, right_id)
+        require_columns(labels, [gold_left, gold_right], "gold pairs")
+        lcol, rcol = link_id_columns(scored, left_id, right_id)
         pred_ids, gold_ids = comparable_ids([scored[lcol], scored[rcol]], [labels[gold_left], labels[gold_right]],
                                             f"({lcol!r}, {rcol!r})", f"({gold_left!r}, {gold_right!r})")
         return np.asarray(pd.MultiIndex.from_arrays(pred_ids).isin(pd.MultiIndex.from_arrays(gold_ids)))
@@ -77,13 +76,12 @@ def suggest_threshold(
     """
     from sklearn.metrics import precision_recall_curve
 
-    from .evaluate import _require
 
     if not isinstance(scored_pairs, pd.DataFrame):
         raise LinkInputError(f"scored_pairs must be a DataFrame with a {score!r} column; got {type(scored_pairs).__name__}")
-    _require(scored_pairs, [score], "score")
-    from .eval_checks import score_values
-    from .numeric import is_real
+    require_columns(scored_pairs, [score], "score")
+    from ltengine.evaluate.checks import score_values
+    from ltengine.numeric import is_real
 
     if target_precision is not None and not (is_real(target_precision) and 0.0 < float(target_precision) <= 1.0):
         raise LinkInputError(f"target_precision must be a number in (0, 1]; got {target_precision!r}")

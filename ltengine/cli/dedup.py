@@ -57,9 +57,9 @@ def _options(on: str, threshold: float, method: str, k: int, block_on: str | Non
 
 
 def _run(infile: str, out: str, force: bool, work: Any) -> Any:
-    from .cli_output import prepare_output
-    from .errors import LTEngineError
-    from .io import read_table, write_table
+    from ltengine.cli.io import read_table, write_table
+    from ltengine.cli.output import prepare_output
+    from ltengine.errors import LTEngineError
 
     try:
         prepare_output(out, [infile], force=force)  # fail before any work, not after
@@ -77,7 +77,7 @@ def _run(infile: str, out: str, force: bool, work: Any) -> Any:
               help="Which row of each cluster to keep.")
 def dedup(infile: str, out: str, force: bool, keep: str, **kwargs: Any) -> None:
     """Write one row per cluster of near-duplicate rows of IN to --out."""
-    from .cluster import dedup_rows
+    from ltengine.dedup.cluster import dedup_rows
 
     df, result = _run(infile, out, force, lambda df: dedup_rows(df, keep=keep, **_options(**kwargs)))
     click.echo(f"kept {len(result)} of {len(df)} rows; wrote {out}", err=True)
@@ -87,7 +87,7 @@ def dedup(infile: str, out: str, force: bool, keep: str, **kwargs: Any) -> None:
 @_common
 def cluster(infile: str, out: str, force: bool, **kwargs: Any) -> None:
     """Write IN with a 'cluster' column (near duplicates share an id) to --out."""
-    from .cluster import cluster_rows
+    from ltengine.dedup.cluster import cluster_rows
 
     df, result = _run(infile, out, force, lambda df: cluster_rows(df, **_options(**kwargs)))
     report = result.attrs.get("ltengine", {}).get("report", {})

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import FileFormatError
+from ltengine.errors import FileFormatError
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl"}
 #: Text read options: every cell a string, no NA guessing; only an empty cell is missing.

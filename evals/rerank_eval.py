@@ -114,7 +114,7 @@ def knn(left, right, cols, cache_dir, **kw) -> pd.DataFrame:
 
 def oracle_rule(left: pd.DataFrame, right: pd.DataFrame, cols: list[str], gold: pd.DataFrame):
     """A rule for the fake server: True iff the two records are a gold link."""
-    from ltengine_plugins.llm_prompt import to_json_record
+    from ltengine_plugins.llm_judge.prompt import to_json_record
 
     def canon(record: dict) -> str:
         return json.dumps(record, sort_keys=True, ensure_ascii=False)

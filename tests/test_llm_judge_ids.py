@@ -161,14 +161,14 @@ def _content(items) -> str:
     ],
 )
 def test_check_answer_rejects_anything_but_the_exact_ids(items, kind) -> None:
-    from ltengine_plugins.llm_batches import check_answer
+    from ltengine_plugins.llm_judge.batches import check_answer
 
     checked = check_answer(_content(items), None, ["1", "2"])
     assert checked.verdicts is None and checked.kind == kind and checked.problem
 
 
 def test_check_answer_accepts_exact_ids_in_any_order() -> None:
-    from ltengine_plugins.llm_batches import check_answer, worst_case_requests
+    from ltengine_plugins.llm_judge.batches import check_answer, worst_case_requests
 
     checked = check_answer(_content([{"id": 2, "match": "no"}, {"id": "1", "match": True, "confidence": 0.8}]), None, ["1", "2"])
     assert checked.verdicts == {

@@ -14,7 +14,7 @@ the run's ``max_cost``/``max_calls`` are checked against the worst case of each 
 is sent, so the caps hold; pairs left when a cap is reached get ``judge_error="budget"``.
 
 A batch answer is used only if its ids are exactly the ids asked, each once (see
-:mod:`ltengine_plugins.llm_batches`); otherwise nothing of it is applied, the batch is asked again
+:mod:`ltengine_plugins.llm_judge.batches`); otherwise nothing of it is applied, the batch is asked again
 once, then split in halves down to single pairs; pairs left without a verifiable answer get
 ``judge_error="malformed answer"``.  The report counts ``rejected_answers``, ``reasked``, ``splits``.
 
@@ -32,33 +32,30 @@ confidence of the verdict mapped to 0..1), ``is_match`` (the verdict), ``judge_c
 from __future__ import annotations
 
 import collections
-import concurrent.futures as cf
 import dataclasses
 import logging
 import math
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 
 from ltengine.cache import NullCache, content_key
 from ltengine.components import Reranker
-from ltengine.errors import ComponentError, ConfigError
+from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.numeric import is_integer, is_real
-from ltengine.progress import progress_bar
 
-from . import llm_batches, llm_prompt
-from .llm_batches import Job
-from .llm_client import Client, ClientSettings, RequestFailed
+from . import prompt
+from .batches import error_kind, verdict_frame
+from .client import Client, ClientSettings
+from .session import MAX_TOKENS_PER_ANSWER, Session
 
 logger = logging.getLogger("ltengine.llm_judge")
 
 CACHE_NAMESPACE = "llm_judge"
 #: Pairs per request, measured on the fake server and gpt-4o-mini-sized prompts (see evals/rerank_eval.py).
 DEFAULT_BATCH_SIZE = 8
-#: Expected / maximum answer tokens per pair (the maximum bounds the cost reserved per request).
-TOKENS_PER_ANSWER, MAX_TOKENS_PER_ANSWER = 22, 48
 
 
 def _positive(value: Any, name: str, integer: bool = False) -> None:
@@ -74,7 +71,11 @@ class LLMJudge(Reranker):
     name = "llm"
     aliases = ("llm-judge", "judge")
     #: Only pairs in the uncertain band of the previous score are sent, by default.
-    cascade_default = True
+    cascade_default: ClassVar[bool] = True
+    #: Columns the score frame adds besides score and is_match.
+    output_columns: ClassVar[tuple[str, ...]] = ("judge_confidence", "judge_error")
+    #: It calls an LLM: it takes the CLI's --rerank-task / --api-base and spends the run's budget.
+    calls_llm: ClassVar[bool] = True
 
     @dataclasses.dataclass(frozen=True)
     class Options:
@@ -176,11 +177,12 @@ class LLMJudge(Reranker):
         o = self.options
         params = sorted((o.litellm_params or {}).items())
         return (
-            f"{CACHE_NAMESPACE}|v{llm_prompt.PROMPT_VERSION}|{self.model}|task={o.task or ''}|t={o.temperature}"
+            f"{CACHE_NAMESPACE}|v{prompt.PROMPT_VERSION}|{self.model}|task={o.task or ''}|t={o.temperature}"
             f"|lp={o.logprobs}|json={o.json_mode}|{params!r}"
         )
 
     def max_tokens_for(self, n_pairs: int) -> int:
+        """Answer tokens allowed for a request of ``n_pairs`` pairs."""
         return self.options.max_tokens or 64 + MAX_TOKENS_PER_ANSWER * n_pairs
 
     # -- scoring ----------------------------------------------------------------------------
@@ -190,14 +192,13 @@ class LLMJudge(Reranker):
         cache = run.cache(CACHE_NAMESPACE) if run is not None else NullCache()
         budget = run.budget if run is not None else None
         start = time.perf_counter()
-        left_json = llm_prompt.records_json(left, pairs["id_l"].to_numpy())
-        right_json = llm_prompt.records_json(right, pairs["id_r"].to_numpy())
+        left_json = prompt.records_json(left, pairs["id_l"].to_numpy())
+        right_json = prompt.records_json(right, pairs["id_r"].to_numpy())
         keys = [content_key(self.answer_id, lj, rj) for lj, rj in zip(left_json, right_json)]
         unique: dict[str, tuple[str, str]] = {}
         for key, lj, rj in zip(keys, left_json, right_json):
             unique.setdefault(key, (lj, rj))
         verdicts: dict[str, dict] = {}
-        errors: dict[str, str] = {}
         for key in unique:
             hit = cache.get(key)
             if isinstance(hit, dict) and "match" in hit:
@@ -205,7 +206,9 @@ class LLMJudge(Reranker):
         todo = [key for key in unique if key not in verdicts]
         size = self.options.batch_size
         batches = [todo[i : i + size] for i in range(0, len(todo), size)]
-        estimate = self._estimate(batches, unique)
+        session = Session(self, unique, cache, budget, run.progress if run else None, verdicts)
+        errors, stats = session.errors, session.stats
+        estimate = session.estimate(batches)
         report.update(
             model=self.model,
             batch_size=size,
@@ -227,12 +230,11 @@ class LLMJudge(Reranker):
                 f"LLM judge: estimated ${estimate['cost']:.4f} for {len(todo)} pairs exceeds what is left of "
                 f"max_cost=${budget.max_cost:g}; judging stops when the budget is spent (judge_error='budget')"
             )
-        stats: collections.Counter = collections.Counter()
         if run is not None and run.dry_run:
             errors.update({key: "dry_run" for key in todo})
         elif todo:
             deadline = None if self.options.deadline_s is None else time.monotonic() + float(self.options.deadline_s)
-            self._judge(batches, unique, cache, budget, verdicts, errors, stats, deadline)
+            session.judge_all(batches, deadline)
         elapsed = time.perf_counter() - start
         judged = int(stats["judged"])
         rejected = {kind[len("rejected ") :]: int(n) for kind, n in stats.items() if kind.startswith("rejected ")}
@@ -247,7 +249,7 @@ class LLMJudge(Reranker):
             completion_tokens=int(stats["completion_tokens"]),
             cost=None if stats["cost_unknown"] else round(float(stats["cost"]), 8),
             judged=judged,
-            errors=dict(collections.Counter(llm_batches.error_kind(e) for e in errors.values())),
+            errors=dict(collections.Counter(error_kind(e) for e in errors.values())),
             deadline_s=self.options.deadline_s,
             deadline_reached=bool(stats["deadline_reached"]),
             seconds=round(elapsed, 3),
@@ -259,134 +261,7 @@ class LLMJudge(Reranker):
                 f"{sum(e == 'deadline' for e in errors.values())} pairs were not judged (judge_error='deadline'). "
                 "Every answer received is cached: rerun (or raise deadline_s) to judge the rest."
             )
-        return llm_batches.verdict_frame(pairs.index, keys, verdicts, errors)
-
-    def _estimate(self, batches: list[list[str]], unique: dict[str, tuple[str, str]]) -> dict[str, Any]:
-        """Requests, tokens and dollars the batches would cost (before any request is made)."""
-        prompt_tokens = 0
-        exact = batches[:50] if len(batches) > 200 else batches
-        chars_exact = tokens_exact = 0
-        for batch in exact:
-            messages = self._messages(batch, unique)
-            tokens = self.client.count_tokens(messages)
-            prompt_tokens += tokens
-            chars_exact += sum(len(m["content"]) for m in messages)
-            tokens_exact += tokens
-        if len(exact) < len(batches):  # scale the rest by the measured tokens per character
-            ratio = tokens_exact / max(chars_exact, 1)
-            for batch in batches[len(exact) :]:
-                chars = sum(len(m["content"]) for m in self._messages(batch, unique))
-                prompt_tokens += int(chars * ratio) + 1
-        n_pairs = sum(len(b) for b in batches)
-        completion_tokens = sum(12 + TOKENS_PER_ANSWER * len(b) for b in batches)
-        cost = self.client.cost_of(prompt_tokens, completion_tokens) if batches else 0.0
-        return {
-            "requests": len(batches),
-            "pairs": n_pairs,
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "cost": None if cost is None else round(cost, 8),
-        }
-
-    def _messages(self, batch: list[str], unique: dict[str, tuple[str, str]]) -> list[dict[str, str]]:
-        items = [(str(i + 1), unique[key][0], unique[key][1]) for i, key in enumerate(batch)]
-        return llm_prompt.build_messages(items, self.options.task)
-
-    def _worst_cost(self, messages: list[dict[str, str]], n_pairs: int) -> float | None:
-        return self.client.cost_of(self.client.count_tokens(messages), self.max_tokens_for(n_pairs))
-
-    def _judge(self, batches, unique, cache, budget, verdicts, errors, stats, deadline: float | None) -> None:
-        """Send the batches (``concurrency`` at a time), store each answer as it arrives; stop at ``deadline``."""
-        pending = collections.deque(Job(tuple(batch)) for batch in batches)
-        inflight: dict[cf.Future, tuple[Job, float | None]] = {}
-        fatal: RequestFailed | None = None
-        late = False  # the deadline passed
-        total = sum(len(b) for b in batches)
-        run = self._run
-        pool = cf.ThreadPoolExecutor(max_workers=self.options.concurrency, thread_name_prefix="llm-judge")
-        with progress_bar(total, f"judging ({self.model})", run.progress if run else None, unit="pair") as bar:
-            try:
-                while pending or inflight:
-                    late = deadline is not None and time.monotonic() >= deadline
-                    if late:
-                        break
-                    while pending and len(inflight) < self.options.concurrency and fatal is None:
-                        job = pending[0]
-                        messages = self._messages(list(job.keys), unique)
-                        worst = self._worst_cost(messages, len(job.keys))
-                        if budget is not None and not budget.try_reserve(worst):
-                            break
-                        pending.popleft()
-                        stats["requests"] += 1
-                        stats["reasked"] += job.how == "reask"
-                        limit = self.max_tokens_for(len(job.keys))
-                        inflight[pool.submit(self.client.complete, messages, limit, None, deadline)] = (job, worst)
-                    if not inflight:
-                        break
-                    wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-                    done, _ = cf.wait(inflight, timeout=wait, return_when=cf.FIRST_COMPLETED)
-                    for future in done:
-                        job, worst = inflight.pop(future)
-                        bar.update(self._settle(future, job, worst, cache, budget, verdicts, errors, stats, pending))
-                        exc = future.exception()
-                        if isinstance(exc, RequestFailed) and exc.fatal and fatal is None:
-                            fatal = exc
-            finally:  # on Ctrl-C or the deadline: return at once; what was answered is already in the cache
-                pool.shutdown(wait=not inflight, cancel_futures=True)
-        for job, worst in inflight.values():  # abandoned at the deadline (the request may still be billed)
-            if budget is not None:
-                budget.settle(worst, None)
-            errors.update({key: "deadline" for key in job.keys})
-        stats["deadline_reached"] = int(late or any(e == "deadline" for e in errors.values()))
-        for job in pending:
-            reason = "deadline" if late else "budget" if fatal is None else "not sent: " + fatal.kind
-            errors.update({key: reason for key in job.keys})
-        if fatal is not None:
-            raise ComponentError(
-                f"LLM judge {self.model!r} cannot be used: {fatal}. Answers received so far are cached; "
-                "fix the problem and rerun."
-            )
-
-    def _settle(self, future, job: Job, worst, cache, budget, verdicts, errors, stats, pending) -> int:
-        """Handle one finished request; return how many pairs are finished (judged or failed)."""
-        batch = job.keys
-        exc = future.exception()
-        if exc is not None:
-            if budget is not None:
-                budget.settle(worst, 0.0)  # a failed request is not billed
-            message = str(exc) if isinstance(exc, RequestFailed) else self.client.redact(f"{type(exc).__name__}: {exc}")
-            logger.warning("llm judge request failed (%d pairs): %s", len(batch), message)
-            stats["attempts"] += exc.attempts if isinstance(exc, RequestFailed) else 1
-            deadline = isinstance(exc, RequestFailed) and exc.kind == "deadline"
-            errors.update({key: "deadline" if deadline else f"request failed: {message}" for key in batch})
-            return len(batch)
-        reply = future.result()
-        stats["attempts"] += reply.attempts
-        stats["prompt_tokens"] += reply.prompt_tokens
-        stats["completion_tokens"] += reply.completion_tokens
-        if reply.cost is None:
-            stats["cost_unknown"] = 1
-        else:
-            stats["cost"] += reply.cost
-        if budget is not None:
-            budget.settle(worst, reply.cost)
-        checked = llm_batches.check_answer(reply.content, reply.tokens, [str(i + 1) for i in range(len(batch))])
-        if checked.verdicts is not None:
-            for i, key in enumerate(batch):
-                verdict = checked.verdicts[str(i + 1)]
-                cache.set(key, verdict)  # durable at once: a crash later keeps this answer
-                verdicts[key] = verdict
-            stats["judged"] += len(batch)
-            return len(batch)
-        stats["rejected " + (checked.kind or "unknown")] += 1
-        logger.warning("llm judge: answer for %d pairs rejected (%s): nothing of it is used", len(batch), checked.problem)
-        follow, error = llm_batches.next_jobs(job, checked)
-        stats["splits"] += len(follow) > 1
-        pending.extendleft(reversed(follow))  # asked next, in order
-        if error is not None:
-            errors.update({key: error for key in batch})
-            return len(batch)
-        return 0
+        return verdict_frame(pairs.index, keys, verdicts, errors)
 
 
 def _warn(message: str) -> None:

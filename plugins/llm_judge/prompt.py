@@ -213,7 +213,7 @@ def parse_answers(content: str | None, ids: Sequence[str]) -> tuple[dict[str, tu
     """Map pair ids to (match, confidence) from a model's answer; unknown ids and bad items are skipped.
 
     Lenient (the first answer of an id wins); the judge checks answers strictly with
-    ``llm_batches.check_answer`` instead.  Returns the mapping and the ids (in answer order) of
+    ``batches.check_answer`` instead.  Returns the mapping and the ids (in answer order) of
     the answers used, which :func:`match_probabilities` needs to line up logprobs.
     """
     wanted = {str(i) for i in ids}

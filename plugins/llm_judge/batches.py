@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import llm_prompt
+from . import prompt
 
 #: judge_error of pairs whose answers never passed the check, by the kind of the last rejection.
 ERRORS = {
@@ -58,7 +58,7 @@ def _few(ids: Sequence[Any]) -> str:
 
 def check_answer(content: str | None, tokens: Sequence[Any] | None, ids: Sequence[str]) -> Checked:
     """Accept the answer only if it holds exactly ``ids``, each once, each with a verdict."""
-    items = llm_prompt.answer_items(content)
+    items = prompt.answer_items(content)
     if not items:
         return Checked(None, "unparseable", "no JSON answers in the reply")
     seen = [item[0] if item is not None else None for item in items]
@@ -79,7 +79,7 @@ def check_answer(content: str | None, tokens: Sequence[Any] | None, ids: Sequenc
     unreadable = [pid for pid, item in zip(seen, items) if item is None or item[1] is None]
     if unreadable:
         return Checked(None, "unreadable verdict", f"no true/false verdict for ids {_few(unreadable)}")
-    probs = llm_prompt.match_probabilities(content or "", tokens)
+    probs = prompt.match_probabilities(content or "", tokens)
     p_by_id = dict(zip(seen, probs)) if len(probs) == len(items) else {}
     verdicts = {
         pid: {"match": bool(item[1]), "confidence": item[2], "p_yes": p_by_id.get(pid)}

@@ -1,4 +1,9 @@
-"""A process-wide store of loaded models, so repeated merges don't reload weights."""
+"""A process-wide store of loaded models, so repeated merges don't reload weights.
+
+Plugins load every heavy object (a sentence-transformers model, an ONNX session, a C engine)
+through :func:`shared_model` under a key that names what was loaded, so that one store bounds
+the memory of all of them and :func:`clear_models` frees it.
+"""
 
 from __future__ import annotations
 
@@ -12,23 +17,45 @@ MAX_MODELS = 4
 
 _models: OrderedDict[Hashable, Any] = OrderedDict()
 _lock = threading.Lock()
+#: One lock per key being loaded: two threads asking for the same model load it once.
+_loading: dict[Hashable, threading.Lock] = {}
 
 
 def shared_model(key: Hashable, load: Callable[[], Any]) -> Any:
-    """Return the model cached under ``key``, loading it with ``load()`` the first time."""
+    """Return the model cached under ``key``, loading it with ``load()`` the first time.
+
+    Concurrent callers with the same key wait for one load; an exception from ``load`` is
+    raised to the caller and nothing is stored.
+    """
     with _lock:
         if key in _models:
             _models.move_to_end(key)
             return _models[key]
-    model = load()
-    with _lock:
-        _models[key] = model
-        while len(_models) > MAX_MODELS:
-            _models.popitem(last=False)
+        key_lock = _loading.setdefault(key, threading.Lock())
+    with key_lock:
+        with _lock:
+            if key in _models:  # loaded by another thread while this one waited
+                _models.move_to_end(key)
+                return _models[key]
+        try:
+            model = load()
+        except BaseException:
+            with _lock:
+                _loading.pop(key, None)
+            raise
+        with _lock:
+            _models[key] = model
+            _loading.pop(key, None)
+            while len(_models) > MAX_MODELS:
+                _models.popitem(last=False)
     return model
 
 
-def clear_models() -> None:
-    """Forget every loaded model (frees memory)."""
+def clear_models(match: Callable[[Hashable], bool] | None = None) -> None:
+    """Forget every loaded model, or those whose key satisfies ``match`` (frees memory)."""
     with _lock:
-        _models.clear()
+        if match is None:
+            _models.clear()
+            return
+        for key in [k for k in _models if match(k)]:
+            del _models[key]

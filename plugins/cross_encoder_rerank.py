@@ -1,10 +1,11 @@
 """The cross-encoder reranker: ``rerank="cross-encoder:<Hub id or local folder>"``.
 
 Any sentence-transformers ``CrossEncoder`` reads both texts of a pair together, which is slower
-than the bi-encoder but sharper.  Models are found like the sentence-transformers encoder finds
-them (local folder, then the Hugging Face Hub, with the same offline error).  Scores are mapped to
-0..1: a one-label model goes through its sigmoid (or ours, if it has none); a model with several
-labels is soft-maxed and the ``label`` column (default: the last) is the match probability.
+than the bi-encoder but sharper.  Models are found and loaded like the sentence-transformers encoder's
+(``ltengine_plugins._st_models``: local folder, packaged weights, then the Hugging Face Hub, with the
+same offline error).  Scores are mapped to 0..1: a one-label model goes through its sigmoid (or ours,
+if it has none); a model with several labels is soft-maxed and the ``label`` column (default: the
+last) is the match probability.
 """
 
 from __future__ import annotations
@@ -12,17 +13,20 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from ltengine_plugins.st_encoder import load_st_model, offline_models, resolve_model_path
+from ltengine_plugins._st_models import load_st_model, offline_models, resolve_model_path
 
 from ltengine.components import Reranker
 from ltengine.errors import ConfigError, ModelUnavailableError
 from ltengine.hookspecs import hookimpl
 from ltengine.numeric import is_integer
 from ltengine.progress import progress_bar
+
+if TYPE_CHECKING:
+    from ltengine.run import RunContext
 
 #: Pairs per ``predict`` call: the unit of progress.
 CHUNK = 1024
@@ -71,6 +75,7 @@ class CrossEncoderReranker(Reranker):
                 raise ValueError(f"max_length must be a positive integer; got {self.max_length!r}")
 
     _model: Any = None
+    _run: RunContext | None = None
 
     def __init__(self, model: str | None = None, options: Any = None, **kw: Any) -> None:
         super().__init__(model, options, **kw)
@@ -120,11 +125,11 @@ class CrossEncoderReranker(Reranker):
         codes = np.array([positions.setdefault(t, len(positions)) for t in texts], dtype=np.int64)
         unique_pairs = list(positions)
         out = np.empty(len(unique_pairs), dtype=np.float64)
-        config = getattr(getattr(self, "_run", None), "config", None)
+        progress = self._run.config.progress if self._run is not None else None
         if unique_pairs:
             model = self.load()
             with progress_bar(
-                len(unique_pairs), "reranking (cross-encoder)", getattr(config, "progress", None), unit="pair"
+                len(unique_pairs), "reranking (cross-encoder)", progress, unit="pair"
             ) as bar:
                 for start in range(0, len(unique_pairs), CHUNK):
                     batch = unique_pairs[start : start + CHUNK]
@@ -132,7 +137,8 @@ class CrossEncoderReranker(Reranker):
                     bar.update(len(batch))
         return pd.Series(np.clip(out[codes], 0.0, 1.0) if len(codes) else np.zeros(0), index=pairs.index)
 
-    def attach(self, run: Any) -> None:
+    def attach(self, run: RunContext) -> None:
+        """Keep the run: its config says whether to show a progress bar."""
         self._run = run
 
 

@@ -124,7 +124,7 @@ def _true_index(features: pd.DataFrame, df: pd.DataFrame, gold: pd.Series) -> pd
 
 
 def _clusters(df: pd.DataFrame, links: pd.MultiIndex) -> pd.DataFrame:
-    from ltengine.dedup.cluster import connected_labels
+    from ltengine.dedup.linkage import connected_labels
 
     ids = pd.Index(df["id"])
     labels = connected_labels(len(ids), ids.get_indexer(links.get_level_values(0)),

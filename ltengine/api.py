@@ -1,51 +1,26 @@
 """The pandas API: ``merge``, ``merge_knn``, ``merge_range``, ``merge_blocking``, ``aggregate_rows``.
 
-Each is a thin wrapper over :class:`ltengine.engine.linker.Linker`.  Explicit keyword arguments override
-the values of ``config``; arguments left at their defaults take the config's values.
+Each is a thin wrapper over :class:`ltengine.engine.linker.Linker`, configured by
+:meth:`LinkConfig.resolve <ltengine.config.LinkConfig.resolve>`: an argument the caller passes wins over
+``config`` (even when it equals the default); an argument not passed (None) takes the config's value, or
+the documented default when there is no config.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from ltengine.config import LinkConfig
-from ltengine.engine.linker import Linker, Mode, _as_config
+from ltengine.config import Columns, ConfigLike, LinkConfig
+from ltengine.engine.linker import Linker, Mode
 from ltengine.errors import LinkInputError
 
-Columns = str | Sequence[str] | None
-ConfigLike = LinkConfig | Mapping[str, Any] | str | Path | None
 
-
-def _resolve_on(on: Columns, left_on: Columns, right_on: Columns) -> dict[str, Any]:
-    if on is not None and (left_on is not None or right_on is not None):
-        raise LinkInputError("pass either on=... or left_on=/right_on=..., not both")
-    if on is not None:
-        return {"left_on": on, "right_on": on}
-    if (left_on is None) != (right_on is None):
-        missing = "right_on" if right_on is None else "left_on"
-        raise LinkInputError(f"{missing} is missing: left_on and right_on go together (or use on=...)")
-    if left_on is None:
-        return {}
-    n_left = 1 if isinstance(left_on, str) else len(left_on)
-    n_right = 1 if isinstance(right_on, str) else len(right_on)  # type: ignore[arg-type]
-    if n_left != n_right:
-        raise LinkInputError(f"left_on has {n_left} columns but right_on has {n_right}; give the same number")
-    return {"left_on": left_on, "right_on": right_on}
-
-
-def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, given: dict[str, Any],
-         function: Any) -> pd.DataFrame:
-    base = _as_config(config)
-    defaults = {name: p.default for name, p in inspect.signature(function).parameters.items()}
-    changes = {key: value for key, value in given.items() if value is not None}
-    if config is not None:  # an argument left at its default does not override the config
-        changes = {key: value for key, value in changes.items() if key not in defaults or value != defaults[key]}
-    linker = Linker(base.replace(**changes))
+def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, arguments: dict[str, Any],
+         defaults: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    linker = Linker(LinkConfig.resolve(config, defaults=defaults, **arguments))
     if not linker.config.left_on:
         raise LinkInputError("no columns to link on: pass on='column' (or left_on=/right_on=), or set them in config")
     if not isinstance(right, pd.DataFrame):
@@ -61,30 +36,32 @@ def merge(
     left_on: Columns = None,
     right_on: Columns = None,
     model: str | None = None,
-    k: int = 1,
+    k: int | None = None,
     threshold: float | None = None,
     block_on: Columns = None,
-    one_to_one: bool = False,
-    keep_unmatched: bool = False,
-    suffixes: tuple[str, str] = ("_x", "_y"),
+    one_to_one: bool | None = None,
+    keep_unmatched: bool | None = None,
+    suffixes: tuple[str, str] | None = None,
     mode: str | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Link each left row to its best right row by meaning, like ``pandas.merge`` on fuzzy keys.
 
-    ``k`` candidates are retrieved per left row and the best kept; ``threshold`` drops weaker
+    ``k`` candidates (default 1) are retrieved per left row and the best kept; ``threshold`` drops weaker
     matches (cosine in semantic mode; the fused 0..1 score in hybrid mode); ``mode`` is
     ``"auto"`` (default: hybrid when the two columns use different scripts, else semantic),
     ``"semantic"``, ``"lexical"`` or ``"hybrid"`` (adds ``score_semantic``/``score_lexical``); ``block_on`` only compares rows with equal values in those columns;
-    ``one_to_one`` uses each right row at most once (best total score); ``keep_unmatched`` keeps
-    left rows without a match (right columns NaN).  Output: left columns, right columns, ``score``.
-    Other keyword arguments are :class:`LinkConfig` fields (e.g. ``progress=False``).
+    ``one_to_one`` (default False) uses each right row at most once (best total score); ``keep_unmatched``
+    (default False) keeps left rows without a match (right columns NaN); ``suffixes`` (default
+    ``("_x", "_y")``) mark clashing column names.  Output: left columns, right columns, ``score``.
+    Other keyword arguments are :class:`LinkConfig` fields (e.g. ``progress=False``).  An argument
+    passed (not None) wins over ``config``; one left out takes the config's value, else the default.
     """
-    given = dict(model=model, k=k, threshold=threshold, block_on=block_on, one_to_one=one_to_one,
-                 keep_unmatched=keep_unmatched, suffixes=suffixes, mode=mode, **_resolve_on(on, left_on, right_on),
-                 **options)
-    return _run(left, right, config, "best", given, merge)
+    arguments = dict(on=on, left_on=left_on, right_on=right_on, model=model, k=k, threshold=threshold,
+                     block_on=block_on, one_to_one=one_to_one, keep_unmatched=keep_unmatched, suffixes=suffixes,
+                     mode=mode, **options)
+    return _run(left, right, config, "best", arguments)
 
 
 def merge_knn(
@@ -94,19 +71,20 @@ def merge_knn(
     left_on: Columns = None,
     right_on: Columns = None,
     model: str | None = None,
-    k: int = 5,
+    k: int | None = None,
     threshold: float | None = None,
     block_on: Columns = None,
-    keep_unmatched: bool = False,
-    suffixes: tuple[str, str] = ("_x", "_y"),
+    keep_unmatched: bool | None = None,
+    suffixes: tuple[str, str] | None = None,
     mode: str | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """One row per (left row, candidate): the ``k`` nearest right rows with ``score`` and ``rank`` (1 = best)."""
-    given = dict(model=model, k=k, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
-                 suffixes=suffixes, mode=mode, **_resolve_on(on, left_on, right_on), **options)
-    return _run(left, right, config, "knn", given, merge_knn)
+    """One row per (left row, candidate): the ``k`` nearest right rows (default 5) with ``score`` and ``rank``
+    (1 = best).  Arguments as in :func:`merge`."""
+    arguments = dict(on=on, left_on=left_on, right_on=right_on, model=model, k=k, threshold=threshold,
+                     block_on=block_on, keep_unmatched=keep_unmatched, suffixes=suffixes, mode=mode, **options)
+    return _run(left, right, config, "knn", arguments, defaults={"k": 5})
 
 
 def merge_range(
@@ -118,16 +96,16 @@ def merge_range(
     model: str | None = None,
     threshold: float | None = None,
     block_on: Columns = None,
-    keep_unmatched: bool = False,
-    suffixes: tuple[str, str] = ("_x", "_y"),
+    keep_unmatched: bool | None = None,
+    suffixes: tuple[str, str] | None = None,
     mode: str | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Every (left, right) pair with ``score >= threshold``, ranked per left row."""
-    given = dict(model=model, threshold=threshold, block_on=block_on, keep_unmatched=keep_unmatched,
-                 suffixes=suffixes, mode=mode, **_resolve_on(on, left_on, right_on), **options)
-    return _run(left, right, config, "range", given, merge_range)
+    """Every (left, right) pair with ``score >= threshold``, ranked per left row.  Arguments as in :func:`merge`."""
+    arguments = dict(on=on, left_on=left_on, right_on=right_on, model=model, threshold=threshold,
+                     block_on=block_on, keep_unmatched=keep_unmatched, suffixes=suffixes, mode=mode, **options)
+    return _run(left, right, config, "range", arguments)
 
 
 def merge_blocking(
@@ -156,8 +134,8 @@ def aggregate_rows(
     *,
     on: Columns = None,
     block_on: Columns = None,
-    k: int = 1,
-    config: Any = None,
+    k: int | None = None,
+    config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
     """Each row of ``df`` with the columns of its best ``ref_df`` row (e.g. product descriptions to a category
@@ -165,7 +143,7 @@ def aggregate_rows(
 
     With ``threshold``, rows whose best reference scores below it get NaN reference columns and
     score, never a forced match.  ``k`` candidates are retrieved per row (more helps only with a
-    reranker).  Other keyword arguments are LinkConfig fields (``rerank=...``, ``progress=False``).
+    reranker; default 1).  Other keyword arguments are LinkConfig fields (``rerank=...``, ``progress=False``).
     """
     if not isinstance(df, pd.DataFrame):
         raise LinkInputError(f"df must be a pandas DataFrame; got {type(df).__name__}")

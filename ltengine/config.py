@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
-from ltengine.errors import ConfigError, did_you_mean
+from ltengine.errors import ConfigError, LinkInputError, did_you_mean
 from ltengine.numeric import as_positive_int, is_real
 
+#: Column argument of the public functions: one name, a list of names, or None (not given).
+Columns = str | Sequence[str] | None
+#: What ``config=`` accepts: a LinkConfig, a mapping of its fields, or the path of a TOML file.
+ConfigLike = Union["LinkConfig", Mapping[str, Any], str, Path, None]
 
-def _as_columns(value: Any, field: str) -> tuple[str, ...]:
+
+def as_columns(value: Any, field: str) -> tuple[str, ...]:
+    """Column names from a name, a list of names or None (``()``); anything else is a ConfigError naming ``field``."""
     if value is None:
         return ()
     if isinstance(value, str):
@@ -25,6 +30,60 @@ def _as_columns(value: Any, field: str) -> tuple[str, ...]:
                 raise ConfigError(f"{field} must list column names (strings); got {c!r}")
         return cols
     raise ConfigError(f"{field} must be a column name or a list of column names; got {value!r}")
+
+
+def split_columns(value: str | None) -> list[str] | None:
+    """A comma-separated command-line value as column names (None stays None: not given)."""
+    if value is None:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def check_threshold(threshold: Any, name: str = "threshold", typical: str = "match thresholds are 0.5-0.9") -> float:
+    """A similarity threshold in [-1, 1] as a float, else ConfigError (``typical`` ends the range message)."""
+    if not is_real(threshold):
+        raise ConfigError(f"{name} must be a number between -1 and 1 (cosine similarity); got {threshold!r}")
+    value = float(threshold)
+    if not -1.0 <= value <= 1.0:  # also rejects NaN
+        raise ConfigError(
+            f"{name} {threshold!r} is out of range: scores are cosine similarities in [-1, 1] (typical {typical})"
+        )
+    return value
+
+
+def resolve_on(on: Columns, left_on: Columns, right_on: Columns) -> dict[str, Any]:
+    """``left_on``/``right_on`` changes from the ``on``/``left_on``/``right_on`` arguments ({} when none is given).
+
+    ``on`` names the same columns on both sides; it excludes the other two, which go together and
+    must name as many columns each.
+    """
+    if on is not None and (left_on is not None or right_on is not None):
+        raise LinkInputError("pass either on=... or left_on=/right_on=..., not both")
+    if on is not None:
+        return {"left_on": on, "right_on": on}
+    if (left_on is None) != (right_on is None):
+        missing = "right_on" if right_on is None else "left_on"
+        raise LinkInputError(f"{missing} is missing: left_on and right_on go together (or use on=...)")
+    if left_on is None:
+        return {}
+    n_left = 1 if isinstance(left_on, str) else len(left_on)
+    n_right = 1 if isinstance(right_on, str) else len(right_on)  # type: ignore[arg-type]
+    if n_left != n_right:
+        raise LinkInputError(f"left_on has {n_left} columns but right_on has {n_right}; give the same number")
+    return {"left_on": left_on, "right_on": right_on}
+
+
+def as_config(config: ConfigLike) -> LinkConfig:
+    """``config`` as a LinkConfig: None gives the defaults, a mapping its fields, a str or Path a TOML file."""
+    if config is None:
+        return LinkConfig()
+    if isinstance(config, LinkConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return LinkConfig.from_path(config)
+    if isinstance(config, Mapping):
+        return LinkConfig.from_dict(config)
+    raise LinkInputError(f"config must be a LinkConfig, a dict or a TOML file path; got {type(config).__name__}")
 
 
 #: Values of ``LinkConfig.mode``.
@@ -86,7 +145,7 @@ class LinkConfig:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         for name in ("left_on", "right_on", "block_on"):
-            set_(self, name, _as_columns(getattr(self, name), name))
+            set_(self, name, as_columns(getattr(self, name), name))
         set_(self, "rerank", (self.rerank,) if isinstance(self.rerank, str) else tuple(self.rerank or ()))
         for name in ("encoder_options", "retriever_options", "blocker_options", "rerank_options", "fuser_options",
                      "lexical_options"):
@@ -98,14 +157,7 @@ class LinkConfig:
             set_(self, name, dict(value))
         set_(self, "k", as_positive_int(self.k, "k", "candidates per left row", ConfigError))
         if self.threshold is not None:
-            if not is_real(self.threshold):
-                raise ConfigError(f"threshold must be a number between -1 and 1; got {self.threshold!r}")
-            if math.isnan(self.threshold) or not -1.0 <= float(self.threshold) <= 1.0:
-                raise ConfigError(
-                    f"threshold {self.threshold!r} is out of range: scores are cosine similarities in "
-                    "[-1, 1] (typical match thresholds are 0.5-0.9)"
-                )
-            set_(self, "threshold", float(self.threshold))
+            set_(self, "threshold", check_threshold(self.threshold))
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}.{did_you_mean(str(self.mode), MODES)} "
                               f"Valid modes: {', '.join(MODES)}.")
@@ -152,6 +204,25 @@ class LinkConfig:
             return cls.from_dict(data)
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+    @classmethod
+    def resolve(cls, config: ConfigLike = None, /, *, defaults: Mapping[str, Any] | None = None,
+                **arguments: Any) -> LinkConfig:
+        """The configuration of one call: the one way every public function turns its arguments into a LinkConfig.
+
+        ``config`` (see :func:`as_config`) is the base; every argument in ``arguments`` that is not
+        None was passed by the caller and wins over ``config``, even when it equals the function's
+        default.  ``on``/``left_on``/``right_on`` are checked by :func:`resolve_on`.  ``defaults``
+        are the calling function's own defaults (e.g. ``merge_knn``'s ``k=5``), used for arguments not
+        passed when there is no ``config``.  Unknown keys and invalid values raise ConfigError.
+        """
+        base = as_config(config)
+        sides = {key: arguments.pop(key, None) for key in ("on", "left_on", "right_on")}
+        changes = {key: value for key, value in arguments.items() if value is not None}
+        changes.update(resolve_on(sides["on"], sides["left_on"], sides["right_on"]))
+        if config is None:
+            changes = {**dict(defaults or {}), **changes}
+        return base.replace(**changes) if changes else base
 
     def replace(self, **changes: Any) -> LinkConfig:
         """A copy with ``changes`` applied (validated; unknown keys raise ConfigError)."""

@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from ltengine.api import Columns, merge_knn
+from ltengine.api import merge_knn
+from ltengine.config import Columns
 from ltengine.engine.output import JUDGE_API_COLUMNS, check_clash
 from ltengine.errors import LinkInputError
 
@@ -62,8 +63,8 @@ def merge_k_judge(
     model: str | None = None,
     left_on: Columns = None,
     right_on: Columns = None,
-    k: int = 3,
-    suffixes: tuple[str, str] = ("_x", "_y"),
+    k: int | None = None,
+    suffixes: tuple[str, str] | None = None,
     batch_size: int | None = None,
     openai_key: str | None = None,
     gemini_key: str | None = None,
@@ -84,7 +85,7 @@ def merge_k_judge(
     rerank_options: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Retrieve ``k`` candidates per left row, then let an LLM judge each pair (LinkTransformer API).
+    """Retrieve ``k`` candidates per left row (default 3), then let an LLM judge each pair (LinkTransformer API).
 
     ``judge_llm_model``: any litellm model (``"gpt-4o-mini"``, ``"openai/gpt-4o-mini"``,
     ``"gemini/gemini-2.0-flash"``, ``"ollama/llama3"``); ``llm_provider`` ("auto", "openai",
@@ -96,7 +97,8 @@ def merge_k_judge(
     the call only.  ``confidence_threshold`` keeps rows whose ``llm_confidence`` reaches it.
     ``batch_size`` (LinkTransformer's embedding batch size) is accepted and ignored.  Further
     keyword arguments are :class:`ltengine.LinkConfig` fields; ``rerank_options`` adds judge options
-    (e.g. ``{"api_base": "http://127.0.0.1:8080/v1", "batch_size": 8}``).
+    (e.g. ``{"api_base": "http://127.0.0.1:8080/v1", "batch_size": 8}``).  As everywhere, an argument
+    passed wins over ``config=``, one left out takes the config's value (k: 3 without a config).
     """
     del batch_size  # the encoders choose their own batch sizes
     if not isinstance(judge_llm_model, str) or not judge_llm_model.strip():
@@ -132,6 +134,8 @@ def merge_k_judge(
         judge["max_calls"] = max_calls
     judge.update(dict(rerank_options or {}))
     retrieval_model = knn_sbert_model or knn_api_model or model
+    if k is None and options.get("config") is None:
+        k = 3  # LinkTransformer's default; with a config, its k (LinkConfig.resolve's rule)
     with _keys_in_env({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
         out = merge_knn(
             df1,

@@ -9,12 +9,7 @@ from typing import Any
 import click
 
 from ltengine._version import __version__
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",") if v.strip()]
+from ltengine.config import split_columns
 
 
 def _fail(exc: Exception) -> click.ClickException:
@@ -76,8 +71,8 @@ def link(
         prepare_output(out, [left, right], force=force)  # fail before any work, not after
         left_df, right_df = read_table(left), read_table(right)
         options: dict[str, Any] = dict(
-            on=_split(on), left_on=_split(left_on), right_on=_split(right_on), model=model,
-            threshold=threshold, block_on=_split(block_on), keep_unmatched=keep_unmatched,
+            on=split_columns(on), left_on=split_columns(left_on), right_on=split_columns(right_on), model=model,
+            threshold=threshold, block_on=split_columns(block_on), keep_unmatched=keep_unmatched,
             config=config_path, mode=mode, fuser=fuser,
         )
         if no_progress:
@@ -92,9 +87,9 @@ def link(
         if knn:
             if one_to_one:
                 raise click.UsageError("--one-to-one does not combine with --knn")
-            result = api.merge_knn(left_df, right_df, k=k or 5, **options)
+            result = api.merge_knn(left_df, right_df, k=k, **options)  # options not given (None) take --config's
         else:
-            result = api.merge(left_df, right_df, k=k or 1, one_to_one=bool(one_to_one), **options)
+            result = api.merge(left_df, right_df, k=k, one_to_one=one_to_one, **options)
         write_table(result, out)
     except LTEngineError as exc:
         raise _fail(exc) from None

@@ -9,13 +9,9 @@ from typing import Any
 
 import click
 
+from ltengine.config import split_columns
+
 METHOD_CHOICE = click.Choice(["connected", "average", "hdbscan"])
-
-
-def _split(value: str | None) -> list[str] | None:
-    if value is None:
-        return None
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def _common(func: Any) -> Any:
@@ -45,8 +41,8 @@ def _common(func: Any) -> Any:
 
 def _options(on: str, threshold: float, method: str, k: int, block_on: str | None, model: str | None,
              rerank: tuple[str, ...], config_path: str | None, no_progress: bool, no_cache: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {"on": _split(on), "threshold": threshold, "method": method, "k": k,
-                               "block_on": _split(block_on), "model": model, "config": config_path}
+    options: dict[str, Any] = {"on": split_columns(on), "threshold": threshold, "method": method, "k": k,
+                               "block_on": split_columns(block_on), "model": model, "config": config_path}
     if rerank:
         options["rerank"] = tuple(rerank)
     if no_progress:
@@ -77,7 +73,7 @@ def _run(infile: str, out: str, force: bool, work: Any) -> Any:
               help="Which row of each cluster to keep.")
 def dedup(infile: str, out: str, force: bool, keep: str, **kwargs: Any) -> None:
     """Write one row per cluster of near-duplicate rows of IN to --out."""
-    from ltengine.dedup.cluster import dedup_rows
+    from ltengine.dedup import dedup_rows
 
     df, result = _run(infile, out, force, lambda df: dedup_rows(df, keep=keep, **_options(**kwargs)))
     click.echo(f"kept {len(result)} of {len(df)} rows; wrote {out}", err=True)
@@ -87,7 +83,7 @@ def dedup(infile: str, out: str, force: bool, keep: str, **kwargs: Any) -> None:
 @_common
 def cluster(infile: str, out: str, force: bool, **kwargs: Any) -> None:
     """Write IN with a 'cluster' column (near duplicates share an id) to --out."""
-    from ltengine.dedup.cluster import cluster_rows
+    from ltengine.dedup import cluster_rows
 
     df, result = _run(infile, out, force, lambda df: cluster_rows(df, **_options(**kwargs)))
     report = result.attrs.get("ltengine", {}).get("report", {})

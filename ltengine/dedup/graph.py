@@ -1,0 +1,148 @@
+"""The sparse kNN similarity graph of one table's rows, built with the Linker (see :mod:`ltengine.dedup.cluster`)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltengine.config import LinkConfig
+from ltengine.progress import progress_bar
+
+#: Unique texts searched per ``Linker.candidates`` call (a multiple of the encoder chunk keeps the
+#: query chunks aligned with the chunks encoded by ``fit``).
+QUERY_CHUNK_TEXTS = 16 * 4096
+
+
+# -- the graph --------------------------------------------------------------------------------------
+class Graph:
+    """The sparse similarity graph of one table's rows, built on *units* (distinct texts per block).
+
+    ``unit_of_row[i]``: the unit of row ``i`` (-1 for an empty text); ``src < dst``: unit edges with
+    ``weight`` (cosine, or ``rerank_score`` after a reranker) and ``score`` (retrieval cosine).
+    """
+
+    def __init__(self, unit_of_row: np.ndarray, n_units: int, src: np.ndarray, dst: np.ndarray,
+                 score: np.ndarray, weight: np.ndarray, report: dict[str, Any]) -> None:
+        self.unit_of_row, self.n_units = unit_of_row, n_units
+        self.src, self.dst, self.score, self.weight = src, dst, score, weight
+        self.report = report
+
+
+def _units(df: pd.DataFrame, cfg: LinkConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit of each row or -1, representative row of each unit, text of each unit), units sorted by text."""
+    from ltengine.engine.text import serialize
+
+    texts = serialize(df, cfg.left_on, "input", keep_symbols=cfg.keep_symbol_records).to_numpy(dtype=object)
+    nonempty = texts != ""
+    key = pd.DataFrame({"__text": texts})
+    for i, col in enumerate(cfg.block_on):
+        key[f"__b{i}"] = df[col].to_numpy(dtype=object)
+    blocks_present = key.iloc[:, 1:].notna().all(axis=1).to_numpy() if cfg.block_on else np.ones(len(df), bool)
+    # rows with a missing blocking value are left to the blocker (each its own unit)
+    group = np.full(len(df), -1, dtype=np.int64)
+    collapsible = nonempty & blocks_present
+    if collapsible.any():
+        group[collapsible] = key[collapsible].groupby(list(key.columns), sort=False, dropna=False).ngroup().to_numpy()
+    rest = np.flatnonzero(nonempty & ~blocks_present)
+    group[rest] = group.max(initial=-1) + 1 + np.arange(len(rest))
+    rows = np.flatnonzero(nonempty)
+    _, first = np.unique(group[rows], return_index=True)
+    reps = rows[first]
+    order = np.argsort(texts[reps], kind="stable")  # sorted texts: query chunks align with fit's encode chunks
+    reps = reps[order]
+    unit_of_group = np.empty(len(reps), dtype=np.int64)
+    unit_of_group[group[reps]] = np.arange(len(reps))
+    unit_of_row = np.full(len(df), -1, dtype=np.int64)
+    unit_of_row[rows] = unit_of_group[group[rows]]
+    return unit_of_row, reps, texts[reps]
+
+
+def _query_chunks(texts: np.ndarray, chunk_texts: int) -> list[tuple[int, int]]:
+    """Contiguous unit ranges holding ``chunk_texts`` distinct texts each (texts are sorted)."""
+    if len(texts) == 0:
+        return []
+    codes = pd.factorize(pd.Series(texts, dtype=object), sort=False)[0]  # sorted input: codes ascend
+    cuts = np.flatnonzero(np.diff(codes // chunk_texts)) + 1
+    bounds = np.concatenate([[0], cuts, [len(texts)]])
+    return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
+
+
+def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, keep_all: bool,
+              chunk_texts: int = QUERY_CHUNK_TEXTS) -> Graph:
+    """Build the symmetric kNN graph of ``df``'s rows with the Linker (``cfg`` is a self-link config).
+
+    ``keep_all`` keeps every retrieved edge (average linkage needs scores below the threshold);
+    otherwise only edges >= ``threshold`` are kept.  With ``cfg.rerank`` the edges >= threshold are
+    judged (each unordered pair once) and only accepted ones are kept.  Queries go in chunks of
+    ``chunk_texts`` distinct texts.
+    """
+    from ltengine.engine.linker import Linker
+
+    start = time.perf_counter()
+    unit_of_row, reps, unit_texts = _units(df, cfg)
+    n_units = len(reps)
+    report: dict[str, Any] = {"rows": len(df), "empty_text": int((unit_of_row < 0).sum()), "units": n_units}
+    units = df.iloc[reps][list(dict.fromkeys([*cfg.left_on, *cfg.block_on]))].reset_index(drop=True)
+    rerank = bool(cfg.rerank or cfg.rerank_options)
+    src_parts, dst_parts, score_parts = [], [], []
+    linker = Linker(cfg)
+    if n_units > 1:
+        linker.fit(units, expected_queries=len(units))
+        chunks = _query_chunks(unit_texts, chunk_texts)
+        with progress_bar(n_units, "kNN graph", cfg.progress) as bar:
+            for lo, hi in chunks:
+                cand = linker.candidates(units.iloc[lo:hi], k=k + 1)
+                id_l = cand["id_l"].to_numpy(dtype=np.int64) + lo
+                id_r = cand["id_r"].to_numpy(dtype=np.int64)
+                score = cand["score"].to_numpy(dtype=np.float32)
+                keep = id_l != id_r
+                if not keep_all or rerank:
+                    keep &= score >= threshold
+                a, b = np.minimum(id_l, id_r)[keep], np.maximum(id_l, id_r)[keep]
+                src_parts.append(a)
+                dst_parts.append(b)
+                score_parts.append(score[keep])
+                bar.update(hi - lo)
+    src, dst, score = _dedup_edges(src_parts, dst_parts, score_parts)
+    report["edges"] = len(src)
+    weight = score.astype(np.float64)
+    if rerank:
+        src, dst, score, weight = _rerank_edges(src, dst, score, units, unit_texts, linker, report)
+    report["timings"] = dict(linker.context.timings, graph_total=time.perf_counter() - start)
+    report["linker"] = {key: value for key, value in linker.context.report.items() if key != "rerank"}
+    return Graph(unit_of_row, n_units, src, dst, score, weight, report)
+
+
+def _dedup_edges(src_parts: list, dst_parts: list, score_parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Concatenate edge parts; each (src, dst) once, with its highest score."""
+    if not src_parts:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32)
+    src, dst, score = np.concatenate(src_parts), np.concatenate(dst_parts), np.concatenate(score_parts)
+    order = np.lexsort((-score, dst, src))
+    src, dst, score = src[order], dst[order], score[order]
+    first = np.ones(len(src), dtype=bool)
+    first[1:] = (src[1:] != src[:-1]) | (dst[1:] != dst[:-1])
+    return src[first], dst[first], score[first]
+
+
+def _rerank_edges(src: np.ndarray, dst: np.ndarray, score: np.ndarray, units: pd.DataFrame, unit_texts: np.ndarray,
+                  linker: Any, report: dict[str, Any]) -> tuple[np.ndarray, ...]:
+    """Judge the edges (>= threshold) with the configured rerankers; keep those with ``is_match`` true."""
+    from ltengine.engine.rerank import apply_rerankers
+
+    pairs = pd.DataFrame({"id_l": src, "id_r": dst, "score": score, "rank": np.ones(len(src), dtype=np.int64),
+                          "text_l": unit_texts[src], "text_r": unit_texts[dst]})
+    if len(pairs):
+        pairs, _ = apply_rerankers(pairs, units, units, linker.context, mode=None)
+        accepted = np.asarray(pairs["is_match"].fillna(False), dtype=bool)
+    else:
+        pairs["rerank_score"] = np.empty(0, np.float64)
+        accepted = np.zeros(0, dtype=bool)
+    report["rerank"] = dict(linker.context.report.get("rerank", {}), judged_edges=len(pairs),
+                            accepted_edges=int(accepted.sum()))
+    kept = pairs[accepted]
+    return (kept["id_l"].to_numpy(np.int64), kept["id_r"].to_numpy(np.int64),
+            kept["score"].to_numpy(np.float32), kept["rerank_score"].to_numpy(np.float64))

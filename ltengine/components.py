@@ -4,6 +4,16 @@ A component is a class with a ``name`` (plus optional ``aliases``) and an ``Opti
 Plugins register component *classes* through the ``register_*`` hooks; the core instantiates them
 with validated options.  Components return plain values (Series, arrays, frames); the core owns ids,
 blocks, caching, progress bars and the output schema.
+
+Optional capabilities are declared here with their defaults, and the core reads them directly
+(never by probing with ``hasattr``): a plugin overrides only what it offers.
+
+- Blocker: ``key_description``
+- Encoder: ``accepts``, ``priority``, ``symmetric``, ``normalized``, ``cache_id``
+- Retriever: ``inputs``, ``size``, ``index_type``, ``search_range``, ``score_pairs``/``can_score_pairs``,
+  ``pair_features``
+- Reranker: ``attach``, ``cascade_default``, ``output_columns``, ``calls_llm``
+- Fuser: ``fit``
 """
 
 from __future__ import annotations
@@ -49,8 +59,9 @@ class Component:
     """Common base: a registered name, aliases and a frozen ``Options`` dataclass."""
 
     kind: ClassVar[Kind]
-    #: Registry name, e.g. ``"faiss"``.  Must be unique per kind across all plugins.
-    name: ClassVar[str]
+    #: Registry name, e.g. ``"faiss"``.  Must be unique per kind across all plugins (required:
+    #: registering a class whose name is empty fails).
+    name: ClassVar[str] = ""
     #: Other names accepted for this component.
     aliases: ClassVar[tuple[str, ...]] = ()
     #: Dataclass of the component's options; unknown keys are rejected.
@@ -80,6 +91,12 @@ class Blocker(Component):
         """
         raise NotImplementedError
 
+    @property
+    def key_description(self) -> str | None:
+        """How the keys were normalised, in words, for the run report (``report["block_keys"]``);
+        None (the default): nothing to say."""
+        return None
+
 
 class Encoder(Component):
     """Turns texts into float32 vectors (n, dimension)."""
@@ -89,6 +106,11 @@ class Encoder(Component):
     default_model: ClassVar[str | None] = None
     #: Whether ``encode`` returns unit-length rows (so inner product = cosine).
     normalized: bool = True
+    #: Order in which encoders are asked to claim a model id (:meth:`accepts`) when none is named:
+    #: highest first, ties in registration order.  Catch-alls use a low priority (the built-in
+    #: sentence-transformers encoder, which accepts any id with a "/", has -100), so a plugin's
+    #: encoder with the default 0 claims its model ids first.
+    priority: ClassVar[int] = 0
 
     def __init__(self, model: str | None = None, options: Mapping[str, Any] | None = None, **kw: Any):
         super().__init__(options, **kw)
@@ -96,7 +118,8 @@ class Encoder(Component):
 
     @classmethod
     def accepts(cls, model: str) -> bool:
-        """Return True if this encoder should handle ``model`` when no encoder is named explicitly."""
+        """Return True if this encoder should handle ``model`` when no encoder is named explicitly
+        (asked in :attr:`priority` order; default: False, claim nothing)."""
         return False
 
     @property
@@ -160,8 +183,28 @@ class Retriever(Component):
         """
         from ltengine.retrieval import range_by_doubling
 
-        size = int(getattr(self, "size", 0)) or None
-        return range_by_doubling(self.search, vectors, ids, threshold, size=size)
+        size = self.size
+        return range_by_doubling(self.search, vectors, ids, threshold, size=int(size) if size else None)
+
+    @property
+    def size(self) -> int | None:
+        """Number of indexed rows, or None if unknown (the default).  Bounds the default
+        :meth:`search_range`.  A retriever may override the property or assign ``self.size`` in ``build``."""
+        return self.__dict__.get("_size")
+
+    @size.setter
+    def size(self, value: int | None) -> None:
+        self.__dict__["_size"] = value
+
+    @property
+    def index_type(self) -> str:
+        """The kind of index built (e.g. ``"flat"``, ``"hnsw"``), counted in the run report
+        (``report["index"]``); default: the registry name.  May be assigned in ``build``."""
+        return self.__dict__.get("_index_type") or self.name
+
+    @index_type.setter
+    def index_type(self, value: str) -> None:
+        self.__dict__["_index_type"] = value
 
     def score_pairs(self, queries: Any, right_ids: np.ndarray) -> np.ndarray:
         """Score ``queries[i]`` (a vector, or a text for ``inputs = "texts"``) against right id
@@ -178,12 +221,28 @@ class Retriever(Component):
         """Whether this retriever implements :meth:`score_pairs`."""
         return type(self).score_pairs is not Retriever.score_pairs
 
+    def pair_features(self, texts: Any, right_ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Features of given pairs for the hybrid fusers: at least ``score_lexical``; a lexical
+        retriever may add string similarities (``char-ngram`` does).  Default:
+        ``{"score_lexical": score_pairs(texts, right_ids)}``."""
+        return {"score_lexical": self.score_pairs(texts, right_ids)}
+
 
 class Reranker(Component):
     """Re-scores candidate pairs with a stronger (slower) model."""
 
     kind: ClassVar[Kind] = "reranker"
     default_model: ClassVar[str | None] = None
+    #: Whether a chain sends this reranker only the *uncertain* pairs (a band of the previous
+    #: score) unless its options say ``cascade``; True for the LLM judge.
+    cascade_default: ClassVar[bool] = False
+    #: Columns the frame returned by :meth:`score` adds to the output besides ``score`` and
+    #: ``is_match`` (e.g. the judge's ``("judge_confidence", "judge_error")``): reserved, so input
+    #: tables are checked against them before any work.
+    output_columns: ClassVar[tuple[str, ...]] = ()
+    #: True for rerankers that call an LLM: they take the CLI's ``--rerank-task``/``--api-base``
+    #: and spend the run's budget (``max_cost``, ``max_calls``).
+    calls_llm: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, options: Mapping[str, Any] | None = None, **kw: Any):
         super().__init__(options, **kw)
@@ -197,6 +256,11 @@ class Reranker(Component):
         with a ``score`` column plus extra columns that are copied to the output.
         """
         raise NotImplementedError
+
+    def attach(self, run: Any) -> None:
+        """Called before :meth:`score` with the run, a :class:`ltengine.engine.rerank.RerankRun`
+        (``context``, ``budget``, ``dry_run``, this stage's ``report``, ``cache(namespace)``);
+        the default does nothing.  (Typed ``Any``: the SDK sits below the engine.)"""
 
 
 class Fuser(Component):

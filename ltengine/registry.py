@@ -48,7 +48,7 @@ class Registry:
                 f"plugin {plugin!r} registered {cls!r} as a {kind}, but it is not a subclass of "
                 f"ltengine.{base.__name__}"
             )
-        name = getattr(cls, "name", None)
+        name = cls.name  # declared on Component ("" until a subclass names itself)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered {cls.__name__} without a `name` class attribute")
         aliases = tuple(dict.fromkeys(a for a in (*tuple(aliases), *cls.aliases) if a != name))
@@ -76,9 +76,11 @@ class Registry:
         return spec
 
     def has(self, kind: Kind, name: str) -> bool:
+        """Whether ``name`` (a name or alias) is registered for ``kind``."""
         return name in self._lookup[kind]
 
     def specs(self, kind: Kind) -> list[ComponentSpec]:
+        """The components of ``kind`` in registration order."""
         return list(self._specs[kind].values())
 
     def __iter__(self) -> Iterator[ComponentSpec]:

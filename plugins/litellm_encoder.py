@@ -91,8 +91,13 @@ class LiteLLMEncoder(Encoder):
     _client: Any = None
     _route: tuple[str, str] | None = None
 
+    #: A specific claim (provider-prefixed ids such as "openai/..."): asked before the catch-all
+    #: sentence-transformers encoder (-100), which would take any id with a "/".
+    priority = 10
+
     @classmethod
     def accepts(cls, model: str) -> bool:
+        """Model strings with a provider prefix (``openai/``, ``cohere/``, ...)."""
         return model.startswith(PROVIDER_PREFIXES)
 
     @property

@@ -79,7 +79,7 @@ def link(
             options["progress"] = False
         if no_cache:
             options["cache"] = False
-        from ltengine.engine.rerank import cli_options
+        from ltengine.cli.rerank_options import cli_options
 
         options.update(cli_options(rerank, task=rerank_task, max_cost=max_cost, max_calls=max_calls,
                                    dry_run=dry_run, api_base=api_base))
@@ -99,7 +99,7 @@ def link(
         f"wrote {len(result)} rows to {out}",
         err=True,
     )
-    from ltengine.engine.rerank import summary
+    from ltengine.cli.rerank_options import summary
 
     text = summary(report)
     if text:

@@ -24,8 +24,9 @@ def resolve_encoder(registry: Registry, config: LinkConfig) -> Encoder:
     """Pick and instantiate the encoder for ``config.encoder`` / ``config.model``.
 
     Order: an explicit ``encoder`` name; ``"name:model"``; a registered name or alias
-    (``"fast"``, ``"accurate"``); the first encoder whose ``accepts(model)`` is true; else an error
-    listing the encoders.
+    (``"fast"``, ``"accurate"``); the first encoder whose ``accepts(model)`` is true, asking them by
+    descending :attr:`~ltengine.Encoder.priority` (ties: registration order; the sentence-transformers
+    catch-all comes last); else an error listing the encoders.
     """
     model, options = config.model, config.encoder_options
     if config.encoder:
@@ -38,7 +39,7 @@ def resolve_encoder(registry: Registry, config: LinkConfig) -> Encoder:
             return registry.get("encoder", name).create(model=rest or None, options=options)
     if registry.has("encoder", model):
         return registry.get("encoder", model).create(options=options)
-    for spec in registry.specs("encoder"):
+    for spec in sorted(registry.specs("encoder"), key=lambda spec: -spec.cls.priority):  # stable: ties keep order
         if spec.cls.accepts(model):
             return spec.create(model=model, options=options)
     names = [label for spec in registry.specs("encoder") for label in (spec.name, *spec.aliases)]

@@ -13,15 +13,90 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ltengine.engine.decide import top_k_per_left
 from ltengine.engine.output import HYBRID_COLUMNS
 from ltengine.errors import LinkInputError, PluginError
+from ltengine.lexical.scripts import profile_distance, scripts_differ
+from ltengine.pair_features import add_component_ranks
+from ltengine.retrieval import inner_products
 
 if TYPE_CHECKING:
-    from ltengine.components import Fuser
+    from ltengine.components import Fuser, Retriever
     from ltengine.plugins import PluginHost
 
 #: Component score columns kept in the output of the hybrid mode (registered in :mod:`ltengine.engine.output`).
 SCORE_COLUMNS = HYBRID_COLUMNS
+#: Candidate pairs whose vectors are gathered at once when the hybrid mode scores them.
+PAIR_CHUNK = 65536
+
+
+def auto_mode(left: dict[str, float], right: dict[str, float], semantic: bool) -> tuple[str, dict[str, Any]]:
+    """The mode ``"auto"`` picks for these script profiles (hybrid when the two sides' scripts differ
+    and the right side was encoded), and what goes into the run report about it."""
+    hybrid = scripts_differ(left, right) and semantic
+    reason = (f"auto: script mix distance {profile_distance(left, right):.2f} ({'>=' if hybrid else '<'} 0.10) "
+              f"between left {_top_scripts(left)} and right {_top_scripts(right)}")
+    mode = "hybrid" if hybrid else "semantic"
+    return mode, {"mode": mode, "mode_reason": reason, "scripts": {"left": left, "right": dict(right)}}
+
+
+def _top_scripts(profile: dict[str, float]) -> str:
+    return "(" + ", ".join(f"{s} {share:.0%}" for s, share in list(profile.items())[:3]) + ")" if profile else "(no letters)"
+
+
+def row_map(n: int, ids: np.ndarray) -> np.ndarray:
+    """Row position -> index into ``ids`` (-1 where absent)."""
+    rows = np.full(n, -1, dtype=np.int64)
+    rows[ids] = np.arange(len(ids))
+    return rows
+
+
+def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser, *, block_of: np.ndarray,
+                    blocks: list[tuple[Retriever, Retriever]], left_rows: np.ndarray, vectors: np.ndarray,
+                    lexical_texts: np.ndarray, right_vectors: np.ndarray | None, right_rows: np.ndarray | None,
+                    k: int, threshold: float | None) -> pd.DataFrame:
+    """Union two candidate lists, score every pair with both components, fuse, keep the best.
+
+    ``block_of``: left row -> block number (-1: none); ``blocks``: per block number, its (semantic,
+    lexical) retrievers; ``left_rows``: left row -> row of ``vectors`` (the left embeddings);
+    ``lexical_texts``: per left row.  The semantic score comes from the block retriever's
+    ``score_pairs``, or when ``right_vectors`` is given (a retriever that cannot score pairs) from
+    those, ``right_rows`` mapping right rows to them.  Lexical features are the lexical retriever's
+    :meth:`~ltengine.Retriever.pair_features`.  Returns the ``k`` best per left row (or, with
+    ``threshold``, every pair whose fused score reaches it) with the component scores.
+    """
+    pairs = pd.concat([semantic[["id_l", "id_r"]], lexical[["id_l", "id_r"]]], ignore_index=True)
+    pairs = pairs.drop_duplicates().sort_values(["id_l", "id_r"], kind="stable").reset_index(drop=True)
+    id_l, id_r = pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy()
+    semantic_scores = np.empty(len(pairs), dtype=np.float32)
+    features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
+    pair_blocks = block_of[id_l]
+    order = np.argsort(pair_blocks, kind="stable")
+    bounds = np.searchsorted(pair_blocks[order], np.arange(len(blocks) + 1))
+    for number, (semantic_index, lexical_index) in enumerate(blocks):
+        rows = order[bounds[number] : bounds[number + 1]]
+        if not len(rows):
+            continue
+        for lo in range(0, len(rows), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
+            part = rows[lo : lo + PAIR_CHUNK]
+            queries = vectors[left_rows[id_l[part]]]
+            if right_vectors is None:  # the block's retriever scores the pairs from its own copy
+                semantic_scores[part] = semantic_index.score_pairs(queries, id_r[part])
+            else:  # a retriever without score_pairs: the vectors kept at fit
+                semantic_scores[part] = inner_products(queries, right_vectors.__getitem__,
+                                                       right_rows[id_r[part]])  # type: ignore[index]
+        found = lexical_index.pair_features(list(lexical_texts[id_l[rows]]), id_r[rows])
+        for name, values in found.items():
+            features.setdefault(name, np.zeros(len(pairs), dtype=np.float32))[rows] = values
+    pairs["score_semantic"] = semantic_scores
+    for name, values in features.items():
+        pairs[name] = values
+    pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs, lexical_texts[id_l]))
+    if threshold is not None:  # range: every fused pair at or above the threshold
+        pairs = top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
+    else:
+        pairs = top_k_per_left(pairs, k, score="retrieval_score")
+    return pairs[["id_l", "id_r", "retrieval_score", "rank", *SCORE_COLUMNS]]
 
 
 def fuse(fuser: Fuser, pairs: pd.DataFrame) -> np.ndarray:

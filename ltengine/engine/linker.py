@@ -20,24 +20,21 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ltengine.config import LinkConfig
+from ltengine.config import LinkConfig, as_config
 from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
 from ltengine.engine.encoding import encode_texts, resolve_encoder
-from ltengine.engine.fusion import SCORE_COLUMNS, create_fuser, fuse
+from ltengine.engine.fusion import auto_mode, create_fuser, fuse_candidates, row_map
 from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns
-from ltengine.engine.rerank import plan
-from ltengine.engine.text import check_columns, check_frame, serialize
+from ltengine.engine.rerank import apply_rerankers, plan
+from ltengine.engine.text import check_columns, check_frame, lexical_texts, serialize
 from ltengine.errors import ConfigError, LinkInputError, LinkWarning
-from ltengine.lexical.scripts import profile_distance, script_profile, scripts_differ
-from ltengine.pair_features import add_component_ranks
+from ltengine.lexical.scripts import script_profile
 from ltengine.plugins import PluginHost, get_host
 from ltengine.progress import progress_bar
-from ltengine.retrieval import empty_candidates, inner_products
+from ltengine.retrieval import empty_candidates
 from ltengine.run import RunContext
 
 Mode = Literal["best", "knn", "range"]
-#: Candidate pairs whose vectors are gathered at once when the hybrid mode scores them.
-PAIR_CHUNK = 65536
 #: Left rows searched per retriever call in an unblocked link (unit of progress).
 SEARCH_CHUNK = 8192
 
@@ -61,18 +58,6 @@ class _FittedRight:
     lexical: dict[Any, Any] = dataclasses.field(default_factory=dict)  # block key -> lexical retriever
 
 
-def _as_config(config: LinkConfig | Mapping[str, Any] | str | Path | None) -> LinkConfig:
-    if config is None:
-        return LinkConfig()
-    if isinstance(config, LinkConfig):
-        return config
-    if isinstance(config, (str, Path)):
-        return LinkConfig.from_path(config)
-    if isinstance(config, Mapping):
-        return LinkConfig.from_dict(config)
-    raise LinkInputError(f"config must be a LinkConfig, a dict or a TOML file path; got {type(config).__name__}")
-
-
 class Linker:
     """Links left tables to one right table.  Build the right-hand index once, link many left frames::
 
@@ -87,7 +72,7 @@ class Linker:
         self, config: LinkConfig | Mapping[str, Any] | str | Path | None = None, *, host: PluginHost | None = None,
         **overrides: Any,
     ) -> None:
-        config = _as_config(config)
+        config = as_config(config)
         self.config = config.replace(**overrides) if overrides else config
         self.host = host or get_host()
         rerankers = []
@@ -108,8 +93,8 @@ class Linker:
         """Fail before any work on an unknown lexical retriever or fuser (or bad options)."""
         cfg = self.config
         spec = self.host.registry.get("retriever", cfg.lexical_retriever)
-        if getattr(spec.cls, "inputs", "vectors") != "texts":
-            lexical = [s.name for s in self.host.registry.specs("retriever") if getattr(s.cls, "inputs", "") == "texts"]
+        if spec.cls.inputs != "texts":
+            lexical = [s.name for s in self.host.registry.specs("retriever") if s.cls.inputs == "texts"]
             raise ConfigError(
                 f"lexical_retriever {cfg.lexical_retriever!r} searches vectors, not texts; "
                 f"use one of: {', '.join(lexical) or 'none'}"
@@ -135,7 +120,7 @@ class Linker:
         keys = pd.Series(keys)
         if len(keys) != len(df):
             raise LinkInputError(f"blocker {cfg.blocker!r} returned {len(keys)} keys for {len(df)} {side} rows")
-        described = getattr(blocker, "key_description", None)
+        described = blocker.key_description
         if described:
             ctx.report["block_keys"] = str(described)
         return keys.to_numpy(dtype=object)
@@ -172,11 +157,11 @@ class Linker:
         texts = serialize(right, cfg.right_on, "right", keep_symbols=cfg.keep_symbol_records).to_numpy(dtype=object)
         keys = self._block_keys(right, "right", self.context)
         ids = np.flatnonzero(texts != "")
-        lexical_texts = _lexical_texts(right, cfg.right_on, "right", texts, cfg.keep_symbol_records)
+        right_lexical = lexical_texts(right, cfg.right_on, "right", texts, cfg.keep_symbol_records)
         blocks: dict[Any, Any] = {}
         sizes = {key: len(positions) for key, positions in _groups(keys, ids)}
-        fitted = _FittedRight(right, texts, blocks, sizes, lexical_texts, keys, ids,
-                              profile=script_profile(lexical_texts[ids]))
+        fitted = _FittedRight(right, texts, blocks, sizes, right_lexical, keys, ids,
+                              profile=script_profile(right_lexical[ids]))
         if cfg.mode != "lexical":
             vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
             for key, positions in _groups(keys, ids):
@@ -185,12 +170,12 @@ class Linker:
                 block = vectors if len(positions) == len(vectors) else vectors[positions]  # one block: no copy
                 self.context.run("build", retriever, vectors=block, ids=ids[positions])
                 blocks[key] = retriever
-            kinds = Counter(getattr(r, "index_type", cfg.retriever) for r in blocks.values())
+            kinds = Counter(r.index_type for r in blocks.values())
             self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
             fitted.semantic = True
             if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in blocks.values()):
                 fitted.vectors = vectors
-                fitted.vector_rows = _row_map(len(right), ids)
+                fitted.vector_rows = row_map(len(right), ids)
         self._right = fitted
         if cfg.mode in ("lexical", "hybrid"):
             self._lexical_index()
@@ -223,17 +208,9 @@ class Linker:
         if cfg.mode != "auto":
             report.update(mode=cfg.mode, mode_reason="set in the config")
             return cfg.mode
-        left_profile = script_profile(left_texts)
-        distance = profile_distance(left_profile, right.profile)
-        hybrid = scripts_differ(left_profile, right.profile) and right.semantic
-        report.update(
-            mode="hybrid" if hybrid else "semantic",
-            mode_reason=(f"auto: script mix distance {distance:.2f} "
-                         f"({'>=' if hybrid else '<'} 0.10) between left {_top_scripts(left_profile)} "
-                         f"and right {_top_scripts(right.profile)}"),
-            scripts={"left": left_profile, "right": dict(right.profile)},
-        )
-        return "hybrid" if hybrid else "semantic"
+        mode, about = auto_mode(script_profile(left_texts), right.profile, right.semantic)
+        report.update(about)
+        return mode
 
     # -- linking ------------------------------------------------------------------------------
     def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None,
@@ -257,12 +234,12 @@ class Linker:
         ids = np.flatnonzero(texts != "")
         report = ctx.report
         report.update(left_rows=len(left), left_empty_text=int(len(left) - len(ids)))
-        lexical_texts = _lexical_texts(left, cfg.left_on, "left", texts, cfg.keep_symbol_records)
-        mode = self.resolve_mode(lexical_texts[ids], ctx)
+        left_lexical = lexical_texts(left, cfg.left_on, "left", texts, cfg.keep_symbol_records)
+        mode = self.resolve_mode(left_lexical[ids], ctx)
         groups = self._matched_groups(keys, ids, ctx)
 
         def lexical_payload(chunk: np.ndarray) -> list[str]:
-            return list(lexical_texts[ids[chunk]])
+            return list(left_lexical[ids[chunk]])
 
         if mode == "lexical":
             pairs = self._search(self._lexical_index(ctx), groups, ids, lexical_payload, k, threshold,
@@ -277,8 +254,7 @@ class Linker:
                                         max(k, cfg.hybrid_depth), None, "searching (semantic)", ctx)
                 lexical = self._search(self._lexical_index(ctx), groups, ids, lexical_payload,
                                        max(k, cfg.hybrid_depth), None, "searching (lexical)", ctx)
-                pairs = self._fuse(semantic, lexical, groups, ids, vectors, lexical_texts, len(left), k, threshold,
-                                   ctx)
+                pairs = self._fuse(semantic, lexical, groups, ids, vectors, left_lexical, k, threshold, ctx)
         pairs = pairs.rename(columns={"retrieval_score": "score"})
         pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
         pairs["text_r"] = self._right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
@@ -308,8 +284,8 @@ class Linker:
             )
             if left_only_rows:
                 warnings.warn(
-                    f"{left_only_rows} left rows in {left_only_blocks} blocks ({_block_label(self.config)}) have "
-                    "no right rows in the same block and get no candidates",
+                    f"{left_only_rows} left rows in {left_only_blocks} blocks (block_on="
+                    f"{', '.join(self.config.block_on)}) have no right rows in the same block and get no candidates",
                     LinkWarning,
                     stacklevel=4,
                 )
@@ -336,51 +312,24 @@ class Linker:
         return pd.concat(found, ignore_index=True) if found else empty_candidates()
 
     def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
-              ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, n_left: int, k: int,
-              threshold: float | None, ctx: RunContext) -> pd.DataFrame:
-        """Union the two candidate lists, score every pair with both components, fuse, keep the best."""
+              ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, k: int, threshold: float | None,
+              ctx: RunContext) -> pd.DataFrame:
+        """Fuse the two candidate lists (:func:`ltengine.engine.fusion.fuse_candidates`), timed as ``fuse``."""
         right = self._right
         assert right is not None and right.semantic
         start = time.perf_counter()
-        pairs = pd.concat([semantic[["id_l", "id_r"]], lexical[["id_l", "id_r"]]], ignore_index=True)
-        pairs = pairs.drop_duplicates().sort_values(["id_l", "id_r"], kind="stable").reset_index(drop=True)
-        id_l, id_r = pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy()
-        left_rows = _row_map(n_left, ids)
-        semantic_scores = np.empty(len(pairs), dtype=np.float32)
-        lexical_features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
         lexical_index = self._lexical_index(ctx)
-        block_of = np.full(n_left, -1, dtype=np.int64)  # left row -> index of its block in groups
+        block_of = np.full(len(lexical_texts), -1, dtype=np.int64)  # left row -> index of its block in groups
         for number, (_, positions) in enumerate(groups):
             block_of[ids[positions]] = number
-        pair_blocks = block_of[id_l]
-        order = np.argsort(pair_blocks, kind="stable")
-        bounds = np.searchsorted(pair_blocks[order], np.arange(len(groups) + 1))
-        for number, (key, _) in enumerate(groups):
-            rows = order[bounds[number] : bounds[number + 1]]
-            if not len(rows):
-                continue
-            for lo in range(0, len(rows), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
-                part = rows[lo : lo + PAIR_CHUNK]
-                queries = vectors[left_rows[id_l[part]]]
-                if right.vectors is None:  # the block's retriever scores the pairs from its own copy
-                    semantic_scores[part] = right.blocks[key].score_pairs(queries, id_r[part])
-                else:  # a retriever without score_pairs: the vectors kept at fit
-                    semantic_scores[part] = inner_products(queries, right.vectors.__getitem__,
-                                                           right.vector_rows[id_r[part]])  # type: ignore[index]
-            for name, values in _lexical_pair_features(lexical_index[key], list(lexical_texts[id_l[rows]]),
-                                                       id_r[rows]).items():
-                lexical_features.setdefault(name, np.zeros(len(pairs), dtype=np.float32))[rows] = values
-        pairs["score_semantic"] = semantic_scores
-        for name, values in lexical_features.items():
-            pairs[name] = values
         fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options, encoder=self.encoder.name)
-        pairs["retrieval_score"] = fuse(fuser, add_component_ranks(pairs, lexical_texts[id_l]))
-        if threshold is not None:  # range: every fused pair at or above the threshold
-            pairs = top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
-        else:
-            pairs = top_k_per_left(pairs, k, score="retrieval_score")
+        blocks = [(right.blocks[key], lexical_index[key]) for key, _ in groups]
+        pairs = fuse_candidates(semantic, lexical, fuser, block_of=block_of, blocks=blocks,
+                                left_rows=row_map(len(lexical_texts), ids), vectors=vectors,
+                                lexical_texts=lexical_texts, right_vectors=right.vectors,
+                                right_rows=right.vector_rows, k=k, threshold=threshold)
         ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
-        return pairs[["id_l", "id_r", "retrieval_score", "rank", *SCORE_COLUMNS]]
+        return pairs
 
     def merge(self, left: pd.DataFrame, mode: Mode = "best") -> pd.DataFrame:
         """Link ``left`` to the fitted right table and return the merged frame.
@@ -410,8 +359,6 @@ class Linker:
         # --- rerank start: rerankers re-score the candidates; decisions then use `decide_on`
         decide_on = "score"
         if cfg.rerank or cfg.rerank_options:
-            from ltengine.engine.rerank import apply_rerankers
-
             right_frame = self._right.frame  # type: ignore[union-attr]
             pairs, decide_on = apply_rerankers(pairs, left, right_frame, ctx, mode=mode)
         # --- rerank end
@@ -429,40 +376,6 @@ class Linker:
         out.attrs["ltengine"] = {"report": copy.deepcopy(ctx.report), "timings": dict(ctx.timings)}
         self.context = ctx  # the last run's context, for inspection
         return out
-
-
-def _lexical_pair_features(retriever: Any, texts: list[str], right_ids: np.ndarray) -> dict[str, np.ndarray]:
-    """``score_lexical`` of the pairs, plus the string similarities when the retriever offers them
-    (``pair_features``, as ``char-ngram`` does)."""
-    features = getattr(retriever, "pair_features", None)
-    if callable(features):
-        return dict(features(texts, right_ids))
-    return {"score_lexical": retriever.score_pairs(texts, right_ids)}
-
-
-def _lexical_texts(df: pd.DataFrame, columns: tuple[str, ...], side: str, texts: np.ndarray,
-                   keep_symbols: bool = False) -> np.ndarray:
-    """What the lexical retriever compares: the values of the linked columns joined by spaces
-    (no ``column: `` labels, which would make every record share n-grams)."""
-    if len(columns) == 1:
-        return texts
-    parts = [serialize(df, [c], side, keep_symbols=keep_symbols).to_numpy(dtype=object) for c in columns]
-    return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=object)
-
-
-def _row_map(n: int, ids: np.ndarray) -> np.ndarray:
-    """Row position -> index into ``ids`` (-1 where absent)."""
-    rows = np.full(n, -1, dtype=np.int64)
-    rows[ids] = np.arange(len(ids))
-    return rows
-
-
-def _top_scripts(profile: dict[str, float]) -> str:
-    return "(" + ", ".join(f"{s} {share:.0%}" for s, share in list(profile.items())[:3]) + ")" if profile else "(no letters)"
-
-
-def _block_label(config: LinkConfig) -> str:
-    return "block_on=" + ", ".join(config.block_on)
 
 
 def _groups(keys: np.ndarray | None, ids: np.ndarray) -> list[tuple[Any, np.ndarray]]:

@@ -25,8 +25,6 @@ BASE_COLUMNS = ("score", "rank")
 HYBRID_COLUMNS = ("score_semantic", "score_lexical")
 #: Columns the rerank orchestration adds to the candidate pairs.
 RERANK_COLUMNS = ("rerank_score", "is_match", "decided_by")
-#: Columns built-in rerankers add, by registry name (a reranker class may declare ``output_columns``).
-RERANKER_COLUMNS: dict[str, tuple[str, ...]] = {"llm": ("judge_confidence", "judge_error")}
 #: The column ``cluster_rows`` adds.
 CLUSTER_COLUMN = "cluster"
 #: LinkTransformer's columns that ``merge_k_judge`` adds on top of the rerank columns.
@@ -36,9 +34,8 @@ PAIR_COLUMNS = ("id_l", "id_r", "text_l", "text_r")
 
 
 def reranker_columns(component: ComponentSpec) -> tuple[str, ...]:
-    """The columns a reranker adds: its class's ``output_columns``, else :data:`RERANKER_COLUMNS`."""
-    declared = getattr(component.cls, "output_columns", None)
-    return tuple(declared) if declared is not None else RERANKER_COLUMNS.get(component.name, ())
+    """The columns a reranker adds: its class's :attr:`~ltengine.Reranker.output_columns`."""
+    return tuple(component.cls.output_columns)
 
 
 def added_columns(config: LinkConfig, rerankers: Iterable[ComponentSpec] = ()) -> tuple[str, ...]:
@@ -103,7 +100,7 @@ def assemble(left: pd.DataFrame, right: pd.DataFrame, pairs: pd.DataFrame, cfg: 
     out = pd.concat([left_part, right_part], axis=1)
     out["score"] = pairs["score"].to_numpy(dtype=np.float64)
     for col in extra:
-        out[col] = pairs[col].to_numpy()
+        out[col] = pairs[col].array  # keeps extension dtypes (is_match stays the nullable boolean)
     if with_rank:
         out["rank"] = pairs["rank"].to_numpy(dtype=np.int64)
     order = id_l

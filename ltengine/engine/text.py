@@ -117,3 +117,14 @@ def serialize(df: pd.DataFrame, columns: Sequence[str], side: str = "left", *,
         joined = np.where((out.to_numpy() != "") & (piece != ""), FIELD_SEPARATOR, "")
         out = pd.Series(out.to_numpy(dtype=object) + joined + piece, index=df.index, dtype=object)
     return out
+
+
+def lexical_texts(df: pd.DataFrame, columns: Sequence[str], side: str, texts: np.ndarray,
+                  keep_symbols: bool = False) -> np.ndarray:
+    """What a lexical retriever compares: the values of the linked columns joined by spaces (no
+    ``column: `` labels, which would make every record share n-grams); ``texts``, the serialised
+    records, when there is one column."""
+    if len(columns) == 1:
+        return texts
+    parts = [serialize(df, [c], side, keep_symbols=keep_symbols).to_numpy(dtype=object) for c in columns]
+    return np.array([" ".join(p for p in row if p) for row in zip(*parts)], dtype=object)

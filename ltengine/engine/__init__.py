@@ -4,7 +4,9 @@
 - :mod:`~ltengine.engine.encoding`: choosing the encoder; encoding with dedup, disk cache and progress
 - :mod:`~ltengine.engine.decide`: best per left row, top k, one-to-one
 - :mod:`~ltengine.engine.output`: the columns a run adds (one registry) and the merged frame
-- :mod:`~ltengine.engine.fusion`: hybrid (semantic + lexical) scores
-- :mod:`~ltengine.engine.rerank`: the reranker chain (cross-encoder, LLM judge)
+- :mod:`~ltengine.engine.fusion`: the hybrid mode: when ``auto`` picks it, scoring candidate pairs with
+  both retrievers, fusing their scores
+- :mod:`~ltengine.engine.rerank`: the reranker chain (cross-encoder, LLM judge): ``plan`` (specs, options),
+  ``budget`` (LLM spending caps, what ``Reranker.attach`` receives), ``chain`` (running it)
 - :mod:`~ltengine.engine.linker`: the :class:`Linker` that runs the stages
 """

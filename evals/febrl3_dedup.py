@@ -80,7 +80,7 @@ def ltengine_runs(train: pd.DataFrame, gtrain: pd.Series, test: pd.DataFrame, gt
             m = lt.evaluate(out, gtest)
             rows.append({"method": f"ltengine {label} {method}", "threshold": best_t, **_scores(m),
                          "seconds": round(graph_seconds + timings["clustering"], 1), "pred_clusters": m["pred_clusters"]})
-        cfg = cl._link_config(FIELDS, None, {"model": model, "progress": False})
+        cfg = cl.self_link_config(FIELDS, None, {"model": model, "progress": False})
         graph = cl.knn_graph(test, cfg, k=10, threshold=-1.0, keep_all=True)
         rows[-1]["candidate_recall"] = rows[-2]["candidate_recall"] = _graph_recall(graph, test, gtest)
     return rows, sweeps

@@ -94,3 +94,14 @@ def test_exported_names_are_importable_and_documented(name: str) -> None:
         assert isinstance(member, str)
         return
     assert inspect.getdoc(member), f"ltengine.{name} has no docstring"
+
+
+#: Modules that are data tables, exempt from the size limit.
+DATA_TABLES = {"plugins/fusion_weights.py"}
+
+
+def test_no_module_over_400_lines() -> None:
+    sizes = {str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+             for folder in ("ltengine", "plugins") for path in (ROOT / folder).rglob("*.py")
+             if "example_third_party" not in path.parts}
+    assert {path: n for path, n in sizes.items() if n > 400 and path not in DATA_TABLES} == {}

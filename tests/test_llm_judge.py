@@ -52,7 +52,7 @@ def test_decisions_batching_and_ids_under_reordered_answers(fake_openai, tmp_pat
     assert_rule(out)
     chats = fake_openai.chat_requests()
     assert sorted(len(r.pairs) for r in chats) == [6, 8, 8, 8]
-    assert out["rerank_score"].between(0, 1).all() and out["is_match"].dtype == bool
+    assert out["rerank_score"].between(0, 1).all() and out["is_match"].dtype == "boolean"  # issue 15: always the nullable boolean
     # decisions sort by rerank_score: rank 1 of a left row with a match is that match
     best = out[out["rank"] == 1]
     assert best["is_match"].sum() == 7

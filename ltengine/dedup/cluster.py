@@ -56,7 +56,7 @@ _TYPICAL = "duplicate thresholds are 0.7-0.95"
 
 
 # -- configuration and input checks -----------------------------------------------------------------
-def _link_config(on: Columns, config: ConfigLike, options: dict[str, Any]) -> LinkConfig:
+def self_link_config(on: Columns, config: ConfigLike, options: dict[str, Any]) -> LinkConfig:
     """The LinkConfig of a self-link, by :meth:`LinkConfig.resolve` (arguments in ``options`` win over ``config``).
 
     ``on`` is compared on both sides, else the config's ``left_on``.  The mode given (argument or
@@ -134,7 +134,7 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float, m
     threshold = check_threshold(threshold, typical=_TYPICAL)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer (neighbours per row); got {k!r}")
-    cfg = _link_config(on, config, dict(options, model=model, block_on=as_columns(block_on, "block_on") or None))
+    cfg = self_link_config(on, config, dict(options, model=model, block_on=as_columns(block_on, "block_on") or None))
     df = _check_frame(df, cfg)
     if method == "hdbscan" and len(df) > HDBSCAN_MAX_ROWS:
         raise LinkInputError(

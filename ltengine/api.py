@@ -37,7 +37,7 @@ def merge(
     right_on: Columns = None,
     model: str | None = None,
     k: int | None = None,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     block_on: Columns = None,
     one_to_one: bool | None = None,
     keep_unmatched: bool | None = None,
@@ -48,13 +48,16 @@ def merge(
 ) -> pd.DataFrame:
     """Link each left row to its best right row by meaning, like ``pandas.merge`` on fuzzy keys.
 
-    ``k`` candidates (default 1) are retrieved per left row and the best kept; ``threshold`` drops weaker
-    matches (cosine in semantic mode; the fused 0..1 score in hybrid mode); ``mode`` is
+    ``k`` candidates (default 1) are kept per left row, the best; ``threshold`` drops weaker
+    matches (cosine in semantic mode; the fused 0..1 score in hybrid mode), ``threshold="auto"`` those
+    whose ``match_probability`` is below 0.5; ``mode`` is
     ``"auto"`` (default: hybrid when the two columns use different scripts, else semantic),
     ``"semantic"``, ``"lexical"`` or ``"hybrid"`` (adds ``score_semantic``/``score_lexical``); ``block_on`` only compares rows with equal values in those columns;
     ``one_to_one`` (default False) uses each right row at most once (best total score); ``keep_unmatched``
     (default False) keeps left rows without a match (right columns NaN); ``suffixes`` (default
-    ``("_x", "_y")``) mark clashing column names.  Output: left columns, right columns, ``score``.
+    ``("_x", "_y")``) mark clashing column names.  Output: left columns, right columns, ``score``,
+    ``match_probability`` (the probability that the pair is the same entity, from a model fitted without
+    labels on the run's own top candidates; its parameters are in ``out.attrs["ltengine"]["report"]["calibration"]``).
     Other keyword arguments are :class:`LinkConfig` fields (e.g. ``progress=False``).  An argument
     passed (not None) wins over ``config``; one left out takes the config's value, else the default.
     """
@@ -72,7 +75,7 @@ def merge_knn(
     right_on: Columns = None,
     model: str | None = None,
     k: int | None = None,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     block_on: Columns = None,
     keep_unmatched: bool | None = None,
     suffixes: tuple[str, str] | None = None,
@@ -94,7 +97,7 @@ def merge_range(
     left_on: Columns = None,
     right_on: Columns = None,
     model: str | None = None,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     block_on: Columns = None,
     keep_unmatched: bool | None = None,
     suffixes: tuple[str, str] | None = None,
@@ -130,7 +133,7 @@ def aggregate_rows(
     left_on: Columns = None,
     right_on: Columns = None,
     model: str | None = None,
-    threshold: float | None = None,
+    threshold: float | str | None = None,
     *,
     on: Columns = None,
     block_on: Columns = None,

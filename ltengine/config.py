@@ -109,8 +109,9 @@ class LinkConfig:
     block_on: tuple[str, ...] = ()
     #: Candidates retrieved per left row (merge keeps the best; merge_knn keeps all k).
     k: int = 1
-    #: Minimum score (cosine, -1..1) for a pair to count as a match.
-    threshold: float | None = None
+    #: Minimum score (cosine, -1..1) for a pair to count as a match, or ``"auto"``: keep pairs whose
+    #: ``match_probability`` is at least 0.5 (the model fitted on the run's own candidates).
+    threshold: float | str | None = None
     one_to_one: bool = False
     keep_unmatched: bool = False
     suffixes: tuple[str, str] = ("_x", "_y")
@@ -156,7 +157,7 @@ class LinkConfig:
                 raise ConfigError(f"{name} must be a mapping of option names to values; got {value!r}")
             set_(self, name, dict(value))
         set_(self, "k", as_positive_int(self.k, "k", "candidates per left row", ConfigError))
-        if self.threshold is not None:
+        if self.threshold is not None and self.threshold != "auto":
             set_(self, "threshold", check_threshold(self.threshold))
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}.{did_you_mean(str(self.mode), MODES)} "

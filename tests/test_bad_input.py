@@ -35,7 +35,8 @@ def test_missing_on_and_conflicting_on() -> None:
 def test_empty_frames_give_empty_results_with_columns(firms) -> None:
     left, right = firms
     out = lt.merge(left.iloc[:0], right, on="name", progress=False)
-    assert out.empty and list(out.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score"]
+    assert out.empty and list(out.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score",
+                                                "match_probability"]
     out = lt.merge(left, right.iloc[:0], on="name", progress=False)
     assert out.empty and "reg_id" in out.columns
     kept = lt.merge(left, right.iloc[:0], on="name", keep_unmatched=True, progress=False)

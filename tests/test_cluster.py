@@ -206,7 +206,8 @@ def test_aggregate_rows_maps_to_reference_and_leaves_poor_matches_nan() -> None:
     df = pd.DataFrame({"product": ["green apples", "carrots", "USB cable", "whole milk", "sourdough bread",
                                    "car insurance", "fresh bananas"]}, index=list("abcdefg"))
     out = lt.aggregate_rows(df, ref, left_on="product", right_on="category", threshold=0.4, progress=False)
-    assert list(out.index) == list("abcdefg") and list(out.columns) == ["product", "category", "cat_id", "score"]
+    assert list(out.index) == list("abcdefg") and list(out.columns) == ["product", "category", "cat_id", "score",
+                                                                             "match_probability"]
     assert out["cat_id"].tolist()[:2] == [1, 2] and out.loc[["d", "e", "g"], "cat_id"].tolist() == [3, 4, 1]
     assert out.loc[["c", "f"]].drop(columns="product").isna().all().all()  # no forced match
     forced = lt.aggregate_rows(df, ref, left_on="product", right_on="category", progress=False)

@@ -82,9 +82,10 @@ def test_added_columns_is_one_registry(fake_openai) -> None:
 
     cfg = lt.LinkConfig(left_on=("name",), right_on=("name",), mode="hybrid", rerank=(JUDGE,))
     rerankers = [stage.component for stage in plan(cfg, lt.get_host().registry).stages]
-    assert lt.Linker(cfg).added_columns == added_columns(cfg, rerankers) == ("score", "rank", "score_semantic", "score_lexical", "rerank_score", "is_match",
+    assert lt.Linker(cfg).added_columns == added_columns(cfg, rerankers) == ("score", "rank", "match_probability", "score_semantic",
+                                  "score_lexical", "rerank_score", "is_match",
                                   "decided_by", "judge_confidence", "judge_error")
-    assert added_columns(cfg.replace(mode="semantic", rerank=())) == ("score", "rank")
+    assert added_columns(cfg.replace(mode="semantic", rerank=())) == ("score", "rank", "match_probability")
 
 
 def test_a_suffixed_input_column_cannot_become_an_added_column() -> None:

@@ -32,12 +32,13 @@ def test_lexical_and_hybrid_link_greek_and_hindi_where_semantic_fails() -> None:
     hybrid = lt.merge(GREEK_HINDI, CITIES, on="city", mode="hybrid", progress=False)
     assert _accuracy(semantic) <= 0.5
     assert _accuracy(lexical) == 1.0 and _accuracy(hybrid) == 1.0
-    assert list(lexical.columns) == ["city_x", "city_y", "score"]
+    assert list(lexical.columns) == ["city_x", "city_y", "score", "match_probability"]
 
 
 def test_hybrid_output_keeps_component_scores() -> None:
     out = lt.merge_knn(GREEK_HINDI, CITIES, on="city", mode="hybrid", k=3, progress=False, cache=False)
-    assert list(out.columns) == ["city_x", "city_y", "score", "score_semantic", "score_lexical", "rank"]
+    assert list(out.columns) == ["city_x", "city_y", "score", "score_semantic", "score_lexical", "match_probability",
+                                 "rank"]
     assert out["score"].between(0, 1).all() and out["score_lexical"].between(0, 1.0001).all()
     assert out.groupby("city_x", sort=False)["score"].apply(lambda s: s.is_monotonic_decreasing).all()
     # the component scores are the real cosines of each side's representation
@@ -90,7 +91,8 @@ def test_auto_mode_detects_scripts_per_column(firms) -> None:
     assert "distance 0.32" in report["mode_reason"]
     same = lt.merge(left[left.country.isin(["DE", "CH", "KR"])], right, on="name", progress=False)
     assert same.attrs["ltengine"]["report"]["mode"] == "semantic"
-    assert list(same.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score"]
+    assert list(same.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score",
+                                  "match_probability"]
     forced = lt.merge(left, right, on="name", mode="semantic", progress=False)
     assert forced.attrs["ltengine"]["report"]["mode"] == "semantic" and "score_semantic" not in forced.columns
 
@@ -198,7 +200,8 @@ def test_cli_link_mode(tmp_path) -> None:
     out = pd.read_csv(tmp_path / "out.csv")
     assert list(out["city_y"]) == TRUTH and {"score_semantic", "score_lexical"} <= set(out.columns)
     result = CliRunner().invoke(cli, ["link", *args, "--mode", "lexical", "--out", str(tmp_path / "lex.csv")])
-    assert result.exit_code == 0 and list(pd.read_csv(tmp_path / "lex.csv").columns) == ["city_x", "city_y", "score"]
+    assert result.exit_code == 0 and list(pd.read_csv(tmp_path / "lex.csv").columns) == ["city_x", "city_y", "score",
+                                                                                       "match_probability"]
     bad = CliRunner().invoke(cli, ["link", *args, "--mode", "fuzzy", "--out", str(tmp_path / "x.csv")])
     assert bad.exit_code != 0 and "'fuzzy' is not one of 'auto', 'hybrid', 'semantic', 'lexical'" in bad.output
     bad = CliRunner().invoke(cli, ["link", *args, "--fuser", "nope", "--out", str(tmp_path / "x.csv")])

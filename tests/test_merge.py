@@ -16,7 +16,7 @@ def test_merge_links_across_scripts(firms) -> None:
     # the sides use different scripts, so the default mode="auto" runs hybrid and keeps both component scores
     assert out.attrs["ltengine"]["report"]["mode"] == "hybrid"
     assert list(out.columns) == ["name_x", "country_x", "name_y", "country_y", "reg_id", "score",
-                                 "score_semantic", "score_lexical"]
+                                 "score_semantic", "score_lexical", "match_probability"]
     assert list(out["name_x"]) == list(left["name"])  # left order preserved
     assert list(out["reg_id"]) == FIRMS_GOLD
     assert out["score"].between(-1, 1).all()
@@ -100,7 +100,8 @@ def test_left_on_right_on_and_suffixes(firms) -> None:
     left = left.rename(columns={"name": "firm"})
     out = lt.merge(left, right, left_on="firm", right_on="name", suffixes=("_l", "_r"), progress=False,
                    mode="semantic")
-    assert list(out.columns) == ["firm", "country_l", "name", "country_r", "reg_id", "score"]
+    assert list(out.columns) == ["firm", "country_l", "name", "country_r", "reg_id", "score",
+                                 "match_probability"]
     assert list(out["reg_id"]) == FIRMS_GOLD
 
 

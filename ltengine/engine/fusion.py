@@ -15,13 +15,14 @@ import pandas as pd
 
 from ltengine.engine.decide import top_k_per_left
 from ltengine.engine.output import HYBRID_COLUMNS
-from ltengine.errors import LinkInputError, PluginError
+from ltengine.errors import ConfigError, LinkInputError, PluginError
 from ltengine.lexical.scripts import profile_distance, scripts_differ
 from ltengine.pair_features import add_component_ranks
 from ltengine.retrieval import inner_products
 
 if TYPE_CHECKING:
     from ltengine.components import Fuser, Retriever
+    from ltengine.config import LinkConfig
     from ltengine.plugins import PluginHost
 
 #: Component score columns kept in the output of the hybrid mode (registered in :mod:`ltengine.engine.output`).
@@ -42,6 +43,20 @@ def auto_mode(left: dict[str, float], right: dict[str, float], semantic: bool) -
 
 def _top_scripts(profile: dict[str, float]) -> str:
     return "(" + ", ".join(f"{s} {share:.0%}" for s, share in list(profile.items())[:3]) + ")" if profile else "(no letters)"
+
+
+def check_hybrid_components(host: PluginHost, cfg: LinkConfig) -> None:
+    """Fail before any work on an unknown lexical retriever or fuser (or bad options)."""
+    spec = host.registry.get("retriever", cfg.lexical_retriever)
+    if spec.cls.inputs != "texts":
+        lexical = [s.name for s in host.registry.specs("retriever") if s.cls.inputs == "texts"]
+        raise ConfigError(
+            f"lexical_retriever {cfg.lexical_retriever!r} searches vectors, not texts; "
+            f"use one of: {', '.join(lexical) or 'none'}"
+        )
+    spec.create(options=cfg.lexical_options)
+    if cfg.mode in ("hybrid", "auto"):
+        create_fuser(host, cfg.fuser, cfg.fuser_options)
 
 
 def row_map(n: int, ids: np.ndarray) -> np.ndarray:

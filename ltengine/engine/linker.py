@@ -21,13 +21,22 @@ import numpy as np
 import pandas as pd
 
 from ltengine.config import LinkConfig, as_config
-from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
+from ltengine.engine.decide import (
+    CALIBRATION_K,
+    MatchModel,
+    ModelStore,
+    best_per_left,
+    model_columns,
+    one_to_one,
+    pair_features,
+    top_k_per_left,
+)
 from ltengine.engine.encoding import encode_texts, resolve_encoder
-from ltengine.engine.fusion import auto_mode, create_fuser, fuse_candidates, row_map
+from ltengine.engine.fusion import auto_mode, check_hybrid_components, create_fuser, fuse_candidates, row_map
 from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns
 from ltengine.engine.rerank import apply_rerankers, plan
 from ltengine.engine.text import check_columns, check_frame, lexical_texts, serialize
-from ltengine.errors import ConfigError, LinkInputError, LinkWarning
+from ltengine.errors import LinkInputError, LinkWarning
 from ltengine.lexical.scripts import script_profile
 from ltengine.plugins import PluginHost, get_host
 from ltengine.progress import progress_bar
@@ -79,7 +88,7 @@ class Linker:
         if self.config.rerank or self.config.rerank_options:  # fail before encoding, not after
             rerankers = [stage.component for stage in plan(self.config, self.host.registry).stages]
         if self.config.mode != "semantic":
-            self._check_hybrid_components()
+            check_hybrid_components(self.host, self.config)
         #: Columns this configuration adds to the output (checked against both inputs before any work).
         self.added_columns = added_columns(self.config, rerankers)
         #: The context of the fit, or of the last ``merge`` call (each merge works on its own copy).
@@ -88,20 +97,7 @@ class Linker:
         self._lock = threading.Lock()
         self._encoder: Any = None
         self._right: _FittedRight | None = None
-
-    def _check_hybrid_components(self) -> None:
-        """Fail before any work on an unknown lexical retriever or fuser (or bad options)."""
-        cfg = self.config
-        spec = self.host.registry.get("retriever", cfg.lexical_retriever)
-        if spec.cls.inputs != "texts":
-            lexical = [s.name for s in self.host.registry.specs("retriever") if s.cls.inputs == "texts"]
-            raise ConfigError(
-                f"lexical_retriever {cfg.lexical_retriever!r} searches vectors, not texts; "
-                f"use one of: {', '.join(lexical) or 'none'}"
-            )
-        spec.create(options=cfg.lexical_options)
-        if cfg.mode in ("hybrid", "auto"):
-            create_fuser(self.host, cfg.fuser, cfg.fuser_options)
+        self._models = ModelStore()  # the match-probability model of each resolved mode
 
     # -- components ---------------------------------------------------------------------------
     @property
@@ -176,7 +172,7 @@ class Linker:
             if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in blocks.values()):
                 fitted.vectors = vectors
                 fitted.vector_rows = row_map(len(right), ids)
-        self._right = fitted
+        self._right, self._models = fitted, ModelStore()
         if cfg.mode in ("lexical", "hybrid"):
             self._lexical_index()
         self.context.report.update(right_rows=len(right), right_empty_text=int(len(right) - len(ids)))
@@ -331,6 +327,12 @@ class Linker:
         ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
         return pairs
 
+    def calibrate(self, left: pd.DataFrame) -> MatchModel:
+        """Fit the match-probability model on ``left``'s top candidates and keep it for later merges
+        (which otherwise fit it on their first call).  Returns the model."""
+        ctx = self._fitted_context.fork()
+        return self._models.get(self.candidates(left, k=CALIBRATION_K, context=ctx), ctx, refit=True)
+
     def merge(self, left: pd.DataFrame, mode: Mode = "best") -> pd.DataFrame:
         """Link ``left`` to the fitted right table and return the merged frame.
 
@@ -344,7 +346,7 @@ class Linker:
                 "choose semantic/lexical/hybrid retrieval with LinkConfig(mode=...) or Linker(mode=...)"
             )
         if mode == "range" and cfg.threshold is None:
-            raise LinkInputError("merge_range needs a threshold (cosine similarity, e.g. threshold=0.8)")
+            raise LinkInputError("merge_range needs a threshold (cosine similarity, e.g. threshold=0.8, or 'auto')")
         start = time.perf_counter()
         if mode != "best" and cfg.one_to_one:
             raise LinkInputError("one_to_one applies to merge (one match per row), not to merge_knn/merge_range")
@@ -353,8 +355,16 @@ class Linker:
         left = self._check_input(left, "left", cfg.left_on)
         check_output_columns(left, self._right.frame, self.added_columns, cfg.suffixes)  # before any work
         ctx = self._fitted_context.fork()  # this call's own report: results never share one
-        pairs = self.candidates(left, threshold=cfg.threshold if mode == "range" else None, context=ctx)
-        if cfg.threshold is not None:
+        ranged = mode == "range" and cfg.threshold != "auto"
+        pairs = self.candidates(left, k=max(cfg.k, CALIBRATION_K), threshold=cfg.threshold if ranged else None,
+                                context=ctx)
+        top = self.candidates(left, k=CALIBRATION_K, context=ctx) if ranged else pairs[pairs["rank"] <= CALIBRATION_K]
+        pairs["match_probability"] = self._models.get(top, ctx).predict(pair_features(pairs, model_columns(pairs), top))
+        if not ranged:
+            pairs = top_k_per_left(pairs, cfg.k)
+        if cfg.threshold == "auto":
+            pairs = pairs[pairs["match_probability"] >= 0.5]
+        elif cfg.threshold is not None:
             pairs = pairs[pairs["score"] >= cfg.threshold]
         # --- rerank start: rerankers re-score the candidates; decisions then use `decide_on`
         decide_on = "score"

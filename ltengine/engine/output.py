@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 #: Every merge adds ``score``; ``merge_knn``/``merge_range`` add ``rank`` (both always reserved).
 BASE_COLUMNS = ("score", "rank")
+#: The calibrated probability that a pair is the same entity: every merge adds it (see
+#: :class:`ltengine.engine.decide.MatchModel`).
+MATCH_PROBABILITY = "match_probability"
 #: Component scores kept in the output of the hybrid mode (also reserved in ``auto`` mode).
 HYBRID_COLUMNS = ("score_semantic", "score_lexical")
 #: Columns the rerank orchestration adds to the candidate pairs.
@@ -41,7 +44,7 @@ def reranker_columns(component: ComponentSpec) -> tuple[str, ...]:
 def added_columns(config: LinkConfig, rerankers: Iterable[ComponentSpec] = ()) -> tuple[str, ...]:
     """The columns a link run with ``config`` may add to its output (in output order); ``rerankers``:
     the components of its rerank chain (:func:`ltengine.engine.rerank.plan`)."""
-    columns = list(BASE_COLUMNS)
+    columns = [*BASE_COLUMNS, MATCH_PROBABILITY]
     if config.mode in ("hybrid", "auto"):
         columns += HYBRID_COLUMNS
     if config.rerank:

@@ -30,6 +30,8 @@ from ltengine.errors import (
     UnknownComponentError,
 )
 from ltengine.evaluate import ThresholdSuggestion, all_pair_combos_evaluate, evaluate, evaluate_pairs, suggest_threshold
+from ltengine.evaluate.explain import explain
+from ltengine.evaluate.plots import plot_scores
 from ltengine.hookspecs import hookimpl
 from ltengine.judge_api import merge_k_judge
 from ltengine.lexical.names import normalize_name, normalize_names
@@ -50,6 +52,8 @@ __all__ = [
     "evaluate",
     "suggest_threshold",
     "ThresholdSuggestion",
+    "explain",
+    "plot_scores",
     "Linker",
     "LinkConfig",
     "Blocker",

@@ -117,6 +117,9 @@ def plugins() -> None:
 from ltengine.cli.dedup import add_commands as _add_dedup_commands  # noqa: E402  (dedup, cluster)
 
 _add_dedup_commands(cli)
+from ltengine.cli.explain import explain as _explain
+
+cli.add_command(_explain)
 
 
 def _add_plugin_commands(group: click.Group) -> None:

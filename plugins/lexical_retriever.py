@@ -1,4 +1,9 @@
-"""``char-ngram``: a lexical retriever over romanised names (TF-IDF of character n-grams, cosine).
+"""``char-ngram``: a lexical retriever (TF-IDF of character n-grams and words, cosine).
+
+How texts are read is the ``analyzer`` option (:mod:`ltengine_plugins._lexical_analyzers`):
+``romanised`` (below), ``raw`` (folded, not romanised), ``words``, their ``+`` combinations, or
+``auto``, which chooses per query text from the scripts and lengths of both sides.  The choice is
+recorded in :attr:`index_type` (``char-ngram:romanised+raw+words``) and :attr:`analysis`.
 
 Unlike vector retrievers it indexes *texts* (``inputs = "texts"``): each text is turned into its
 lexical key by :func:`ltengine.lexical.names.normalize_names` (romanised to Latin, casefolded, accents and
@@ -26,12 +31,15 @@ from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
+from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, raw_key, row_weights
 
 HAN_MODES = ("auto", "chinese", "japanese")
+#: The ``analyzer`` option's default.
+DEFAULT_ANALYZER = "romanised"
 
 
 class CharNgramRetriever(Retriever):
-    """Character n-gram TF-IDF retrieval over romanised, normalised names."""
+    """Character n-gram (and word) TF-IDF retrieval over normalised texts, romanised or raw."""
 
     name = "char-ngram"
     aliases = ("lexical", "tfidf")
@@ -39,6 +47,12 @@ class CharNgramRetriever(Retriever):
 
     @dataclasses.dataclass(frozen=True)
     class Options:
+        #: How texts are read: "auto", "romanised", "raw", "words" or parts joined by "+" ("raw+words").
+        analyzer: str = DEFAULT_ANALYZER
+        #: n-gram lengths of the raw analyzer (characters; "char_wb" keeps them within words, or "char").
+        raw_ngram_min: int = 1
+        raw_ngram_max: int = 3
+        raw_ngram_kind: str = "char_wb"
         #: Smallest and largest n-gram length (characters, within word boundaries).
         ngram_min: int = 1
         ngram_max: int = 3
@@ -62,6 +76,12 @@ class CharNgramRetriever(Retriever):
                 raise ConfigError(f"char-ngram needs 1 <= ngram_min <= ngram_max; got {self.ngram_min}, {self.ngram_max}")
             if self.han not in HAN_MODES:
                 raise ConfigError(f"char-ngram option han must be one of {HAN_MODES}; got {self.han!r}")
+            parse_analyzer(self.analyzer)
+            if not 1 <= self.raw_ngram_min <= self.raw_ngram_max:
+                raise ConfigError("char-ngram needs 1 <= raw_ngram_min <= raw_ngram_max; "
+                                  f"got {self.raw_ngram_min}, {self.raw_ngram_max}")
+            if self.raw_ngram_kind not in ("char", "char_wb"):
+                raise ConfigError(f"char-ngram option raw_ngram_kind must be 'char' or 'char_wb'; got {self.raw_ngram_kind!r}")
             if self.max_cells < 1:
                 raise ConfigError(f"char-ngram option max_cells must be positive; got {self.max_cells}")
 
@@ -81,35 +101,87 @@ class CharNgramRetriever(Retriever):
 
     def query_keys(self, texts: Sequence[str]) -> list[str]:
         """:meth:`keys` of query texts, remembered for the next call (bounded)."""
-        cache = self.__dict__.setdefault("_query_keys", {})
+        return self._cached("_query_keys", texts, self.keys)
+
+    def _cached(self, slot: str, texts: Sequence[str], compute: Any) -> list[Any]:
+        cache = self.__dict__.setdefault(slot, {})
         unique = list(dict.fromkeys(texts))
         missing = [t for t in unique if t not in cache]
         if missing:
             if len(cache) + len(missing) > self.KEY_CACHE_SIZE:
                 cache.clear()
                 missing = unique
-            cache.update(zip(missing, self.keys(missing)))
+            cache.update(zip(missing, compute(missing)))
         return [cache[t] for t in texts]
 
-    def transform(self, texts: Sequence[str]) -> Any:
-        """Sparse L2-normalised TF-IDF rows (CSR, float32) of query ``texts`` in the index's vocabulary."""
-        return self.vectorizer.transform(self.query_keys(texts))
+    def _part_inputs(self, part: str, texts: Sequence[str], *, query: bool) -> list[str]:
+        if part == "romanised":
+            return self.query_keys(texts) if query else self.keys(texts)
+        return self._cached("_raw_keys", texts, lambda ts: [raw_key(str(t)) for t in ts]) if query else \
+            [raw_key(str(t)) for t in texts]
 
-    def build(self, vectors: Sequence[str], ids: np.ndarray) -> None:
-        """Index the right-hand texts ``vectors`` (for this retriever, texts) with ids ``ids``."""
+    def _weights(self, texts: Sequence[str]) -> np.ndarray:
+        """Per query text, the weight of each built part (rows sum to 1)."""
+        auto, parts, groups = self.auto, self.parts, self.right_groups
+        rows = self._cached("_row_weights", texts, lambda ts: [row_weights(str(t), parts, auto, groups) for t in ts])
+        return np.asarray(rows, dtype=np.float32).reshape(len(texts), len(parts))
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        """Sparse TF-IDF rows (CSR, float32) of query ``texts`` in the index's vocabulary: one L2-normalised
+        block per part, scaled by the text's weight for that part (so a dot product with an index row
+        is the weighted sum of the parts' cosines)."""
+        import scipy.sparse as sp
+
+        texts = [str(t) for t in texts]
+        if self.parts == ("romanised",):
+            return self.vectorizers[0].transform(self.query_keys(texts))
+        weights = self._weights(texts)
+        blocks = [sp.diags(weights[:, i]) @ vectorizer.transform(self._part_inputs(part, texts, query=True))
+                  for i, (part, vectorizer) in enumerate(zip(self.parts, self.vectorizers))]
+        return sp.hstack(blocks, format="csr", dtype=np.float32)
+
+    def _vectorizer(self, part: str) -> Any:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         o = self.options
+        common = {"sublinear_tf": o.sublinear_tf, "dtype": np.float32, "lowercase": False}
+        if part == "romanised":
+            return TfidfVectorizer(analyzer="char_wb", ngram_range=(o.ngram_min, o.ngram_max), **common)
+        if part == "raw":
+            return TfidfVectorizer(analyzer=o.raw_ngram_kind, ngram_range=(o.raw_ngram_min, o.raw_ngram_max), **common)
+        return TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\b\w+\b", **common)
+
+    def build(self, vectors: Sequence[str], ids: np.ndarray) -> None:
+        """Index the right-hand texts ``vectors`` (for this retriever, texts) with ids ``ids``."""
+        import scipy.sparse as sp
+
+        o = self.options
+        texts = [str(t) for t in vectors]
         self.ids = np.asarray(ids, dtype=np.int64)
         self.size = len(self.ids)
-        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(o.ngram_min, o.ngram_max),
-                                          sublinear_tf=o.sublinear_tf, dtype=np.float32, lowercase=False)
-        keys = self.keys(vectors)
-        self.right_keys = np.asarray(keys, dtype=object)  # for the string similarities of pairs
-        if not any(keys):  # nothing to index: keep an empty vocabulary that matches nothing
-            keys = keys + ["\x00"]
-        matrix = self.vectorizer.fit_transform(keys)[: self.size]
-        self.matrix = matrix.tocsr()
+        parts = parse_analyzer(o.analyzer)
+        self.auto = not parts
+        raw = [raw_key(t) for t in texts] if (self.auto or "raw" in parts or "words" in parts) else None
+        about = describe_right(texts, raw) if raw is not None else {}
+        self.parts = auto_parts(about) if self.auto else parts
+        self.right_groups = frozenset(about.get("script_groups", ()))
+        self.analysis = {"analyzer": o.analyzer, "parts": list(self.parts), **about}
+        self.index_type = f"{self.name}:{'+'.join(self.parts)}"
+        self.vectorizers, blocks = [], []
+        for part in self.parts:
+            inputs = self.keys(texts) if part == "romanised" else raw
+            assert inputs is not None
+            if part == "romanised" or (part == "raw" and "romanised" not in self.parts):
+                self.right_keys = np.asarray(inputs, dtype=object)  # for the string similarities of pairs
+            if not any(k.strip() for k in inputs):  # nothing to index: keep an empty vocabulary that matches nothing
+                inputs = [*inputs, "\x00" if part != "words" else "x"]
+            vectorizer = self._vectorizer(part)
+            blocks.append(vectorizer.fit_transform(inputs)[: self.size])
+            self.vectorizers.append(vectorizer)
+        if "words" in self.parts and "romanised" not in self.parts and "raw" not in self.parts:
+            self.right_keys = np.asarray(raw, dtype=object)
+        self.vectorizer = self.vectorizers[0]
+        self.matrix = blocks[0].tocsr() if len(blocks) == 1 else sp.hstack(blocks, format="csr", dtype=np.float32)
         self._columns = self.matrix.T.tocsr()  # features x rows, for the chunked products
         self._order = np.argsort(self.ids, kind="stable")
 
@@ -168,11 +240,12 @@ class CharNgramRetriever(Retriever):
         if len(right_ids) == 0:
             names = ("score_lexical", *STRING_FEATURES) if strings else ("score_lexical",)
             return {name: np.zeros(0, dtype=np.float32) for name in names}
-        codes, uniques = pd.factorize(pd.Series(list(texts), dtype=object))
-        keys = self.query_keys(list(uniques))
-        queries = self.vectorizer.transform(keys)[codes]
+        codes, uniques = pd.factorize(pd.Series([str(t) for t in texts], dtype=object))
+        uniques = list(uniques)
+        queries = self.transform(uniques)[codes]
         positions = id_positions(self.ids, self._order, right_ids)
         out = {"score_lexical": np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()}
+        keys = self.query_keys(uniques) if "romanised" in self.parts else [raw_key(t) for t in uniques]
         if strings:
             out.update(string_features(np.asarray(keys, dtype=object)[codes], self.right_keys[positions]))
         return out

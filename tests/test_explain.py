@@ -217,3 +217,43 @@ def test_explain_reproduces_the_engines_match_model_from_its_report() -> None:
         warnings.simplefilter("error", LinkWarning)
         got = [lt.explain(out, row).match_probability for row in range(len(out))]
     assert got == pytest.approx(out["match_probability"].tolist(), abs=1e-3)
+
+
+def test_margins_are_recomputed_from_a_knn_outputs_candidates() -> None:
+    from ltengine.evaluate.explain import derive_margin
+
+    knn = pd.DataFrame({"score": [0.9, 0.6, 0.2, 0.5, 0.45], "rank": [1, 2, 3, 1, 2]})
+    assert derive_margin(knn, 0, "score_margin") == pytest.approx(0.3)  # best: minus the second best
+    assert derive_margin(knn, 2, "score_margin") == pytest.approx(-0.7)  # others: minus the best
+    assert derive_margin(knn, 4, "score_margin") == pytest.approx(-0.05)
+    assert derive_margin(knn.iloc[[0]], 0, "score_margin") is None  # no second candidate
+    assert derive_margin(knn, 0, "other_margin") is None
+    calibration = {"prior_logit": 0.0, "features": {"score_margin": {"edges": [0.0], "weights": [-1.0, 2.0]}}}
+    knn["match_probability"] = _sigmoid(np.where(knn["score"].isin([0.9, 0.5]), 2.0, -1.0))
+    knn.attrs["ltengine"] = {"report": {"calibration": calibration}}
+    why = lt.explain(knn, 3)
+    assert why.derived == ["score_margin"] and why.table["value"].iloc[1] == pytest.approx(0.05)
+    assert why.match_probability == pytest.approx(_sigmoid(np.array(2.0)))
+    assert "recomputed from the row's candidates" in str(why)
+    with pytest.raises(ColumnError, match="'score_margin' \\(a pair's margin"):
+        lt.explain(knn.drop(columns="rank").iloc[[0]], 0)
+
+
+def test_a_real_knn_output_is_explained_row_by_row(firms) -> None:
+    left, right = firms
+    knn = lt.merge_knn(left, right, on="name", k=10, progress=False)
+    calibration = knn.attrs["ltengine"]["report"].get("calibration")
+    if calibration is None:
+        pytest.skip("merge_knn does not write a calibration yet (issue 16 item 2)")
+    edges = np.concatenate([np.asarray(spec["edges"], dtype=float) for spec in calibration["features"].values()])
+    checked = 0
+    for row in range(len(knn)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", LinkWarning)
+            why = lt.explain(knn, row)
+        values = why.table["value"].dropna().to_numpy()
+        if np.abs(values[:, None] - edges[None, :]).min() < 1e-6:
+            continue  # on a bin edge the report rounds (6 decimals): either bin may be the engine's
+        assert why.match_probability == pytest.approx(float(knn["match_probability"].iloc[row]), abs=1e-3), row
+        checked += 1
+    assert checked >= 5  # most values are edges here (equal-mass edges are data points)

@@ -64,6 +64,8 @@ class Explanation:
     reported_probability: float | None
     method: str
     pair: dict[str, Any] = field(default_factory=dict)
+    #: Margin features recomputed from the row's candidates in the output (not columns of it).
+    derived: list[str] = field(default_factory=list)
     figure: Any = None
 
     def plot(self, path: str | Path | None = None) -> Any:
@@ -79,7 +81,8 @@ class Explanation:
         return f"row {self.row}{': ' + pair if pair else ''} (p = {self.match_probability:.3f})"
 
     def __str__(self) -> str:
-        return self._title() + "\n" + self.table.to_string(index=False, float_format=lambda x: f"{x:.4f}")
+        note = f"\n(recomputed from the row's candidates in the output: {', '.join(self.derived)})" if self.derived else ""
+        return self._title() + "\n" + self.table.to_string(index=False, float_format=lambda x: f"{x:.4f}") + note
 
     def _repr_html_(self) -> str:
         return f"<p>{self._title()}</p>" + self.table.to_html(index=False, float_format=lambda x: f"{x:.4f}")
@@ -137,8 +140,17 @@ def explain(out: pd.DataFrame, row: int, *, report: Any = None, plot: bool = Fal
         raise ColumnError(f"the output has no {PROBABILITY_COLUMN} column: link with an ltengine that writes it, "
                           "or give report= with the calibration that scored these pairs")
     calibration = find_calibration(out, report)
-    record = out.iloc[int(row)]
-    start, terms, method = contributions(calibration, lambda name: _value(record, name))
+    record, derived = out.iloc[int(row)], []
+
+    def value_of(name: str) -> float:
+        if name not in record.index and name.endswith("_margin"):
+            margin = derive_margin(out, int(row), name)
+            if margin is not None:
+                derived.append(name)
+                return margin
+        return _value(record, name)
+
+    start, terms, method = contributions(calibration, value_of)
     table = _table(start, terms)
     probability = float(table["probability_after"].iloc[-1])
     reported = None
@@ -151,7 +163,7 @@ def explain(out: pd.DataFrame, row: int, *, report: Any = None, plot: bool = Fal
             f"{reported:.4f}; the report is not the one that scored this output", LinkWarning, stacklevel=2)
     pair = {key: record[key] for key in ("id_l", "id_r", "text_l", "text_r", "score") if key in record.index}
     pair.update(_pair_texts(record) if "text_l" not in pair else {})
-    result = Explanation(table, int(row), probability, reported, method, pair)
+    result = Explanation(table, int(row), probability, reported, method, pair, derived)
     if plot or path is not None:
         result.plot(path)
     return result
@@ -163,6 +175,32 @@ def _pair_texts(record: pd.Series) -> dict[str, Any]:
         if column.endswith("_x") and column[:-2] + "_y" in record.index:
             return {"text_l": record[column], "text_r": record[column[:-2] + "_y"]}
     return {}
+
+
+def _left_row_candidates(out: pd.DataFrame, row: int) -> pd.DataFrame:
+    """The output rows of ``row``'s left row: same ``id_l``, or the run of a ``merge_knn`` output that
+    starts at ``rank == 1``; else the row alone."""
+    if "id_l" in out.columns:
+        return out[(out["id_l"] == out["id_l"].iloc[row]).to_numpy()]
+    if "rank" in out.columns:
+        runs = np.cumsum(pd.to_numeric(out["rank"], errors="coerce").to_numpy() == 1)
+        return out[runs == runs[row]]
+    return out.iloc[[row]]
+
+
+def derive_margin(out: pd.DataFrame, row: int, name: str) -> float | None:
+    """``<column>_margin`` of output row ``row`` from its left row's candidates in ``out``: the value minus
+    the row's second best when it is the best, else minus the best (the engine's definition, exact when the
+    output holds the candidates the model saw).  None when the column or a second candidate is missing."""
+    column = name[: -len("_margin")]
+    if column not in out.columns:
+        return None
+    values = pd.to_numeric(_left_row_candidates(out, row)[column], errors="coerce").to_numpy(dtype=float)
+    ordered = np.sort(values[np.isfinite(values)])[::-1]
+    value = float(pd.to_numeric(pd.Series([out[column].iloc[row]]), errors="coerce").iloc[0])
+    if len(ordered) < 2 or math.isnan(value):
+        return None
+    return value - ordered[1] if value >= ordered[0] else value - ordered[0]
 
 
 def _value(record: pd.Series, name: str) -> float:

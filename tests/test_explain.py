@@ -17,7 +17,7 @@ import ltengine as lt
 from ltengine.cli.commands import cli
 from ltengine.cli.explain import report_path
 from ltengine.errors import ColumnError, LinkInputError, LinkWarning
-from ltengine.evaluate.explain import contributions, find_calibration
+from ltengine.evaluate.match_weights import contributions, find_calibration
 
 LOGISTIC = {"method": "logistic", "features": ["score_semantic", "score_lexical", "gap_semantic"],
             "weights": [6.0, 3.0, 4.0], "intercept": -5.0}
@@ -116,6 +116,11 @@ def test_plot_scores_draws_components_and_the_cut(tmp_path: Path) -> None:
     assert any("cut 0.5" in text.get_text() for text in figure.axes[1].get_legend().get_texts())
     only_probability = lt.plot_scores(out.drop(columns="score"))
     assert len(only_probability.axes) == 1
+    binned = lt.plot_scores(_output(FS))
+    assert len(binned.axes) == 3 and binned.axes[2].get_title() == "fitted match weight per bin"
+    assert [t.get_text() for t in binned.axes[2].get_legend().get_texts()] == ["score_semantic", "score_lexical"]
+    with pytest.raises(LinkInputError, match="no calibration"):
+        lt.plot_scores(out, report={"calibration": {"nothing": 1}})
     with_unmatched = pd.concat([out, pd.DataFrame({"text_l": ["alone"]})], ignore_index=True)
     assert isinstance(lt.plot_scores(with_unmatched), Figure)
 
@@ -191,7 +196,7 @@ def test_a_real_merge_is_explained_when_it_carries_its_features(firms) -> None:
     calibration = out.attrs["ltengine"]["report"].get("calibration")
     if calibration is None:
         pytest.skip("merge does not write a calibration yet (issue 16 item 2)")
-    assert len(lt.plot_scores(out).axes) == 2
+    assert len(lt.plot_scores(out).axes) == 3  # scores, probabilities, fitted weights per bin
     missing = [name for name in calibration["features"] if name not in out.columns]
     if missing:
         with pytest.raises(ColumnError, match=repr(missing[0])):

@@ -5,6 +5,7 @@ functions, and draws on a plain ``Figure`` (no pyplot, no display needed)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ltengine.errors import ColumnError, LinkInputError
+from ltengine.evaluate.match_weights import bin_weights, find_calibration
 
 #: The cut ``threshold="auto"`` applies: a pair is a match when its probability reaches it.
 AUTO_CUT = 0.5
@@ -29,10 +31,12 @@ def _numbers(out: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def plot_scores(out: pd.DataFrame, path: str | Path | None = None, *, column: str = "score",
-                bins: int = 40) -> Any:
+                bins: int = 40, report: Any = None) -> Any:
     """The distribution of ``column`` (default ``score``) split into the fitted components (each pair counted
-    as a match with weight ``match_probability``, as a non-match with the rest), and the distribution of
-    ``match_probability`` with the cut at 0.5.  Returns the matplotlib Figure; ``path`` also saves it."""
+    as a match with weight ``match_probability``, as a non-match with the rest), the distribution of
+    ``match_probability`` with the cut at 0.5, and, when the run report (or ``report=``, as for
+    :func:`ltengine.explain`) holds a binned calibration, each feature's fitted match weight per bin.
+    Returns the matplotlib Figure; ``path`` also saves it."""
     from matplotlib.figure import Figure
 
     if not isinstance(out, pd.DataFrame):
@@ -49,8 +53,12 @@ def plot_scores(out: pd.DataFrame, path: str | Path | None = None, *, column: st
     probability = probability[keep]
     matches = int((probability >= AUTO_CUT).sum())
     with_scores = column in out.columns and column != "match_probability"
-    fig = Figure(figsize=(11 if with_scores else 6, 4))
-    axes = fig.subplots(1, 2 if with_scores else 1, squeeze=False)[0]
+    curves = _weight_curves(out, report)
+    panels = 1 + int(with_scores) + int(bool(curves))
+    fig = Figure(figsize=(5.5 * panels, 4))
+    axes = list(fig.subplots(1, panels, squeeze=False)[0])
+    if curves:
+        _draw_weights(axes.pop(), curves)
     if with_scores:
         scores = _numbers(out, column)[keep]
         ok = ~np.isnan(scores)
@@ -78,6 +86,34 @@ def plot_scores(out: pd.DataFrame, path: str | Path | None = None, *, column: st
     if path is not None:
         fig.savefig(path, dpi=100, bbox_inches="tight")
     return fig
+
+
+def _weight_curves(out: pd.DataFrame, report: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per binned feature of the calibration: its inner edges and weights (empty when there is none)."""
+    try:
+        calibration = find_calibration(out, report)
+    except LinkInputError:
+        if report is not None:
+            raise
+        return {}
+    features = calibration.get("features")
+    if not isinstance(features, Mapping):
+        return {}
+    return {str(name): bin_weights(str(name), spec) for name, spec in features.items() if isinstance(spec, Mapping)}
+
+
+def _draw_weights(ax: Any, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
+    for name, (edges, weights) in curves.items():
+        if not len(edges):
+            continue
+        span = max(float(edges[-1] - edges[0]), 1e-3) * 0.05
+        x = np.concatenate([[edges[0] - span], edges, [edges[-1] + span]])
+        ax.stairs(weights / np.log(2.0), x, label=name, linewidth=1.5)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("feature value (bins of the fit)")
+    ax.set_ylabel("match weight (log2 Bayes factor)")
+    ax.set_title("fitted match weight per bin")
+    ax.legend(loc="upper left", fontsize="small")
 
 
 def _score_at_cut(scores: np.ndarray, probability: np.ndarray) -> float | None:

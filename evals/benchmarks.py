@@ -12,6 +12,7 @@ BENCHMARKS: tuple[str, ...] = (
     "febrl4_link",
     "hybrid_scripts",
     "febrl3_dedup",
+    "default_chain",
     "speed_vs_linktransformer",
     "scale",
     "e5_speed",

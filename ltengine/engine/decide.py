@@ -56,8 +56,12 @@ def one_to_one(pairs: pd.DataFrame, score: str = "score") -> pd.DataFrame:
 CALIBRATION_K = 10
 #: Equal-mass bins per feature.
 N_BINS = 10
+#: Extra score edges among the best tenth of the candidates.
+TOP_QUANTILES = (0.92, 0.94, 0.96, 0.98)
 #: Pseudo-count per bin and class: with few pairs the bin weights shrink towards 0 (the prior alone).
 PSEUDO_COUNT = 1.0
+#: At most this many matches per left row on average among its candidates (caps the prior share).
+MATCHES_PER_ROW = 1.0
 MAX_ITER = 200
 TOLERANCE = 1e-6
 
@@ -66,7 +70,7 @@ TOLERANCE = 1e-6
 class MatchModel:
     """A two-class mixture over binned pair features, fitted by EM in the Fellegi-Sunter manner.
 
-    Every feature is a score column or its *margin* within the left row (for the row's best pair: its
+    The features are the pair's score and its *margin* within the left row (for the row's best pair: its
     score minus the second best; for the others: their score minus the best).  Per feature and bin the
     model holds a match weight ``log(m / u)`` (kept non-decreasing across bins, so a higher score or
     margin never lowers the probability); ``match_probability = sigmoid(prior_logit + sum of weights)``.
@@ -100,8 +104,10 @@ class MatchModel:
 
 
 def model_columns(pairs: pd.DataFrame) -> tuple[str, ...]:
-    """The score columns the match-probability model reads: ``score``, and the components in hybrid mode."""
-    return ("score", *(c for c in ("score_semantic", "score_lexical") if c in pairs.columns))
+    """The score columns the match-probability model reads: ``score`` alone in every mode (the fused
+    score in hybrid mode; adding the component scores double-counts under the independence
+    assumption and measured worse calibrated, see ``evals/calibration_check.py``)."""
+    return ("score",)
 
 
 class ModelStore:
@@ -168,13 +174,13 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray) -> MatchModel:
     """
     names = tuple(features.columns)
     n, left_rows = len(features), len(np.unique(id_l))
-    edges = tuple(_edges(features[name].to_numpy()) for name in names)
+    edges = tuple(_edges(features[name].to_numpy(), name.endswith("_margin")) for name in names)
     bins = [_bins(features[name].to_numpy(), e) for name, e in zip(names, edges)]
     sizes = [len(e) + 2 for e in edges]  # real bins, then the missing-value bin
     margins = [features[name].to_numpy() for name in names if name.endswith("_margin")]
     top = ~(margins[0] < 0) if margins else np.ones(n, dtype=bool)
     r = np.where(top, 0.9, 0.05)
-    cap = left_rows / n if n else 0.5
+    cap = MATCHES_PER_ROW * left_rows / n if n else 0.5
     weights: list[np.ndarray] = [np.zeros(s - 1) for s in sizes]
     prior_logit, iteration, converged = 0.0, 0, n == 0
     for iteration in range(1, MAX_ITER + 1):
@@ -199,12 +205,19 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray) -> MatchModel:
                       tuple(tuple(map(float, w)) for w in weights), prior_logit, n, left_rows, iteration, converged)
 
 
-def _edges(values: np.ndarray) -> np.ndarray:
-    """Inner edges of up to ``N_BINS`` equal-mass bins of the finite ``values``."""
+def _edges(values: np.ndarray, margin: bool = False) -> np.ndarray:
+    """Inner bin edges of the finite ``values``: ``N_BINS`` equal-mass bins with the top tenth split
+    finer (a row's match is among its few best candidates); a margin gets 0 as an edge and half the
+    bins on each side of it, so the rows' best pairs are told apart by how far they lead."""
     finite = values[np.isfinite(values)]
     if not len(finite):
         return np.zeros(0)
-    return np.unique(np.quantile(finite, np.arange(1, N_BINS) / N_BINS))
+    if margin:
+        half = N_BINS // 2
+        parts = [np.zeros(1)] + [np.quantile(side, np.arange(1, half) / half)
+                                 for side in (finite[finite > 0], finite[finite < 0]) if len(side)]
+        return np.unique(np.concatenate(parts))
+    return np.unique(np.quantile(finite, np.r_[np.arange(1, N_BINS) / N_BINS, TOP_QUANTILES]))
 
 
 def _bins(values: np.ndarray, edges: Any) -> np.ndarray:

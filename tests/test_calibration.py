@@ -1,0 +1,141 @@
+"""match_probability: a label-free mixture fitted on each run's own candidates (engine/decide.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ltengine as lt
+from ltengine.engine.decide import fit_match_model, pair_features
+from ltengine.errors import ColumnError
+
+CITIES = ["Amsterdam", "Rotterdam", "Utrecht", "Eindhoven", "Groningen", "Tilburg", "Almere", "Breda", "Nijmegen",
+          "Apeldoorn", "Haarlem", "Arnhem", "Enschede", "Amersfoort", "Zaanstad", "Haarlemmermeer", "Zwolle",
+          "Leiden", "Maastricht", "Dordrecht", "Ede", "Alphen", "Leeuwarden", "Alkmaar", "Emmen", "Delft",
+          "Venlo", "Deventer", "Sittard", "Helmond", "Oss", "Hilversum", "Heerlen", "Purmerend", "Roosendaal"]
+RIGHT = pd.DataFrame({"city": CITIES})
+#: Typos of the first 24 cities, and 6 names with no match on the right.
+LEFT = pd.DataFrame({"city": ["Amsterdm", "Roterdam", "Utrech", "Eindhovn", "Groninge", "Tilberg", "Almeer", "Bredda",
+                              "Nijmegn", "Apeldorn", "Harlem", "Arnhm", "Enschde", "Amersfort", "Zaanstadt",
+                              "Haarlemermeer", "Zwole", "Leyden", "Maastrich", "Dordrect", "Edde", "Alphn",
+                              "Leeuwarde", "Alkmar", "Kyoto", "Lagos", "Quito", "Perth", "Dakar", "Hanoi"]})
+COUNTRIES = pd.DataFrame({"name": ["Germany", "France", "Spain", "Italy", "Poland", "Greece", "Sweden", "Norway",
+                                   "Finland", "Denmark", "Austria", "Hungary", "Portugal", "Ireland", "Belgium"]})
+LEFT_COUNTRIES = pd.DataFrame({"name": ["Germani", "Frankreich", "Espana", "Italia", "Polska", "Hellas", "Sverige",
+                                        "Norge", "Suomi", "Danmark", "Osterreich", "Magyarorszag"]})
+
+
+def _lexical(left: pd.DataFrame = LEFT, right: pd.DataFrame = RIGHT, **kw: object) -> pd.DataFrame:
+    on = "city" if "city" in left else "name"
+    return lt.merge_knn(left, right, on=on, mode="lexical", k=10, progress=False, **kw)
+
+
+@pytest.mark.parametrize("mode", ["lexical", "semantic", "hybrid", "auto"])
+def test_every_mode_and_shape_has_probabilities_in_0_1(mode: str) -> None:
+    for out in (lt.merge(LEFT, RIGHT, on="city", mode=mode, progress=False),
+                lt.merge_knn(LEFT, RIGHT, on="city", mode=mode, k=3, progress=False),
+                lt.merge_range(LEFT, RIGHT, on="city", mode=mode, threshold=0.5, progress=False)):
+        p = out["match_probability"]
+        assert p.notna().all() and p.between(0.0, 1.0).all()
+        report = out.attrs["ltengine"]["report"]["calibration"]
+        assert report["pairs"] == 10 * len(LEFT) and report["features"]  # fitted on the top-10 of each row
+
+
+def test_merge_and_knn_give_one_pair_the_same_probability() -> None:
+    best = lt.merge(LEFT, RIGHT, on="city", mode="lexical", progress=False)
+    knn = _lexical()
+    first = knn[knn["rank"] == 1].reset_index(drop=True)
+    assert np.array_equal(best["match_probability"].to_numpy(), first["match_probability"].to_numpy())
+    assert list(best["city_y"]) == list(first["city_y"])  # the ranking is the chain's, untouched
+
+
+def test_monotone_in_score_within_a_row_in_semantic_mode() -> None:
+    out = lt.merge_knn(LEFT, RIGHT, on="city", mode="semantic", k=10, progress=False)
+    for _, row in out.groupby("city_x"):
+        row = row.sort_values("score", ascending=False)
+        assert (np.diff(row["match_probability"].to_numpy()) <= 1e-12).all()
+
+
+def test_deterministic_and_data_dependent() -> None:
+    a, b = _lexical(), _lexical()
+    pd.testing.assert_frame_equal(a, b)
+    assert a.attrs["ltengine"]["report"]["calibration"] == b.attrs["ltengine"]["report"]["calibration"]
+    other = _lexical(LEFT_COUNTRIES, COUNTRIES)
+    fitted = [x.attrs["ltengine"]["report"]["calibration"] for x in (a, other)]
+    assert fitted[0]["features"] != fitted[1]["features"]  # parameters come from the data, not a fixed curve
+
+
+def test_matches_score_higher_than_non_matches() -> None:
+    out = lt.merge(LEFT, RIGHT, on="city", mode="lexical", progress=False)
+    p = out["match_probability"].to_numpy()
+    assert p[:24].mean() > 0.7 and p[:24].mean() > p[24:].mean() + 0.3
+    assert (p[24:] < 0.5).sum() >= 4  # most of the 6 names without a match fall below one half
+
+
+def test_report_has_the_fitted_parameters() -> None:
+    report = lt.merge(LEFT, RIGHT, on="city", mode="lexical", progress=False).attrs["ltengine"]
+    cal = report["report"]["calibration"]
+    assert set(cal["features"]) == {"score", "score_margin"} and cal["fitted_on"] == "this call"
+    for feature in cal["features"].values():
+        assert len(feature["weights"]) == len(feature["edges"]) + 1
+        assert feature["weights"] == sorted(feature["weights"])  # a higher score never lowers the probability
+    assert 0 < cal["match_share"] <= 0.1 and cal["converged"] and cal["left_rows"] == len(LEFT)
+    assert "calibrate" in report["timings"]
+
+
+def test_a_fitted_linker_keeps_the_model_one_call_equals_two_halves() -> None:
+    linker = lt.Linker(left_on="city", right_on="city", mode="lexical", progress=False).fit(RIGHT)
+    model = linker.calibrate(LEFT)
+    whole = linker.merge(LEFT)
+    first, second = linker.merge(LEFT.iloc[:11]), linker.merge(LEFT.iloc[11:])
+    halves = pd.concat([first, second], ignore_index=True)
+    assert np.array_equal(whole["match_probability"].to_numpy(), halves["match_probability"].to_numpy())
+    assert second.attrs["ltengine"]["report"]["calibration"]["fitted_on"] == "an earlier call"
+    assert model.pairs == 10 * len(LEFT)
+    one_call = lt.merge(LEFT, RIGHT, on="city", mode="lexical", progress=False)  # fit + calibrate + merge
+    assert np.array_equal(one_call["match_probability"].to_numpy(), whole["match_probability"].to_numpy())
+    # without calibrate(), the first merge fits the model and later ones reuse it
+    fresh = lt.Linker(left_on="city", right_on="city", mode="lexical", progress=False).fit(RIGHT)
+    fresh.merge(LEFT)
+    assert np.array_equal(fresh.merge(LEFT.iloc[11:])["match_probability"].to_numpy(),
+                          whole["match_probability"].to_numpy()[11:])
+
+
+def test_threshold_auto_cuts_at_one_half() -> None:
+    full = lt.merge(LEFT, RIGHT, on="city", mode="lexical", progress=False)
+    cut = lt.merge(LEFT, RIGHT, on="city", mode="lexical", threshold="auto", keep_unmatched=True, progress=False)
+    assert len(cut) == len(LEFT) and list(cut["city_x"]) == list(LEFT["city"])
+    kept = full["match_probability"] >= 0.5
+    assert 0 < kept.sum() < len(LEFT)
+    assert cut["city_y"].notna().equals(kept) and (cut["match_probability"].dropna() >= 0.5).all()
+    ranged = lt.merge_range(LEFT, RIGHT, on="city", mode="lexical", threshold="auto", progress=False)
+    assert (ranged["match_probability"] >= 0.5).all() and set(full.loc[kept, "city_x"]) <= set(ranged["city_x"])
+
+
+def test_the_column_is_reserved() -> None:
+    with pytest.raises(ColumnError, match="match_probability"):
+        lt.merge(LEFT.assign(match_probability=1.0), RIGHT, on="city", mode="lexical", progress=False)
+    with pytest.raises(ColumnError, match="match_probability"):
+        lt.merge(LEFT, RIGHT.assign(match_probability=1.0), on="city", mode="lexical", progress=False)
+
+
+def test_em_separates_a_synthetic_mixture_and_handles_no_pairs() -> None:
+    rng = np.random.default_rng(0)
+    rows = 400
+    id_l = np.repeat(np.arange(rows), 10)
+    scores = rng.normal(0.3, 0.1, size=(rows, 10))
+    matched = rng.random(rows) < 0.7  # 70 % of the rows have their match among the candidates
+    scores[matched, 0] = rng.normal(0.8, 0.05, size=matched.sum())
+    pairs = pd.DataFrame({"id_l": id_l, "score": scores.ravel()})
+    features = pair_features(pairs, ("score",))
+    model = fit_match_model(features, id_l)
+    p = model.predict(features).reshape(rows, 10)
+    truth = np.zeros((rows, 10), dtype=bool)
+    truth[matched, 0] = True
+    assert p[truth].mean() > 0.9 and p[~truth].mean() < 0.05
+    # the expected number of matches is near the true one; over-estimated, as score and margin are not
+    # independent given the class (the naive-Bayes assumption double-counts their evidence)
+    assert 0.7 <= p.sum() / rows < 0.9
+    empty = fit_match_model(pair_features(pairs.iloc[:0], ("score",)), id_l[:0])
+    assert empty.pairs == 0 and len(empty.predict(pair_features(pairs.iloc[:0], ("score",)))) == 0

@@ -224,7 +224,7 @@ def test_explain_reproduces_the_engines_match_model_from_its_report() -> None:
     assert got == pytest.approx(out["match_probability"].tolist(), abs=1e-3)
 
 
-def test_margins_are_recomputed_from_a_knn_outputs_candidates() -> None:
+def test_margins_are_recomputed_from_a_knn_outputs_candidates(tmp_path: Path) -> None:
     from ltengine.evaluate.explain import derive_margin
 
     knn = pd.DataFrame({"score": [0.9, 0.6, 0.2, 0.5, 0.45], "rank": [1, 2, 3, 1, 2]})
@@ -240,6 +240,11 @@ def test_margins_are_recomputed_from_a_knn_outputs_candidates() -> None:
     assert why.derived == ["score_margin"] and why.table["value"].iloc[1] == pytest.approx(0.05)
     assert why.match_probability == pytest.approx(_sigmoid(np.array(2.0)))
     assert "recomputed from the row's candidates" in str(why)
+    linked = tmp_path / "knn.csv"  # read back as text: numbers and ranks are parsed
+    knn.to_csv(linked, index=False)
+    report_path(linked).write_text(json.dumps(knn.attrs["ltengine"]["report"]), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["explain", str(linked), "--row", "3"])
+    assert result.exit_code == 0 and "recomputed from the row's candidates" in result.output, result.output
     with pytest.raises(ColumnError, match="'score_margin' \\(a pair's margin"):
         lt.explain(knn.drop(columns="rank").iloc[[0]], 0)
 

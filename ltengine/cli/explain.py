@@ -35,8 +35,9 @@ def explain(linked_file: str, row: int, report_file: str | None, chart: str | No
         if not report.is_file():
             what = "--report file" if report_file else "run report"
             raise click.ClickException(
-                f"{what} {str(report)!r} not found: link again with 'ltengine link' (it writes the report beside "
-                "the output), or give the report JSON with --report")
+                f"{what} {str(report)!r} not found: it holds the calibration that scored the file; give the run "
+                "report (out.attrs['ltengine']['report'] saved as JSON) with --report, or save it as "
+                f"{report_path(linked_file).name} beside the file")
         result = explain_row(read_table(linked_file), row, report=report)
         if chart:
             result.plot(chart)

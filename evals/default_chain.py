@@ -7,7 +7,8 @@ defaults (``mode="auto"``), ``mode="semantic"``, ``"lexical"`` and ``"hybrid"``,
 sklearn ``TfidfVectorizer(analyzer="char", ngram_range=(2, 4))`` over the raw text (the linked columns'
 values joined by spaces, no labels), cosine, top-1.  ``best`` is the best of semantic, lexical and the
 TF-IDF baseline; ``gap`` = default - best in points; a set is flagged when the default is more than 0.5
-points below it (the issue's target).  Hybrid is reported beside them, not counted as a component.
+points below it (the issue's target).  Hybrid is reported beside them (``vs_hybrid_pts`` = default - hybrid),
+not counted as a component.
 
 A prediction counts when it is a gold right row or a right row whose text (the linked columns) equals a
 gold right row's (subdivision names repeat across countries: either copy is as good as text can tell).
@@ -177,6 +178,7 @@ def evaluate_set(family: str, name: str, task: LinkTask, on: list[str], model: s
     row["best_component"] = next(c for c in COMPONENTS if row[c] == row["best"])
     row["gap_pts"] = round(100 * (row["default"] - row["best"]), 1)
     row["flag"] = row["gap_pts"] < -TOLERANCE_PTS
+    row["vs_hybrid_pts"] = round(100 * (row["default"] - row["hybrid"]), 1)
     if default_out is not None and "match_probability" in default_out.columns:
         knn = _merge(task, on, None, model, cache_dir, knn=True)
         labelled = calibration_labels(knn, truth, bool(task.meta.get("gold_complete")))
@@ -185,7 +187,7 @@ def evaluate_set(family: str, name: str, task: LinkTask, on: list[str], model: s
 
 
 COLUMNS = ["model", "set", "n_gold", "default_mode", "default", "semantic", "lexical", "hybrid", "tfidf",
-           "best_component", "gap_pts", "flag", "ece", "brier", "auc", "seconds_default"]
+           "best_component", "gap_pts", "flag", "vs_hybrid_pts", "ece", "brier", "auc", "seconds_default"]
 
 
 def _table_row(row: dict[str, Any]) -> list[Any]:
@@ -195,7 +197,7 @@ def _table_row(row: dict[str, Any]) -> list[Any]:
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     """The per-set table as Markdown (top-1 in %, gap in points)."""
-    head = ["model", "set", "n", "auto→", "default", "semantic", "lexical", "hybrid", "tfidf", "best", "gap", "ECE",
+    head = ["model", "set", "n", "auto→", "default", "semantic", "lexical", "hybrid", "tfidf", "best", "gap", "vs hybrid", "ECE",
             "Brier", "AUC"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -203,9 +205,24 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         pct = [f"{100 * r[k]:.1f}" for k in ("default", "semantic", "lexical", "hybrid", "tfidf")]
         gap = f"{r['gap_pts']:+.1f}" + (" ⚠" if r["flag"] else "")
         cells = [r["model"], r["set"], str(r["n_gold"]), str(r.get("default_mode")), *pct, r["best_component"], gap,
+                 f"{r['vs_hybrid_pts']:+.1f}",
                  *(str(cal.get(k, "–")) for k in ("ece", "brier", "auc"))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def code_version() -> str:
+    """The commit the numbers were taken on, and whether ltengine/ or plugins/ had uncommitted edits."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ltengine", "plugins"], cwd=ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" + uncommitted edits in ltengine/ or plugins/" if dirty else "")
 
 
 def run(suite: str = "quick") -> dict[str, Any]:
@@ -223,13 +240,18 @@ def run(suite: str = "quick") -> dict[str, Any]:
             rows.append(row)
             print({k: row[k] for k in ("model", "set", "default", "semantic", "lexical", "hybrid", "tfidf",
                                        "gap_pts")}, flush=True)
+    return result(suite, rows, code_version())
+
+
+def result(suite: str, rows: list[dict[str, Any]], code: str, results: Path = RESULTS) -> dict[str, Any]:
+    """The results dict (tables, README table, Markdown, flags) of evaluated ``rows``; draws the reliability
+    plots under ``results/plots``."""
     plots = []
     for model in dict.fromkeys(r["model"] for r in rows):
         curves = {r["set"]: r["calibration"]["bins"] for r in rows if r["model"] == model and r.get("calibration")}
         if curves:
-            path = RESULTS / "plots" / f"default_chain-reliability-{model}.png"
-            plots.append(str(reliability_plot(curves, path, f"match_probability reliability ({model}, top-10)")
-                             .relative_to(ROOT)))
+            path = results / "plots" / f"default_chain-reliability-{model}.png"
+            plots.append(reliability_plot(curves, path, f"match_probability reliability ({model}, top-10)").name)
     flagged = [f"{r['model']}:{r['set']}" for r in rows if r["flag"]]
     models = list(dict.fromkeys(r["model"] for r in rows))
     tables = [{"title": f"Top-1 per set ({model}): the default chain vs its components, hybrid, TF-IDF baseline",
@@ -248,7 +270,7 @@ def run(suite: str = "quick") -> dict[str, Any]:
                        "title": f"Top-1 per set ({model}): default vs components", "ylabel": "top-1",
                        "ylim": [0, 1]} for i, model in enumerate(models)],
             "notes": [f"flagged (default > {TOLERANCE_PTS} pts below its best component): {flagged or 'none'}"],
-            "rows": rows, "machine": machine()}
+            "rows": rows, "code": code, "machine": machine()}
 
 
 if __name__ == "__main__":

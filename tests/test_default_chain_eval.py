@@ -167,3 +167,21 @@ def test_registered() -> None:
     from evals.benchmarks import BENCHMARKS
 
     assert "default_chain" in BENCHMARKS
+
+
+def test_result_tables_and_flags(tmp_path) -> None:
+    from evals import default_chain as dc
+
+    base = {"family": "f", "n_left": 3, "n_right": 3, "n_gold": 3, "default_mode": "semantic", "semantic": 0.9,
+            "lexical": 0.95, "hybrid": 0.96, "tfidf": 0.5, "best": 0.95, "best_component": "lexical",
+            "seconds_default": 1.0}
+    rows = [dict(base, model="fast", set="a", default=0.9, gap_pts=-5.0, flag=True, vs_hybrid_pts=-6.0,
+                 calibration=cal.calibration_summary([0.1, 0.9, 0.8], [0, 1, 1])),
+            dict(base, model="fast", set="b", default=0.95, gap_pts=0.0, flag=False, vs_hybrid_pts=-1.0)]
+    res = dc.result("quick", rows, "abc", results=tmp_path)
+    assert res["flagged"] == ["fast:a"] and len(res["tables"]) == 1
+    table = res["tables"][0]
+    assert table["rows"][0][table["columns"].index("ece")] == rows[0]["calibration"]["ece"]
+    assert table["rows"][1][table["columns"].index("ece")] is None
+    assert "| fast | a |" in res["markdown"] and "⚠" in res["markdown"]
+    assert (tmp_path / "plots" / "default_chain-reliability-fast.png").exists()

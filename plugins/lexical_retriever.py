@@ -26,12 +26,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, raw_key, row_weights
 
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
-from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, raw_key, row_weights
 
 HAN_MODES = ("auto", "chinese", "japanese")
 #: The ``analyzer`` option's default.
@@ -137,7 +137,8 @@ class CharNgramRetriever(Retriever):
             return self.vectorizers[0].transform(self.query_keys(texts))
         weights = self._weights(texts)
         blocks = [sp.diags(weights[:, i]) @ vectorizer.transform(self._part_inputs(part, texts, query=True))
-                  for i, (part, vectorizer) in enumerate(zip(self.parts, self.vectorizers))]
+                  if weights[:, i].any() else sp.csr_matrix((len(texts), len(vectorizer.vocabulary_)), dtype=np.float32)
+                  for i, (part, vectorizer) in enumerate(zip(self.parts, self.vectorizers))]  # unused parts: zeros
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def _vectorizer(self, part: str) -> Any:

@@ -211,6 +211,30 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def febrl3_clusters(suite: str) -> dict[str, Any]:
+    """``lt.cluster_rows`` on FEBRL3 with no threshold given (all ten fields): pairwise P/R/F1, clusters,
+    and the share of true singletons left alone.  quick: the entities whose number ends in 1 (a tenth)."""
+    from evals.datasets import febrl3
+    from evals.febrl3_dedup import FIELDS, split
+
+    task = febrl3()
+    if suite == "full":
+        records, gold = task.records.reset_index(drop=True), task.gold_cluster.reset_index(drop=True)
+    else:
+        records, gold = split(task, "quick")[2:]
+    start = time.perf_counter()
+    out = lt.cluster_rows(records, on=FIELDS, progress=False, cache=False)
+    seconds = round(time.perf_counter() - start, 1)
+    metrics = lt.evaluate(out, gold)
+    singles = (gold.map(gold.value_counts()) == 1).to_numpy()
+    alone = (out["cluster"].map(out["cluster"].value_counts()) == 1).to_numpy()
+    return {"records": len(records), "true_clusters": int(gold.nunique()), "pred_clusters": int(out["cluster"].nunique()),
+            **{k: round(float(metrics[k]), 4) for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1")},
+            "true_singletons": int(singles.sum()),
+            "singletons_kept": round(float(alone[singles].mean()), 4) if singles.any() else None,
+            "threshold": out.attrs.get("ltengine", {}).get("report", {}).get("threshold"), "seconds": seconds}
+
+
 def code_version() -> str:
     """The commit the numbers were taken on, and whether ltengine/ or plugins/ had uncommitted edits."""
     import subprocess
@@ -240,10 +264,13 @@ def run(suite: str = "quick") -> dict[str, Any]:
             rows.append(row)
             print({k: row[k] for k in ("model", "set", "default", "semantic", "lexical", "hybrid", "tfidf",
                                        "gap_pts")}, flush=True)
-    return result(suite, rows, code_version())
+    dedup = febrl3_clusters(suite)
+    print("febrl3", dedup, flush=True)
+    return result(suite, rows, code_version(), dedup)
 
 
-def result(suite: str, rows: list[dict[str, Any]], code: str, results: Path = RESULTS) -> dict[str, Any]:
+def result(suite: str, rows: list[dict[str, Any]], code: str, dedup: dict[str, Any] | None = None,
+           results: Path = RESULTS) -> dict[str, Any]:
     """The results dict (tables, README table, Markdown, flags) of evaluated ``rows``; draws the reliability
     plots under ``results/plots``."""
     plots = []
@@ -259,6 +286,10 @@ def result(suite: str, rows: list[dict[str, Any]], code: str, results: Path = RE
                "note": f"best = max(semantic, lexical, tfidf); gap_pts = 100 * (default - best); flag: gap < "
                        f"-{TOLERANCE_PTS}; ece/brier/auc: match_probability over all top-10 candidates (empty "
                        f"until the output has match_probability)"} for model in models]
+    if dedup:
+        tables.append({"title": "FEBRL3 lt.cluster_rows(on=all ten fields), no threshold given",
+                       "columns": list(dedup), "rows": [list(dedup.values())],
+                       "note": "target (issue #16): pairwise F1 >= 0.90, true singletons kept singletons"})
     readme = {"title": "default chain vs best component (top-1 %)",
               "columns": ["model", "set", "default", "best component", "best", "gap (pts)"],
               "rows": [[r["model"], r["set"], round(100 * r["default"], 1), r["best_component"],
@@ -270,7 +301,7 @@ def result(suite: str, rows: list[dict[str, Any]], code: str, results: Path = RE
                        "title": f"Top-1 per set ({model}): default vs components", "ylabel": "top-1",
                        "ylim": [0, 1]} for i, model in enumerate(models)],
             "notes": [f"flagged (default > {TOLERANCE_PTS} pts below its best component): {flagged or 'none'}"],
-            "rows": rows, "code": code, "machine": machine()}
+            "rows": rows, "febrl3_cluster_rows": dedup, "code": code, "machine": machine()}
 
 
 if __name__ == "__main__":

@@ -178,8 +178,10 @@ def test_result_tables_and_flags(tmp_path) -> None:
     rows = [dict(base, model="fast", set="a", default=0.9, gap_pts=-5.0, flag=True, vs_hybrid_pts=-6.0,
                  calibration=cal.calibration_summary([0.1, 0.9, 0.8], [0, 1, 1])),
             dict(base, model="fast", set="b", default=0.95, gap_pts=0.0, flag=False, vs_hybrid_pts=-1.0)]
-    res = dc.result("quick", rows, "abc", results=tmp_path)
-    assert res["flagged"] == ["fast:a"] and len(res["tables"]) == 1
+    dedup = {"records": 4, "pairwise_f1": 0.5, "singletons_kept": 1.0}
+    res = dc.result("quick", rows, "abc", dedup, results=tmp_path)
+    assert res["flagged"] == ["fast:a"] and len(res["tables"]) == 2
+    assert res["tables"][1]["rows"] == [[4, 0.5, 1.0]] and res["febrl3_cluster_rows"] == dedup
     table = res["tables"][0]
     assert table["rows"][0][table["columns"].index("ece")] == rows[0]["calibration"]["ece"]
     assert table["rows"][1][table["columns"].index("ece")] is None

@@ -1,4 +1,4 @@
-"""match_probability: a label-free mixture fitted on each run's own candidates (engine/decide.py)."""
+"""match_probability: a label-free mixture fitted on each run's own candidates (engine/calibration.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import ltengine as lt
-from ltengine.engine.decide import fit_match_model, pair_features
+from ltengine.engine.calibration import fit_match_model, pair_features
 from ltengine.errors import ColumnError
 
 CITIES = ["Amsterdam", "Rotterdam", "Utrecht", "Eindhoven", "Groningen", "Tilburg", "Almere", "Breda", "Nijmegen",
@@ -80,7 +80,7 @@ def test_report_has_the_fitted_parameters() -> None:
     for feature in cal["features"].values():
         assert len(feature["weights"]) == len(feature["edges"]) + 1
         assert feature["weights"] == sorted(feature["weights"])  # a higher score never lowers the probability
-    assert 0 < cal["match_share"] <= 0.1 and cal["converged"] and cal["left_rows"] == len(LEFT)
+    assert 0 < cal["match_share"] <= 0.1 + 1e-9 and cal["converged"] and cal["left_rows"] == len(LEFT)
     assert "calibrate" in report["timings"]
 
 

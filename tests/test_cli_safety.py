@@ -215,7 +215,7 @@ def test_link_keeps_csv_values(tmp_path) -> None:
                  "--out", str(tmp_path / "o.csv"))
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "o.csv").read_text().splitlines()
-    assert lines[0] == "name_x,zip,name_y,code,score" and lines[1].startswith("Acme Inc,01234,Acme Inc,NA,")
+    assert lines[0] == "name_x,zip,name_y,code,score,match_probability" and lines[1].startswith("Acme Inc,01234,Acme Inc,NA,")
 
 
 def test_jsonl_keeps_json_types(tmp_path) -> None:

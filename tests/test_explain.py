@@ -208,9 +208,9 @@ def test_a_real_merge_is_explained_when_it_carries_its_features(firms) -> None:
 
 
 def test_explain_reproduces_the_engines_match_model_from_its_report() -> None:
-    decide = pytest.importorskip("ltengine.engine.decide")
+    decide = pytest.importorskip("ltengine.engine.calibration")
     if "fit_match_model" not in vars(decide):
-        pytest.skip("no MatchModel in ltengine.engine.decide")
+        pytest.skip("no MatchModel in ltengine.engine.calibration")
     rng = np.random.default_rng(0)
     rows = np.repeat(np.arange(40), 5)
     score = np.round(np.where(np.arange(200) % 5 == 0, rng.uniform(0.6, 1.0, 200), rng.uniform(0.0, 0.7, 200)), 3)

@@ -3,6 +3,7 @@
 - :mod:`~ltengine.engine.text`: input checks and the serialisation of records to texts
 - :mod:`~ltengine.engine.encoding`: choosing the encoder; encoding with dedup, disk cache and progress
 - :mod:`~ltengine.engine.decide`: best per left row, top k, one-to-one
+- :mod:`~ltengine.engine.calibration`: ``match_probability``, a mixture fitted without labels on a run's candidates
 - :mod:`~ltengine.engine.output`: the columns a run adds (one registry) and the merged frame
 - :mod:`~ltengine.engine.fusion`: the hybrid mode: when ``auto`` picks it, scoring candidate pairs with
   both retrievers, fusing their scores

@@ -21,16 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ltengine.config import LinkConfig, as_config
-from ltengine.engine.decide import (
-    CALIBRATION_K,
-    MatchModel,
-    ModelStore,
-    best_per_left,
-    model_columns,
-    one_to_one,
-    pair_features,
-    top_k_per_left,
-)
+from ltengine.engine.calibration import CALIBRATION_K, MatchModel, ModelStore, model_columns, pair_features
+from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
 from ltengine.engine.encoding import encode_texts, resolve_encoder
 from ltengine.engine.fusion import auto_mode, check_hybrid_components, create_fuser, fuse_candidates, row_map
 from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns

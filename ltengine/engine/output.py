@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 #: Every merge adds ``score``; ``merge_knn``/``merge_range`` add ``rank`` (both always reserved).
 BASE_COLUMNS = ("score", "rank")
 #: The calibrated probability that a pair is the same entity: every merge adds it (see
-#: :class:`ltengine.engine.decide.MatchModel`).
+#: :class:`ltengine.engine.calibration.MatchModel`).
 MATCH_PROBABILITY = "match_probability"
 #: Component scores kept in the output of the hybrid mode (also reserved in ``auto`` mode).
 HYBRID_COLUMNS = ("score_semantic", "score_lexical")

@@ -7,7 +7,7 @@ Two parameter forms are understood:
   the start is the intercept.
 - **Fellegi-Sunter**: ``match_share``/``prior`` (share of candidate pairs that match) or ``prior_logit``, and
   per feature ``edges`` (inner bin edges, or with the outer ones) with ``weights``/``log_odds`` per bin (the
-  form of :class:`ltengine.engine.decide.MatchModel`), or ``m``/``u`` (per-bin probability among matches /
+  form of :class:`ltengine.engine.calibration.MatchModel`), or ``m``/``u`` (per-bin probability among matches /
   non-matches).  A feature's contribution is the weight, ``ln(m/u)``, of the bin its value falls in; a
   missing value contributes nothing.
 """

@@ -1,0 +1,209 @@
+"""Calibrated match probabilities, fitted without labels on a run's own candidates (:class:`MatchModel`).
+
+A two-class mixture fitted by EM in the Fellegi-Sunter manner over binned pair features (the score and its
+margin within the left row), with monotone match weights; ``match_probability`` is the probability that
+the pair is the same entity.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Candidates per left row the match-probability model is fitted on (merge retrieves at least this many).
+CALIBRATION_K = 10
+#: Equal-mass bins per feature.
+N_BINS = 10
+#: Extra score edges among the best tenth of the candidates.
+TOP_QUANTILES = (0.92, 0.94, 0.96, 0.98)
+#: Pseudo-count per bin and class: with few pairs the bin weights shrink towards 0 (the prior alone).
+PSEUDO_COUNT = 1.0
+#: At most this many matches per left row on average among its candidates (caps the prior share).
+MATCHES_PER_ROW = 1.0
+MAX_ITER = 200
+TOLERANCE = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class MatchModel:
+    """A two-class mixture over binned pair features, fitted by EM in the Fellegi-Sunter manner.
+
+    The features are the pair's score and its *margin* within the left row (for the row's best pair: its
+    score minus the second best; for the others: their score minus the best).  Per feature and bin the
+    model holds a match weight ``log(m / u)`` (kept non-decreasing across bins, so a higher score or
+    margin never lowers the probability); ``match_probability = sigmoid(prior_logit + sum of weights)``.
+    """
+
+    features: tuple[str, ...]
+    edges: tuple[tuple[float, ...], ...]
+    weights: tuple[tuple[float, ...], ...]  # per feature: one weight per bin (a missing value weighs 0)
+    prior_logit: float
+    pairs: int
+    left_rows: int
+    iterations: int
+    converged: bool
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """The match probability of each row of ``features`` (from :func:`pair_features`)."""
+        logit = np.full(len(features), self.prior_logit)
+        for name, edges, weights in zip(self.features, self.edges, self.weights):
+            logit += np.append(np.asarray(weights), 0.0)[_bins(features[name].to_numpy(), edges)]
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def describe(self) -> dict[str, Any]:
+        """The parameters, for the run report."""
+        prior = 1.0 / (1.0 + np.exp(-self.prior_logit))
+        return {"model": "two-class mixture (EM, Fellegi-Sunter), fitted without labels",
+                "meaning": "probability that the pair is the same entity",
+                "pairs": self.pairs, "left_rows": self.left_rows, "iterations": self.iterations,
+                "converged": self.converged, "match_share": float(prior), "prior_logit": float(self.prior_logit),
+                # full precision: edges are data values, and a rounded edge would move a pair to another bin
+                "features": {name: {"edges": [float(e) for e in edges], "weights": [float(w) for w in weights]}
+                             for name, edges, weights in zip(self.features, self.edges, self.weights)}}
+
+
+def model_columns(pairs: pd.DataFrame) -> tuple[str, ...]:
+    """The score columns the match-probability model reads: ``score`` alone in every mode (the fused
+    score in hybrid mode; adding the component scores double-counts under the independence
+    assumption and measured worse calibrated, see ``evals/calibration_check.py``)."""
+    return ("score",)
+
+
+class ModelStore:
+    """The match-probability models of a fitted Linker, one per resolved mode, shared by its merges."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, MatchModel] = {}
+        self._lock = threading.Lock()
+
+    def get(self, top: pd.DataFrame, context: Any, refit: bool = False) -> MatchModel:
+        """The stored model of the run's mode (``context.report["mode"]``), else (or with ``refit``) one
+        fitted on ``top``, each left row's best candidates; the parameters go into the run report."""
+        mode, start = context.report.get("mode", ""), time.perf_counter()
+        with self._lock:
+            model = None if refit else self._models.get(mode)
+        fitted_now = model is None
+        if model is None:
+            model = fit_match_model(pair_features(top, model_columns(top)), top["id_l"].to_numpy())
+            with self._lock:
+                if not model.pairs:  # nothing to learn from: not kept
+                    pass
+                elif refit:
+                    self._models[mode] = model
+                else:  # another thread may have stored one meanwhile: all merges share the first
+                    model = self._models.setdefault(mode, model)
+        context.report["calibration"] = dict(model.describe(), fitted_on="this call" if fitted_now else "an earlier call")
+        context.timings["calibrate"] = context.timings.get("calibrate", 0.0) + time.perf_counter() - start
+        return model
+
+
+def row_top2(id_l: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per left row (sorted ids): the best and the second-best value (NaN when the row has one pair)."""
+    order = np.lexsort((-values, id_l))
+    ids, ordered = id_l[order], values[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1] if len(ids) else np.zeros(0, dtype=np.int64)
+    counts = np.diff(np.r_[starts, len(ids)])
+    second = np.where(counts > 1, ordered[np.minimum(starts + 1, max(len(ids) - 1, 0))], np.nan)
+    return ids[starts], ordered[starts], second
+
+
+def pair_features(pairs: pd.DataFrame, columns: tuple[str, ...], context: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each score column of ``pairs`` and its margin within the left row, the row's best and second
+    best taken from ``context`` (the row's top candidates; default ``pairs`` itself)."""
+    context = pairs if context is None else context
+    id_l = pairs["id_l"].to_numpy()
+    out = {}
+    for col in columns:
+        values = pairs[col].to_numpy(dtype=np.float64)
+        ids, best, second = row_top2(context["id_l"].to_numpy(), context[col].to_numpy(dtype=np.float64))
+        at = np.clip(np.searchsorted(ids, id_l), 0, max(len(ids) - 1, 0))
+        known = (ids[at] == id_l) if len(ids) else np.zeros(len(id_l), dtype=bool)
+        row_best = np.where(known, best[at] if len(ids) else np.nan, np.nan)
+        row_second = np.where(known, second[at] if len(ids) else np.nan, np.nan)
+        out[col] = values
+        out[f"{col}_margin"] = np.where(values >= row_best, values - row_second, values - row_best)
+    return pd.DataFrame(out, index=pairs.index)
+
+
+def fit_match_model(features: pd.DataFrame, id_l: np.ndarray) -> MatchModel:
+    """Fit :class:`MatchModel` on the features of a run's candidate pairs by EM, without labels.
+
+    Starts from "each row's best pair is its match" and lets at most one match per left row on
+    average (the prior share is capped at left rows / pairs).  Deterministic for a given input.
+    """
+    names = tuple(features.columns)
+    n, left_rows = len(features), len(np.unique(id_l))
+    edges = tuple(_edges(features[name].to_numpy(), name.endswith("_margin")) for name in names)
+    bins = [_bins(features[name].to_numpy(), e) for name, e in zip(names, edges)]
+    sizes = [len(e) + 2 for e in edges]  # real bins, then the missing-value bin
+    margins = [features[name].to_numpy() for name in names if name.endswith("_margin")]
+    top = ~(margins[0] < 0) if margins else np.ones(n, dtype=bool)
+    r = np.where(top, 0.9, 0.05)
+    cap = MATCHES_PER_ROW * left_rows / n if n else 0.5
+    weights: list[np.ndarray] = [np.zeros(s - 1) for s in sizes]
+    prior_logit, iteration, converged = 0.0, 0, n == 0
+    for iteration in range(1, MAX_ITER + 1):
+        if n == 0:
+            break
+        share = float(np.clip(r.mean(), 1e-6, min(cap, 1 - 1e-6)))
+        prior_logit = float(np.log(share / (1 - share)))
+        logit = np.full(n, prior_logit)
+        for f, (b, size) in enumerate(zip(bins, sizes)):
+            m = np.bincount(b, weights=r, minlength=size)[:-1] + PSEUDO_COUNT
+            u = np.bincount(b, weights=1 - r, minlength=size)[:-1] + PSEUDO_COUNT
+            counts = np.bincount(b, minlength=size)[:-1] + 1e-9
+            weights[f] = _increasing(np.log(m / m.sum()) - np.log(u / u.sum()), counts)
+            logit += np.append(weights[f], 0.0)[b]
+        new = 1.0 / (1.0 + np.exp(-logit))
+        delta = float(np.abs(new - r).max())
+        r = new
+        if delta < TOLERANCE:
+            converged = True
+            break
+    return MatchModel(names, tuple(tuple(map(float, e)) for e in edges),
+                      tuple(tuple(map(float, w)) for w in weights), prior_logit, n, left_rows, iteration, converged)
+
+
+def _edges(values: np.ndarray, margin: bool = False) -> np.ndarray:
+    """Inner bin edges of the finite ``values``: ``N_BINS`` equal-mass bins with the top tenth split
+    finer (a row's match is among its few best candidates); a margin gets 0 as an edge and half the
+    bins on each side of it, so the rows' best pairs are told apart by how far they lead."""
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return np.zeros(0)
+    if margin:
+        half = N_BINS // 2
+        parts = [np.zeros(1)] + [np.quantile(side, np.arange(1, half) / half)
+                                 for side in (finite[finite > 0], finite[finite < 0]) if len(side)]
+        return np.unique(np.concatenate(parts))
+    return np.unique(np.quantile(finite, np.r_[np.arange(1, N_BINS) / N_BINS, TOP_QUANTILES]))
+
+
+def _bins(values: np.ndarray, edges: Any) -> np.ndarray:
+    """Bin index of each value (0..len(edges)); a missing value gets len(edges) + 1."""
+    edges = np.asarray(edges, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(values), np.searchsorted(edges, values, side="right"), len(edges) + 1)
+
+
+def _increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The non-decreasing sequence closest to ``values`` in weighted least squares (pool adjacent violators)."""
+    means: list[float] = []
+    mass: list[float] = []
+    lengths: list[int] = []
+    for v, w in zip(values.tolist(), weights.tolist()):
+        means.append(v)
+        mass.append(w)
+        lengths.append(1)
+        while len(means) > 1 and means[-2] > means[-1]:
+            w2 = mass[-2] + mass[-1]
+            means[-2] = (means[-2] * mass[-2] + means[-1] * mass[-1]) / w2
+            mass[-2] = w2
+            lengths[-2] += lengths[-1]
+            del means[-1], mass[-1], lengths[-1]
+    return np.repeat(np.asarray(means), lengths)

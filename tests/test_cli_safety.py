@@ -264,3 +264,16 @@ def test_no_cache_leaves_the_cache_alone(tmp_path, monkeypatch, kind) -> None:
     result = run(*command(kind, data, tmp_path / "out2.csv"))  # control: without the flag the cache is filled
     assert result.exit_code == 0, result.output
     assert _cache_files(home)
+
+
+def test_link_threshold_auto_and_bad_threshold(tmp_path) -> None:
+    (tmp_path / "l.csv").write_text("name\nAcme Inc\nZyx Qwv\n")
+    (tmp_path / "r.csv").write_text("name\nACME Incorporated\nGlobex GmbH\n")
+    args = ["link", str(tmp_path / "l.csv"), str(tmp_path / "r.csv"), "--on", "name", "--no-progress",
+            "--keep-unmatched", "--out", str(tmp_path / "o.csv")]
+    result = run(*args, "--threshold", "auto")
+    assert result.exit_code == 0, result.output
+    out = pd.read_csv(tmp_path / "o.csv")
+    assert len(out) == 2 and (out["match_probability"].dropna() >= 0.5).all()
+    bad = run(*args, "--threshold", "high")
+    assert bad.exit_code == 2 and "neither a number nor 'auto'" in bad.output

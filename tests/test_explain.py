@@ -267,3 +267,20 @@ def test_a_real_knn_output_is_explained_row_by_row(firms) -> None:
         assert why.match_probability == pytest.approx(float(knn["match_probability"].iloc[row]), abs=1e-3), row
         checked += 1
     assert checked >= 5  # most values are edges here (equal-mass edges are data points)
+
+
+def test_cli_link_writes_the_report_that_explain_reads(tmp_path: Path) -> None:
+    """`ltengine link --knn` writes <out>.report.json beside the output; `ltengine explain` finds it alone."""
+    pd.DataFrame({"name": ["Acme Inc", "Globex GmbH", "Initech"]}).to_csv(tmp_path / "l.csv", index=False)
+    pd.DataFrame({"name": ["ACME Incorporated", "Globex", "Initech LLC", "Umbrella"]}).to_csv(tmp_path / "r.csv",
+                                                                                             index=False)
+    out = tmp_path / "linked.csv"
+    runner = CliRunner()
+    linked = runner.invoke(cli, ["link", str(tmp_path / "l.csv"), str(tmp_path / "r.csv"), "--on", "name", "--knn",
+                                 "--k", "3", "--no-progress", "--out", str(out)])
+    assert linked.exit_code == 0, linked.output
+    report = json.loads(report_path(out).read_text(encoding="utf-8"))
+    assert report["left_rows"] == 3 and "calibration" in report
+    result = runner.invoke(cli, ["explain", str(out), "--row", "0", "--out", str(tmp_path / "why.png")])
+    assert result.exit_code == 0, result.output
+    assert "prior" in result.output and (tmp_path / "why.png").stat().st_size > 0

@@ -12,6 +12,20 @@ from ltengine._version import __version__
 from ltengine.config import split_columns
 
 
+class ThresholdType(click.ParamType):
+    """A number, or ``auto`` (keep pairs whose match_probability is at least 0.5)."""
+
+    name = "NUMBER|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | str:
+        if isinstance(value, (int, float)) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, (int, float)) else "auto"
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
+
+
 def _fail(exc: Exception) -> click.ClickException:
     return click.ClickException(str(exc))
 
@@ -30,8 +44,9 @@ def cli() -> None:
 @click.option("--right-on", help="Right column(s) (comma-separated).")
 @click.option("--k", type=click.IntRange(min=1), default=None,
               help="Candidates per left row, at least 1 (default 1; with --knn: rows per left row, default 5).")
-@click.option("--threshold", type=float, default=None,
-              help="Minimum score for a match (cosine; in hybrid mode the fused score, 0..1).")
+@click.option("--threshold", type=ThresholdType(), default=None,
+              help="Minimum score for a match (cosine; in hybrid mode the fused score, 0..1), or 'auto': "
+                   "match_probability >= 0.5.")
 @click.option("--block-on", help="Only compare rows with equal values in these column(s).")
 @click.option("--model", default=None, help="'fast' (default, offline), 'accurate', a model id or path.")
 @click.option("--mode", type=click.Choice(["auto", "hybrid", "semantic", "lexical"]), default=None,
@@ -63,7 +78,7 @@ def link(
 ) -> None:
     """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
     from ltengine import api
-    from ltengine.cli.io import read_table, write_table
+    from ltengine.cli.io import read_table, write_report, write_table
     from ltengine.cli.output import prepare_output
     from ltengine.errors import LTEngineError
 
@@ -91,9 +106,10 @@ def link(
         else:
             result = api.merge(left_df, right_df, k=k, one_to_one=one_to_one, **options)
         write_table(result, out)
+        report = result.attrs.get("ltengine", {}).get("report", {})
+        write_report(report, out)  # beside the output: `ltengine explain` reads the calibration from it
     except LTEngineError as exc:
         raise _fail(exc) from None
-    report = result.attrs.get("ltengine", {}).get("report", {})
     click.echo(
         f"linked {report.get('matched_left_rows', 0)} of {report.get('left_rows', len(left_df))} left rows; "
         f"wrote {len(result)} rows to {out}",

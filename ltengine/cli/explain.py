@@ -10,11 +10,7 @@ from pathlib import Path
 
 import click
 
-
-def report_path(linked_file: str | Path) -> Path:
-    """Where the run report of ``linked_file`` is expected: ``<linked_file>.report.json``."""
-    path = Path(linked_file)
-    return path.with_name(path.name + ".report.json")
+from ltengine.cli.io import report_path
 
 
 @click.command()

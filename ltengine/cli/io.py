@@ -7,10 +7,13 @@ Outputs are written atomically: to a temporary file in the same folder, then ren
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -94,8 +97,29 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
     On failure no partial file is left and an existing ``path`` is untouched.  A symlink at ``path``
     is written through (its target is replaced); an existing file keeps its permissions.
     """
+    fmt = _format(Path(path))
+    _write_atomically(path, lambda temp: _write(df, temp, fmt))
+
+
+def report_path(table: str | Path) -> Path:
+    """Where the run report of an output table goes: ``<table>.report.json`` (e.g. ``linked.csv.report.json``)."""
+    path = Path(table)
+    return path.with_name(path.name + ".report.json")
+
+
+def write_report(report: Mapping[str, Any], table: str | Path) -> Path:
+    """Write a run report (``out.attrs["ltengine"]["report"]``) as JSON beside ``table``, atomically.
+
+    It carries what ``ltengine explain`` needs (the calibration of ``match_probability``)."""
+    path = report_path(table)
+    text = json.dumps(report, indent=1, default=str, ensure_ascii=False)
+    _write_atomically(path, lambda temp: temp.write_text(text, encoding="utf-8"))
+    return path
+
+
+def _write_atomically(path: str | Path, write: Callable[[Path], Any]) -> None:
+    """Call ``write(temp)`` on a temporary file beside ``path``, then rename it over ``path``."""
     path = Path(path)
-    fmt = _format(path)
     target = Path(os.path.realpath(path))
     temp: Path | None = None
     try:
@@ -105,7 +129,7 @@ def write_table(df: pd.DataFrame, path: str | Path) -> None:
         os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies, like open()
         if target.is_file():
             shutil.copymode(target, temp)
-        _write(df, temp, fmt)
+        write(temp)
         os.replace(temp, target)
         temp = None
     except (ValueError, TypeError, NotImplementedError, OSError, ImportError) as exc:  # pyarrow: Type/NotImplemented

@@ -21,14 +21,17 @@ class Graph:
     """The sparse similarity graph of one table's rows, built on *units* (distinct texts per block).
 
     ``unit_of_row[i]``: the unit of row ``i`` (-1 for an empty text); ``src < dst``: unit edges with
-    ``weight`` (cosine, or ``rerank_score`` after a reranker) and ``score`` (retrieval cosine).
+    ``weight`` (cosine, match probability with ``threshold="auto"``, or ``rerank_score`` after a reranker),
+    ``score`` (retrieval cosine) and ``probability`` (the match probability, ``None`` unless ``"auto"``
+    without a reranker).
     """
 
     def __init__(self, unit_of_row: np.ndarray, n_units: int, src: np.ndarray, dst: np.ndarray,
-                 score: np.ndarray, weight: np.ndarray, report: dict[str, Any]) -> None:
+                 score: np.ndarray, weight: np.ndarray, report: dict[str, Any],
+                 probability: np.ndarray | None = None) -> None:
         self.unit_of_row, self.n_units = unit_of_row, n_units
         self.src, self.dst, self.score, self.weight = src, dst, score, weight
-        self.report = report
+        self.report, self.probability = report, probability
 
 
 def _units(df: pd.DataFrame, cfg: LinkConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,14 +73,16 @@ def _query_chunks(texts: np.ndarray, chunk_texts: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1].tolist(), bounds[1:].tolist()))
 
 
-def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, keep_all: bool,
+def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | None, keep_all: bool,
               chunk_texts: int = QUERY_CHUNK_TEXTS) -> Graph:
     """Build the symmetric kNN graph of ``df``'s rows with the Linker (``cfg`` is a self-link config).
 
     ``keep_all`` keeps every retrieved edge (average linkage needs scores below the threshold);
     otherwise only edges >= ``threshold`` are kept.  With ``cfg.rerank`` the edges >= threshold are
     judged (each unordered pair once) and only accepted ones are kept.  Queries go in chunks of
-    ``chunk_texts`` distinct texts.
+    ``chunk_texts`` distinct texts.  ``threshold=None`` (``"auto"``): every retrieved edge is kept and
+    gets ``probability``, the match probability of a model fitted without labels on the candidates
+    (:func:`_edge_probabilities`); a reranker then judges the edges with probability >= 0.5.
     """
     from ltengine.engine.linker import Linker
 
@@ -87,7 +92,7 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, ke
     report: dict[str, Any] = {"rows": len(df), "empty_text": int((unit_of_row < 0).sum()), "units": n_units}
     units = df.iloc[reps][list(dict.fromkeys([*cfg.left_on, *cfg.block_on]))].reset_index(drop=True)
     rerank = bool(cfg.rerank or cfg.rerank_options)
-    src_parts, dst_parts, score_parts = [], [], []
+    src_parts, dst_parts, score_parts, directed = [], [], [], []
     linker = Linker(cfg)
     if n_units > 1:
         linker.fit(units, expected_queries=len(units))
@@ -99,7 +104,9 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, ke
                 id_r = cand["id_r"].to_numpy(dtype=np.int64)
                 score = cand["score"].to_numpy(dtype=np.float32)
                 keep = id_l != id_r
-                if not keep_all or rerank:
+                if threshold is None:
+                    directed.append((id_l[keep], id_r[keep], score[keep]))
+                elif not keep_all or rerank:
                     keep &= score >= threshold
                 a, b = np.minimum(id_l, id_r)[keep], np.maximum(id_l, id_r)[keep]
                 src_parts.append(a)
@@ -109,11 +116,48 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float, ke
     src, dst, score = _dedup_edges(src_parts, dst_parts, score_parts)
     report["edges"] = len(src)
     weight = score.astype(np.float64)
+    probability = None
+    if threshold is None:
+        probability = _edge_probabilities(src, dst, directed, report)
+        weight = probability
     if rerank:
-        src, dst, score, weight = _rerank_edges(src, dst, score, units, unit_texts, linker, report)
+        strong = probability >= 0.5 if probability is not None else np.ones(len(src), dtype=bool)
+        src, dst, score, weight = _rerank_edges(src[strong], dst[strong], score[strong], units, unit_texts, linker,
+                                                report)
+        probability = None
     report["timings"] = dict(linker.context.timings, graph_total=time.perf_counter() - start)
+    if "calibrate_seconds" in report:
+        report["timings"]["calibrate"] = report.pop("calibrate_seconds")
     report["linker"] = {key: value for key, value in linker.context.report.items() if key != "rerank"}
-    return Graph(unit_of_row, n_units, src, dst, score, weight, report)
+    return Graph(unit_of_row, n_units, src, dst, score, weight, report, probability)
+
+
+def _edge_probabilities(src: np.ndarray, dst: np.ndarray, directed: list, report: dict[str, Any]) -> np.ndarray:
+    """Match probability of each unit edge (``src < dst``), from a :class:`MatchModel` fitted without
+    labels on the self-link's candidates (self pairs dropped).  Features (score, margin within the
+    querying unit) come from each direction; each unordered pair enters the fit once, from the
+    direction with the larger margin.  The model's parameters go to ``report["calibration"]``."""
+    from ltengine.engine.calibration import fit_match_model, pair_features
+
+    start = time.perf_counter()
+    parts = list(zip(*directed)) if directed else [[], [], []]
+    pairs = pd.DataFrame({name: np.concatenate(list(part)) if len(part) else np.empty(0, dtype)
+                          for name, part, dtype in zip(("id_l", "id_r", "score"), parts, (np.int64, np.int64, np.float32))})
+    pairs["score"] = pairs["score"].astype(np.float64)
+    feats = pair_features(pairs, ("score",))
+    a = np.minimum(pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy())
+    b = np.maximum(pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy())
+    order = np.lexsort((-feats["score_margin"].to_numpy(), -feats["score"].to_numpy(), b, a))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
+    once = order[first]  # sorted by (a, b): the same order as the deduplicated edges
+    model = fit_match_model(feats.iloc[once].reset_index(drop=True), pairs["id_l"].to_numpy()[once])
+    probability = model.predict(feats.iloc[once].reset_index(drop=True))
+    if len(once) != len(src) or not (np.array_equal(a[once], src) and np.array_equal(b[once], dst)):
+        raise AssertionError("edge order mismatch")  # pragma: no cover - the two dedups agree by construction
+    report["calibration"] = dict(model.describe(), fitted_on="this call's candidate pairs (each unordered pair once)")
+    report["calibrate_seconds"] = time.perf_counter() - start
+    return probability
 
 
 def _dedup_edges(src_parts: list, dst_parts: list, score_parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,0 +1,84 @@
+"""threshold="auto" for cluster_rows / dedup_rows: a label-free match model on the self-link's candidates,
+edges kept at match_probability >= 0.5, and the chaining guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ltengine as lt
+from ltengine.dedup import cluster as cl
+
+GROUPS = {
+    "db": ["Deutsche Bahn AG", "Deutsche Bahn", "Deutsche Bahn A.G."],
+    "toyota": ["Toyota Motor Corporation", "Toyota Motor Corp"],
+    "samsung": ["Samsung Electronics Co., Ltd.", "Samsung Electronics", "Samsung Electronic Co Ltd"],
+}
+SINGLES = ["Nestlé S.A.", "Bank of China", "Gazprom", "Rosneft", "Honda Motor Co."]
+
+
+@pytest.fixture
+def firms_df() -> pd.DataFrame:
+    rows = [(name, group) for group, names in GROUPS.items() for name in names] + [(n, n) for n in SINGLES]
+    order = np.random.default_rng(0).permutation(len(rows))
+    return pd.DataFrame([rows[i] for i in order], columns=["name", "truth"])
+
+
+@pytest.mark.parametrize("method", ["connected", "average"])
+def test_auto_reports_the_fitted_model_and_cut(firms_df, method) -> None:
+    out = lt.cluster_rows(firms_df, on="name", threshold="auto", method=method, progress=False, cache=False)
+    report = out.attrs["ltengine"]["report"]
+    assert report["threshold"] == "auto" and report["cut"] == {"match_probability": 0.5}
+    calibration = report["calibration"]
+    assert calibration["meaning"] == "probability that the pair is the same entity"
+    assert calibration["pairs"] > 0 and 0 < calibration["match_share"] < 1
+    assert "calibrate" in out.attrs["ltengine"]["timings"]
+    assert out["cluster"].nunique() < len(firms_df)  # some variants joined
+    if method == "connected":
+        assert report["chaining_guard"]["max_units"] == 11
+
+
+def test_auto_is_deterministic_and_dedup_agrees(firms_df) -> None:
+    a = lt.cluster_rows(firms_df, on="name", threshold="AUTO", progress=False, cache=False)
+    b = lt.cluster_rows(firms_df, on="name", threshold="auto", progress=False, cache=False)
+    assert a["cluster"].tolist() == b["cluster"].tolist()
+    assert a.attrs["ltengine"]["report"]["calibration"] == b.attrs["ltengine"]["report"]["calibration"]
+    kept = lt.dedup_rows(firms_df, on="name", threshold="auto", progress=False, cache=False)
+    assert len(kept) == a["cluster"].nunique()
+
+
+def test_edge_probabilities_follow_the_edges() -> None:
+    from ltengine.dedup.graph import _edge_probabilities
+
+    id_l = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    id_r = np.array([1, 2, 0, 3, 0, 3, 1, 2])
+    score = np.array([0.95, 0.3, 0.95, 0.2, 0.3, 0.9, 0.2, 0.9], dtype=np.float32)
+    src, dst = np.array([0, 0, 1, 2]), np.array([1, 2, 3, 3])
+    report: dict = {}
+    p = _edge_probabilities(src, dst, [(id_l, id_r, score)], report)
+    assert p.shape == (4,) and report["calibration"]["pairs"] == 4
+    assert p[0] > p[1] and p[3] > p[2]  # the strong pairs beat the weak ones
+    empty = _edge_probabilities(np.empty(0, np.int64), np.empty(0, np.int64), [], {})
+    assert empty.shape == (0,)
+
+
+def test_chaining_guard_splits_a_long_chain() -> None:
+    # a path 0-1-2-...-29 of strong edges, nothing else: one component of 30 units
+    n = 30
+    src, dst = np.arange(n - 1), np.arange(1, n)
+    prob = np.full(n - 1, 0.9)
+    labels = np.zeros(n, dtype=np.int64)
+    out, report = cl._chaining_guard(labels, src, dst, prob, "zero", limit=11)
+    assert report["split_components"] == 1 and report["largest_before"] == n
+    assert np.bincount(out).max() <= 11 and "chaining guard" in report["note"]
+    small = np.arange(n) // 5  # components of 5: left alone
+    same, rep = cl._chaining_guard(small, src[(src // 5) == (dst // 5)], dst[(src // 5) == (dst // 5)],
+                                   np.full(int(((src // 5) == (dst // 5)).sum()), 0.9), "zero", limit=11)
+    assert rep == {"max_units": 11, "split_components": 0} and (same == small).all()
+
+
+@pytest.mark.parametrize("bad", ["automatic", "", None])
+def test_other_strings_are_refused(firms_df, bad) -> None:
+    with pytest.raises(lt.ConfigError, match="threshold"):
+        lt.cluster_rows(firms_df, on="name", threshold=bad, progress=False)

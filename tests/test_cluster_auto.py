@@ -82,3 +82,23 @@ def test_chaining_guard_splits_a_long_chain() -> None:
 def test_other_strings_are_refused(firms_df, bad) -> None:
     with pytest.raises(lt.ConfigError, match="threshold"):
         lt.cluster_rows(firms_df, on="name", threshold=bad, progress=False)
+
+
+def test_cli_cluster_defaults_to_auto_and_accepts_a_number(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from ltengine.cli.commands import cli
+
+    pd.DataFrame({"name": ["Acme Inc", "ACME Inc.", "Acme Incorporated", "Globex GmbH", "Initech LLC"]}).to_csv(
+        tmp_path / "in.csv", index=False)
+    runner = CliRunner()
+    auto = runner.invoke(cli, ["cluster", str(tmp_path / "in.csv"), "--on", "name", "--no-progress",
+                               "--out", str(tmp_path / "auto.csv")])
+    assert auto.exit_code == 0, auto.output
+    assert pd.read_csv(tmp_path / "auto.csv")["cluster"].notna().all()
+    fixed = runner.invoke(cli, ["dedup", str(tmp_path / "in.csv"), "--on", "name", "--threshold", "0.99",
+                                "--no-progress", "--out", str(tmp_path / "fixed.csv")])
+    assert fixed.exit_code == 0 and "kept 5 of 5 rows" in fixed.output
+    bad = runner.invoke(cli, ["cluster", str(tmp_path / "in.csv"), "--on", "name", "--threshold", "often",
+                              "--out", str(tmp_path / "bad.csv")])
+    assert bad.exit_code == 2 and "neither a number nor 'auto'" in bad.output

@@ -9,21 +9,8 @@ from typing import Any
 import click
 
 from ltengine._version import __version__
+from ltengine.cli.params import ThresholdType
 from ltengine.config import split_columns
-
-
-class ThresholdType(click.ParamType):
-    """A number, or ``auto`` (keep pairs whose match_probability is at least 0.5)."""
-
-    name = "NUMBER|auto"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float | str:
-        if isinstance(value, (int, float)) or str(value).strip().lower() == "auto":
-            return value if isinstance(value, (int, float)) else "auto"
-        try:
-            return float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither a number nor 'auto'", param, ctx)
 
 
 def _fail(exc: Exception) -> click.ClickException:

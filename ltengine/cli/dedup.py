@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from ltengine.cli.params import ThresholdType
 from ltengine.config import split_columns
 
 METHOD_CHOICE = click.Choice(["connected", "average", "hdbscan"])
@@ -18,8 +19,9 @@ def _common(func: Any) -> Any:
     options = [
         click.argument("infile", metavar="IN", type=click.Path(dir_okay=False)),
         click.option("--on", required=True, help="Column(s) compared (comma-separated)."),
-        click.option("--threshold", type=float, default=0.8, show_default=True,
-                     help="Cosine similarity at which two rows are duplicates."),
+        click.option("--threshold", type=ThresholdType(), default="auto", show_default=True,
+                     help="'auto': rows are duplicates when their match_probability (fitted on this table, "
+                          "no labels) is at least 0.5; or a cosine similarity."),
         click.option("--method", type=METHOD_CHOICE, default="connected", show_default=True,
                      help="connected components, average linkage, or HDBSCAN on the kNN graph."),
         click.option("--k", type=click.IntRange(min=1), default=10, show_default=True,
@@ -39,7 +41,7 @@ def _common(func: Any) -> Any:
     return func
 
 
-def _options(on: str, threshold: float, method: str, k: int, block_on: str | None, model: str | None,
+def _options(on: str, threshold: float | str, method: str, k: int, block_on: str | None, model: str | None,
              rerank: tuple[str, ...], config_path: str | None, no_progress: bool, no_cache: bool) -> dict[str, Any]:
     options: dict[str, Any] = {"on": split_columns(on), "threshold": threshold, "method": method, "k": k,
                                "block_on": split_columns(block_on), "model": model, "config": config_path}

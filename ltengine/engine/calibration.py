@@ -90,13 +90,12 @@ class ModelStore:
         fitted_now = model is None
         if model is None:
             model = fit_match_model(pair_features(top, model_columns(top)), top["id_l"].to_numpy())
-            with self._lock:
-                if not model.pairs:  # nothing to learn from: not kept
-                    pass
-                elif refit:
-                    self._models[mode] = model
-                else:  # another thread may have stored one meanwhile: all merges share the first
-                    model = self._models.setdefault(mode, model)
+            if model.pairs:  # a model fitted on nothing is not kept
+                with self._lock:
+                    if refit:
+                        self._models[mode] = model
+                    else:  # another thread may have stored one meanwhile: all merges share the first
+                        model = self._models.setdefault(mode, model)
         context.report["calibration"] = dict(model.describe(), fitted_on="this call" if fitted_now else "an earlier call")
         context.timings["calibrate"] = context.timings.get("calibrate", 0.0) + time.perf_counter() - start
         return model

@@ -93,13 +93,15 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
     codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=True)
     uniques = [str(u) for u in uniques]
     cache = context.cache("embeddings")
+    # once per call: a local model's identity hashes its folder (memoised, but still a walk and stats)
+    identity = (encoder.cache_id, "any" if encoder.symmetric else role)
     chunk = config.encode_chunk_size
     unique_vectors: np.ndarray | None = None  # filled chunk by chunk: no list of parts to concatenate
     hits = 0
     with progress_bar(len(uniques), f"encoding ({role}s)", config.progress) as bar:
         for start in range(0, len(uniques), chunk):
             batch = uniques[start : start + chunk]
-            key = content_key(encoder.cache_id, "any" if encoder.symmetric else role, batch)
+            key = content_key(*identity, batch)
             vectors = cache.get(key)
             if not _usable_hit(vectors, len(batch)):
                 vectors = _checked(context.run("encode", encoder, texts=batch, role=role), len(batch), encoder)

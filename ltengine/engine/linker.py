@@ -8,10 +8,8 @@ when the two sides are written in different scripts).
 from __future__ import annotations
 
 import copy
-import dataclasses
 import threading
 import time
-import warnings
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ltengine.config import LinkConfig, as_config
+from ltengine.engine.blocks import FittedRight, groups, matched_groups, search_blocks
 from ltengine.engine.calibration import CALIBRATION_K, MatchModel, ModelStore, model_columns, pair_features
 from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
 from ltengine.engine.encoding import encode_texts, resolve_encoder
@@ -28,35 +27,12 @@ from ltengine.engine.fusion import auto_mode, check_hybrid_components, create_fu
 from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns
 from ltengine.engine.rerank import apply_rerankers, plan
 from ltengine.engine.text import check_columns, check_frame, lexical_texts, serialize
-from ltengine.errors import LinkInputError, LinkWarning
+from ltengine.errors import LinkInputError
 from ltengine.lexical.scripts import script_profile
 from ltengine.plugins import PluginHost, get_host
-from ltengine.progress import progress_bar
-from ltengine.retrieval import empty_candidates
 from ltengine.run import RunContext
 
 Mode = Literal["best", "knn", "range"]
-#: Left rows searched per retriever call in an unblocked link (unit of progress).
-SEARCH_CHUNK = 8192
-
-
-@dataclasses.dataclass
-class _FittedRight:
-    frame: pd.DataFrame
-    texts: np.ndarray
-    blocks: dict[Any, Any]  # block key (None when unblocked) -> semantic retriever
-    block_sizes: dict[Any, int]
-    lexical_texts: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=object))
-    keys: np.ndarray | None = None
-    ids: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, dtype=np.int64))
-    #: True when the right side was encoded (any mode but lexical): hybrid is possible
-    semantic: bool = False
-    #: right row position -> row of ``vectors`` (-1: empty text); vectors kept for hybrid scoring
-    #: only when a block's retriever cannot score given pairs itself (``score_pairs``)
-    vector_rows: np.ndarray | None = None
-    vectors: np.ndarray | None = None
-    profile: dict[str, float] = dataclasses.field(default_factory=dict)
-    lexical: dict[Any, Any] = dataclasses.field(default_factory=dict)  # block key -> lexical retriever
 
 
 class Linker:
@@ -88,7 +64,7 @@ class Linker:
         self._fitted_context = self.context
         self._lock = threading.Lock()
         self._encoder: Any = None
-        self._right: _FittedRight | None = None
+        self._right: FittedRight | None = None
         self._models = ModelStore()  # the match-probability model of each resolved mode
 
     # -- components ---------------------------------------------------------------------------
@@ -147,12 +123,12 @@ class Linker:
         ids = np.flatnonzero(texts != "")
         right_lexical = lexical_texts(right, cfg.right_on, "right", texts, cfg.keep_symbol_records)
         blocks: dict[Any, Any] = {}
-        sizes = {key: len(positions) for key, positions in _groups(keys, ids)}
-        fitted = _FittedRight(right, texts, blocks, sizes, right_lexical, keys, ids,
+        sizes = {key: len(positions) for key, positions in groups(keys, ids)}
+        fitted = FittedRight(right, texts, blocks, sizes, right_lexical, keys, ids,
                               profile=script_profile(right_lexical[ids]))
         if cfg.mode != "lexical":
             vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
-            for key, positions in _groups(keys, ids):
+            for key, positions in groups(keys, ids):
                 retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
                 retriever.expected_queries = expected_queries
                 block = vectors if len(positions) == len(vectors) else vectors[positions]  # one block: no copy
@@ -180,7 +156,7 @@ class Linker:
             if not right.lexical and len(right.ids):
                 cfg = self.config
                 built = {}
-                for key, positions in _groups(right.keys, right.ids):
+                for key, positions in groups(right.keys, right.ids):
                     retriever = ctx.create("retriever", cfg.lexical_retriever, options=cfg.lexical_options)
                     ctx.run("build", retriever, vectors=list(right.lexical_texts[right.ids[positions]]),
                             ids=right.ids[positions])
@@ -224,80 +200,30 @@ class Linker:
         report.update(left_rows=len(left), left_empty_text=int(len(left) - len(ids)))
         left_lexical = lexical_texts(left, cfg.left_on, "left", texts, cfg.keep_symbol_records)
         mode = self.resolve_mode(left_lexical[ids], ctx)
-        groups = self._matched_groups(keys, ids, ctx)
+        right = self._right
+        block_groups = matched_groups(right, keys, ids, ctx, cfg.block_on)
 
-        def lexical_payload(chunk: np.ndarray) -> list[str]:
-            return list(left_lexical[ids[chunk]])
+        def search(retrievers: dict[Any, Any], lexical: bool, k: int, threshold: float | None,
+                   desc: str) -> pd.DataFrame:
+            def payload(chunk: np.ndarray) -> Any:
+                return list(left_lexical[ids[chunk]]) if lexical else vectors[chunk]
 
+            return search_blocks(right, retrievers, block_groups, ids, payload, k, threshold, desc, ctx, cfg.progress)
+
+        vectors = None if mode == "lexical" else encode_texts(self.encoder, texts[ids], "query", ctx)
         if mode == "lexical":
-            pairs = self._search(self._lexical_index(ctx), groups, ids, lexical_payload, k, threshold,
-                                 "searching (lexical)", ctx)
+            pairs = search(self._lexical_index(ctx), True, k, threshold, "searching (lexical)")
+        elif mode == "semantic":
+            pairs = search(right.blocks, False, k, threshold, "searching")
         else:
-            vectors = encode_texts(self.encoder, texts[ids], "query", ctx)
-            if mode == "semantic":
-                pairs = self._search(self._right.blocks, groups, ids, lambda chunk: vectors[chunk], k, threshold,
-                                     "searching", ctx)
-            else:
-                semantic = self._search(self._right.blocks, groups, ids, lambda chunk: vectors[chunk],
-                                        max(k, cfg.hybrid_depth), None, "searching (semantic)", ctx)
-                lexical = self._search(self._lexical_index(ctx), groups, ids, lexical_payload,
-                                       max(k, cfg.hybrid_depth), None, "searching (lexical)", ctx)
-                pairs = self._fuse(semantic, lexical, groups, ids, vectors, left_lexical, k, threshold, ctx)
+            depth = max(k, cfg.hybrid_depth)
+            semantic = search(right.blocks, False, depth, None, "searching (semantic)")
+            lexical = search(self._lexical_index(ctx), True, depth, None, "searching (lexical)")
+            pairs = self._fuse(semantic, lexical, block_groups, ids, vectors, left_lexical, k, threshold, ctx)
         pairs = pairs.rename(columns={"retrieval_score": "score"})
         pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
-        pairs["text_r"] = self._right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
+        pairs["text_r"] = right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
         return pairs
-
-    def _matched_groups(self, keys: np.ndarray | None, ids: np.ndarray,
-                        ctx: RunContext) -> list[tuple[Any, np.ndarray]]:
-        """Left blocks (key, positions into ids) that exist on the right; report and warn about the others."""
-        right = self._right
-        assert right is not None
-        report = ctx.report
-        groups, left_only_rows, left_only_blocks = [], 0, 0
-        for key, positions in _groups(keys, ids):
-            if key in right.block_sizes:
-                groups.append((key, positions))
-            else:
-                left_only_rows += len(positions)
-                left_only_blocks += 1
-        if keys is not None:
-            seen = {key for key, _ in groups}
-            right_only = [key for key in right.block_sizes if key not in seen]
-            report.update(
-                left_rows_in_blocks_missing_on_right=left_only_rows,
-                blocks_only_on_left=left_only_blocks,
-                blocks_only_on_right=len(right_only),
-                right_rows_in_blocks_missing_on_left=int(sum(right.block_sizes[b] for b in right_only)),
-            )
-            if left_only_rows:
-                warnings.warn(
-                    f"{left_only_rows} left rows in {left_only_blocks} blocks (block_on="
-                    f"{', '.join(self.config.block_on)}) have no right rows in the same block and get no candidates",
-                    LinkWarning,
-                    stacklevel=4,
-                )
-        return groups
-
-    def _search(self, retrievers: dict[Any, Any], groups: list[tuple[Any, np.ndarray]], ids: np.ndarray,
-                payload: Any, k: int, threshold: float | None, desc: str, ctx: RunContext) -> pd.DataFrame:
-        """Search each block's retriever with ``payload(chunk)`` (vectors or texts) in chunks of left rows."""
-        right = self._right
-        assert right is not None
-        found: list[pd.DataFrame] = []
-        with progress_bar(sum(len(p) for _, p in groups), desc, self.config.progress) as bar:
-            for key, positions in groups:
-                retriever = retrievers[key]
-                k_eff = min(k, right.block_sizes[key])
-                for start in range(0, len(positions), SEARCH_CHUNK):
-                    chunk = positions[start : start + SEARCH_CHUNK]
-                    found.append(
-                        ctx.run(
-                            "search", retriever, vectors=payload(chunk), ids=ids[chunk], k=k_eff, threshold=threshold
-                        )
-                    )
-                    bar.update(len(chunk))
-        return pd.concat(found, ignore_index=True) if found else empty_candidates()
 
     def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
               ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, k: int, threshold: float | None,
@@ -379,12 +305,3 @@ class Linker:
         self.context = ctx  # the last run's context, for inspection
         return out
 
-
-def _groups(keys: np.ndarray | None, ids: np.ndarray) -> list[tuple[Any, np.ndarray]]:
-    """Split the positions ``ids`` by block key (one group keyed None when unblocked; NA keys dropped)."""
-    if keys is None:
-        return [(None, np.arange(len(ids)))] if len(ids) else []
-    sub = pd.Series(keys[ids])
-    valid = sub.notna().to_numpy()
-    groups = pd.Series(np.arange(len(ids)))[valid].groupby(sub[valid].to_numpy(), sort=True)
-    return [(key, idx.to_numpy()) for key, idx in groups]

@@ -11,7 +11,7 @@ Optional capabilities are declared here with their defaults, and the core reads 
 - Blocker: ``key_description``
 - Encoder: ``accepts``, ``priority``, ``symmetric``, ``normalized``, ``cache_id``
 - Retriever: ``inputs``, ``size``, ``index_type``, ``search_range``, ``score_pairs``/``can_score_pairs``,
-  ``pair_features``
+  ``pair_features``, ``save``/``load``/``can_save``, ``add``/``remove``/``can_update``
 - Reranker: ``attach``, ``cascade_default``, ``output_columns``, ``calls_llm``
 - Fuser: ``fit``
 """
@@ -226,6 +226,36 @@ class Retriever(Component):
         retriever may add string similarities (``char-ngram`` does).  Default:
         ``{"score_lexical": score_pairs(texts, right_ids)}``."""
         return {"score_lexical": self.score_pairs(texts, right_ids)}
+
+    # -- persistence and updates (optional; ``Linker.save``/``load``/``add``/``remove`` need them) --------
+    def save(self, folder: Any) -> None:
+        """Write the built index into the existing, empty ``folder`` (a :class:`pathlib.Path`) with
+        plain formats (``.npy``, ``.json``, FAISS's own files; never pickle)."""
+        raise NotImplementedError(f"retriever {self.name!r} cannot be saved")
+
+    def load(self, folder: Any, *, mmap: bool = False) -> None:
+        """Read what :meth:`save` wrote into this (unbuilt) retriever, created with the same options;
+        ``mmap``: map the index file into memory instead of reading it, where the index allows."""
+        raise NotImplementedError(f"retriever {self.name!r} cannot be loaded")
+
+    @property
+    def can_save(self) -> bool:
+        """Whether this retriever implements :meth:`save` and :meth:`load`."""
+        return type(self).save is not Retriever.save and type(self).load is not Retriever.load
+
+    def add(self, vectors: Any, ids: np.ndarray) -> None:
+        """Index more right-hand rows (as in :meth:`build`; ``ids`` not yet indexed) without touching the
+        rows already indexed: searches then return what a build over all rows would."""
+        raise NotImplementedError(f"retriever {self.name!r} cannot add rows to a built index")
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop the indexed rows ``ids`` (ids not indexed are ignored)."""
+        raise NotImplementedError(f"retriever {self.name!r} cannot remove rows from a built index")
+
+    @property
+    def can_update(self) -> bool:
+        """Whether this retriever implements :meth:`add` and :meth:`remove`."""
+        return type(self).add is not Retriever.add and type(self).remove is not Retriever.remove
 
 
 class Reranker(Component):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -60,6 +62,32 @@ class ExactRetriever(Retriever):
         out = out.sort_values(["id_l", "retrieval_score", "id_r"], ascending=[True, False, True], kind="stable")
         out["rank"] = out.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
         return out.reset_index(drop=True)
+
+
+    # -- persistence and updates ------------------------------------------------------------------
+    def save(self, folder: Any) -> None:
+        """``vectors.npy`` and ``ids.npy`` in ``folder``."""
+        np.save(folder / "vectors.npy", self.vectors, allow_pickle=False)
+        np.save(folder / "ids.npy", self.ids, allow_pickle=False)
+
+    def load(self, folder: Any, *, mmap: bool = False) -> None:
+        """Read saved vectors (``mmap``: mapped from the file, read-only)."""
+        vectors = np.load(folder / "vectors.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+        ids = np.load(folder / "ids.npy", allow_pickle=False)
+        if len(vectors) != len(ids):
+            raise ValueError(f"{folder}: {len(vectors)} vectors for {len(ids)} ids")
+        self.vectors, self.ids, self.size = vectors, ids, len(ids)
+        self._order = np.argsort(self.ids, kind="stable")
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Append rows (the result equals a build over all of them)."""
+        self.build(np.vstack([self.vectors, np.asarray(vectors, dtype=np.float32)]),
+                   np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)]))
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop rows (the result equals a build over the others)."""
+        keep = ~np.isin(self.ids, np.asarray(ids, dtype=np.int64))
+        self.build(self.vectors[keep], self.ids[keep])
 
 
 @hookimpl

@@ -5,6 +5,7 @@ automatically when the indexed block is larger than ``auto_threshold`` rows and 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ from ltengine.hookspecs import hookimpl
 from ltengine.retrieval import empty_candidates, id_positions, inner_products, rerank_positions, topk_to_frame
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf")
+INDEX_FILE = "index.faiss"
 
 
 class FaissRetriever(Retriever):
@@ -118,6 +120,76 @@ class FaissRetriever(Retriever):
         frame = frame.sort_values(["id_l", "retrieval_score", "id_r"], ascending=[True, False, True], kind="stable")
         frame["rank"] = frame.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
         return frame.reset_index(drop=True)
+
+
+    # -- persistence and updates ------------------------------------------------------------------
+    def save(self, folder: Any) -> None:
+        """``index.faiss`` (``faiss.write_index``), ``ids.npy`` and ``meta.json`` in ``folder``."""
+        import faiss
+
+        faiss.write_index(self.index, str(folder / INDEX_FILE))
+        np.save(folder / "ids.npy", self.ids, allow_pickle=False)
+        (folder / "meta.json").write_text(json.dumps({"index_type": self.index_type, "size": int(self.size)}))
+
+    def load(self, folder: Any, *, mmap: bool = False) -> None:
+        """Read a saved index; ``mmap`` maps the vectors (flat, HNSW) or inverted lists (IVF) from the
+        file instead of reading them (the first :meth:`add`/:meth:`remove` then copies the index into memory)."""
+        import faiss
+
+        meta = json.loads((folder / "meta.json").read_text())
+        self.index_type, self.size = meta["index_type"], int(meta["size"])
+        flags = (faiss.IO_FLAG_MMAP if self.index_type == "ivf" else faiss.IO_FLAG_MMAP_IFC) if mmap else 0
+        self.index = faiss.read_index(str(folder / INDEX_FILE), flags)
+        self._mapped = bool(mmap)
+        self.ids = np.load(folder / "ids.npy", allow_pickle=False)
+        if self.index.ntotal != len(self.ids) or self.size != len(self.ids):
+            raise ValueError(f"{folder}: the FAISS index holds {self.index.ntotal} vectors for {len(self.ids)} ids")
+        if self.index_type == "hnsw":
+            self.index.hnsw.efSearch = self.options.hnsw_ef_search
+        self._order = np.argsort(self.ids, kind="stable")
+
+    def _owned(self) -> None:
+        """Copy a memory-mapped index into memory (FAISS cannot grow or shrink a mapped one)."""
+        if self.__dict__.get("_mapped"):
+            import faiss
+
+            self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
+            self._mapped = False
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add rows to the built index: flat and HNSW insert them, IVF assigns them to its trained lists."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if len(vectors) == 0:
+            return
+        if self.size < 2 and self.index_type != "flat":  # built as a flat index of one row: build the real kind
+            self.build(np.vstack([self._vectors(), vectors]), np.concatenate([self.ids, ids]))
+            return
+        self._owned()
+        self.index.add(vectors)
+        self.ids = np.concatenate([self.ids, np.asarray(ids, dtype=np.int64)])
+        self.size = len(self.ids)
+        self._order = np.argsort(self.ids, kind="stable")
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop rows: a flat index removes them in place; HNSW and IVF, which cannot, are rebuilt from
+        their own copy of the kept vectors (no re-encoding)."""
+        import faiss
+
+        drop = np.isin(self.ids, np.asarray(ids, dtype=np.int64))
+        if not drop.any():
+            return
+        self._owned()
+        if type(self.index) is faiss.IndexFlatIP:
+            self.index.remove_ids(faiss.IDSelectorBatch(np.flatnonzero(drop).astype(np.int64)))
+            self.ids = self.ids[~drop]
+            self.size = len(self.ids)
+            self._order = np.argsort(self.ids, kind="stable")
+        else:
+            self.build(self._vectors()[~drop], self.ids[~drop])
+
+    def _vectors(self) -> np.ndarray:
+        return self.index.reconstruct_n(0, self.index.ntotal) if self.index.ntotal else \
+            np.zeros((0, self.index.d), dtype=np.float32)
 
 
 @hookimpl

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, raw_key, row_weights
+from ltengine_plugins._lexical_state import add_rows, load_state, remove_rows, save_state
 
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
@@ -250,6 +251,36 @@ class CharNgramRetriever(Retriever):
         if strings:
             out.update(string_features(np.asarray(keys, dtype=object)[codes], self.right_keys[positions]))
         return out
+
+
+    # -- persistence and updates (plugins/_lexical_state.py: vocabularies as JSON, no pickle) --------
+    def save(self, folder: Any) -> None:
+        """Write the built index (vocabularies, IDF, TF-IDF matrix, ids, keys) into ``folder``."""
+        save_state(self, folder)
+
+    def load(self, folder: Any, *, mmap: bool = False) -> None:
+        """Read what :meth:`save` wrote (the matrix is read into memory, also with ``mmap``)."""
+        load_state(self, folder, self._vectorizer)
+        self._ready()
+
+    def add(self, vectors: Sequence[str], ids: np.ndarray) -> None:
+        """Index more texts: new n-grams join the vocabulary and the IDF is refitted from the document
+        frequencies held, without re-analysing the rows indexed (the analyzer parts stay as built)."""
+        texts = [str(t) for t in vectors]
+        raw = [raw_key(t) for t in texts]
+        romanised = self.keys(texts) if "romanised" in self.parts else raw
+        add_rows(self, [romanised if part == "romanised" else raw for part in self.parts], ids, romanised)
+        self._ready()
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Drop rows; the IDF is refitted without them."""
+        remove_rows(self, ids)
+        self._ready()
+
+    def _ready(self) -> None:
+        self.size = len(self.ids)
+        self._columns = self.matrix.T.tocsr()
+        self._order = np.argsort(self.ids, kind="stable")
 
 
 @hookimpl

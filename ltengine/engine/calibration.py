@@ -100,6 +100,16 @@ class ModelStore:
         context.timings["calibrate"] = context.timings.get("calibrate", 0.0) + time.perf_counter() - start
         return model
 
+    def fitted(self) -> dict[str, MatchModel]:
+        """The stored models by mode (a copy), e.g. to save them with the index."""
+        with self._lock:
+            return dict(self._models)
+
+    def restore(self, models: dict[str, MatchModel]) -> None:
+        """Store ``models`` (by mode), e.g. read back from a saved index."""
+        with self._lock:
+            self._models.update(models)
+
 
 def row_top2(id_l: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per left row (sorted ids): the best and the second-best value (NaN when the row has one pair)."""

@@ -25,6 +25,8 @@ from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
 from ltengine.engine.encoding import encode_texts, resolve_encoder
 from ltengine.engine.fusion import auto_mode, check_hybrid_components, create_fuser, fuse_candidates, row_map
 from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns
+from ltengine.engine.persist import load_index, read_manifest, save_index, saved_config
+from ltengine.engine.persist_update import add_rows, remove_rows
 from ltengine.engine.rerank import apply_rerankers, plan
 from ltengine.engine.text import check_columns, check_frame, lexical_texts, serialize
 from ltengine.errors import LinkInputError
@@ -244,6 +246,53 @@ class Linker:
                                 right_rows=right.vector_rows, k=k, threshold=threshold)
         ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
         return pairs
+
+    # -- saving, loading, adding and removing rows (engine/persist.py, engine/persist_update.py) --------
+    def save(self, path: str | Path) -> Path:
+        """Save the fitted index, config, encoder identity and match-probability models to the folder
+        ``path`` (written beside it, then renamed into place; see :mod:`ltengine.engine.persist`)."""
+        if self._right is None:
+            raise LinkInputError("Linker.fit(right) must be called before save")
+        encoder_id = self.encoder.cache_id if self._right.semantic else None
+        return save_index(path, self.config, self._right, self._models, encoder_id)
+
+    @classmethod
+    def load(cls, path: str | Path, *, mmap: bool = False, verify: bool = True, host: PluginHost | None = None,
+             **overrides: Any) -> Linker:
+        """The Linker saved at ``path``, ready to link (nothing is re-encoded).  ``mmap``: map the vector
+        indexes from their files; ``verify``: check every file's checksum first; ``overrides``: config
+        fields to change (not those that shaped the index, e.g. the model: ConfigError)."""
+        manifest = read_manifest(path, verify=verify)
+        linker = cls(saved_config(manifest, overrides), host=host)
+        ctx = linker.context
+        linker._right, linker._models = load_index(
+            path, manifest, linker.config, lambda: linker.encoder,
+            lambda name, options: ctx.create("retriever", name, options=options), mmap=mmap)
+        ctx.report.update(right_rows=len(linker._right.frame), loaded_from=str(path))
+        return linker
+
+    def add(self, right: pd.DataFrame) -> Linker:
+        """Index more right rows (same columns) without re-encoding those held: ``fit(a).add(b)`` links as
+        ``fit(pd.concat([a, b]))``.  The match-probability model is refitted on the next merge.  Returns self."""
+        if self._right is None:
+            raise LinkInputError("Linker.fit(right) must be called before add")
+        right = self._check_input(right, "right", self.config.right_on)
+        ctx = self._fitted_context
+        keys = self._block_keys(right, "right", ctx)
+        with self._lock:
+            add_rows(self._right, right, keys, self.config, ctx, lambda: self.encoder)
+            self._models = ModelStore()
+        return self
+
+    def remove(self, labels: Any) -> Linker:
+        """Stop linking to the right rows with these index labels (they stay in memory, unreachable, until
+        the next fit).  The match-probability model is refitted on the next merge.  Returns self."""
+        if self._right is None:
+            raise LinkInputError("Linker.fit(right) must be called before remove")
+        with self._lock:
+            remove_rows(self._right, labels, self._fitted_context)
+            self._models = ModelStore()
+        return self
 
     def calibrate(self, left: pd.DataFrame) -> MatchModel:
         """Fit the match-probability model on ``left``'s top candidates and keep it for later merges

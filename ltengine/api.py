@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from ltengine.compat import linktransformer_arguments
 from ltengine.config import Columns, ConfigLike, LinkConfig
 from ltengine.engine.linker import Linker, Mode
 from ltengine.errors import LinkInputError
@@ -20,15 +21,21 @@ from ltengine.errors import LinkInputError
 
 def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, arguments: dict[str, Any],
          defaults: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Resolve the call's LinkConfig, fit the right table and link the left one.  ``merge_knn`` with
+    ``k=1`` returns exactly ``merge``'s frame (no ``rank`` column, which would always be 1)."""
     linker = Linker(LinkConfig.resolve(config, defaults=defaults, **arguments))
     if not linker.config.left_on:
         raise LinkInputError("no columns to link on: pass on='column' (or left_on=/right_on=), or set them in config")
     if not isinstance(right, pd.DataFrame):
         raise LinkInputError(f"the right table must be a pandas DataFrame; got {type(right).__name__}")
     linker.check_inputs(left, right)  # both tables checked before the right one is encoded
-    return linker.fit(right, expected_queries=len(left)).merge(left, mode=mode)
+    out = linker.fit(right, expected_queries=len(left)).merge(left, mode=mode)
+    if mode == "knn" and linker.config.k == 1:
+        out = out.drop(columns="rank")
+    return out
 
 
+@linktransformer_arguments
 def merge(
     left: pd.DataFrame,
     right: pd.DataFrame,
@@ -60,6 +67,9 @@ def merge(
     labels on the run's own top candidates; its parameters are in ``out.attrs["ltengine"]["report"]["calibration"]``).
     Other keyword arguments are :class:`LinkConfig` fields (e.g. ``progress=False``).  An argument
     passed (not None) wins over ``config``; one left out takes the config's value, else the default.
+    LinkTransformer's arguments are accepted (:mod:`ltengine.compat`): ``merge_type`` ("1:1" is
+    ``one_to_one=True``; "1:m"/"m:1"/"1:1" warn when the "1" side's keys repeat), ``openai_key``/``gemini_key``
+    (for this call only), ``batch_size``, ``progress_bar``.
     """
     arguments = dict(on=on, left_on=left_on, right_on=right_on, model=model, k=k, threshold=threshold,
                      block_on=block_on, one_to_one=one_to_one, keep_unmatched=keep_unmatched, suffixes=suffixes,
@@ -67,6 +77,7 @@ def merge(
     return _run(left, right, config, "best", arguments)
 
 
+@linktransformer_arguments
 def merge_knn(
     left: pd.DataFrame,
     right: pd.DataFrame,
@@ -84,12 +95,14 @@ def merge_knn(
     **options: Any,
 ) -> pd.DataFrame:
     """One row per (left row, candidate): the ``k`` nearest right rows (default 5) with ``score`` and ``rank``
-    (1 = best).  Arguments as in :func:`merge`."""
+    (1 = best; with ``k=1`` there is no ``rank`` and the frame equals :func:`merge`'s).  Arguments as in
+    :func:`merge`; ``drop_sim_threshold`` (LinkTransformer's name) is ``threshold``."""
     arguments = dict(on=on, left_on=left_on, right_on=right_on, model=model, k=k, threshold=threshold,
                      block_on=block_on, keep_unmatched=keep_unmatched, suffixes=suffixes, mode=mode, **options)
     return _run(left, right, config, "knn", arguments, defaults={"k": 5})
 
 
+@linktransformer_arguments
 def merge_range(
     left: pd.DataFrame,
     right: pd.DataFrame,
@@ -105,12 +118,15 @@ def merge_range(
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """Every (left, right) pair with ``score >= threshold``, ranked per left row.  Arguments as in :func:`merge`."""
+    """Every (left, right) pair with ``score >= threshold``, ranked per left row.  Arguments as in :func:`merge`.
+    LinkTransformer's ``sim_threshold=`` is ``threshold=`` and, as there, keeps left rows without a match
+    (``keep_unmatched`` defaults to True with it)."""
     arguments = dict(on=on, left_on=left_on, right_on=right_on, model=model, threshold=threshold,
                      block_on=block_on, keep_unmatched=keep_unmatched, suffixes=suffixes, mode=mode, **options)
     return _run(left, right, config, "range", arguments)
 
 
+@linktransformer_arguments
 def merge_blocking(
     left: pd.DataFrame,
     right: pd.DataFrame,
@@ -121,12 +137,13 @@ def merge_blocking(
     model: str | None = None,
     **kwargs: Any,
 ) -> pd.DataFrame:
-    """LinkTransformer's name for ``merge(..., block_on=blocking_vars)``."""
-    if blocking_vars is None:
-        raise LinkInputError("merge_blocking needs blocking_vars=[...] (columns that must be equal on both sides)")
+    """LinkTransformer's name for ``merge(..., block_on=blocking_vars)`` (without ``blocking_vars``: every
+    row is compared, as in LinkTransformer).  Unlike LinkTransformer, rows of blocks with no partner are
+    not appended to the output (pass ``keep_unmatched=True`` to keep the left ones)."""
     return merge(left, right, on=on, left_on=left_on, right_on=right_on, model=model, block_on=blocking_vars, **kwargs)
 
 
+@linktransformer_arguments
 def aggregate_rows(
     df: pd.DataFrame,
     ref_df: pd.DataFrame,

@@ -9,14 +9,13 @@ candidate is judged (``cascade=False``); pass ``cascade=True`` to send only unce
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
 from ltengine.api import merge_knn
+from ltengine.compat import api_keys, linktransformer_arguments
 from ltengine.config import Columns
 from ltengine.engine.output import JUDGE_API_COLUMNS, check_clash
 from ltengine.errors import LinkInputError
@@ -32,22 +31,6 @@ PARAM_OPTIONS = {
 }
 
 
-@contextlib.contextmanager
-def _keys_in_env(keys: Mapping[str, str | None]) -> Iterator[None]:
-    """Put API keys in their usual environment variables for the duration of the call."""
-    saved = {name: os.environ.get(name) for name, value in keys.items() if value}
-    try:
-        for name in saved:
-            os.environ[name] = keys[name]  # type: ignore[assignment]
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-
-
 def judge_model(judge_llm_model: str, llm_provider: str = "auto") -> str:
     """The litellm model string for LinkTransformer's (judge_llm_model, llm_provider)."""
     if llm_provider == "auto" or "/" in judge_llm_model:
@@ -56,6 +39,7 @@ def judge_model(judge_llm_model: str, llm_provider: str = "auto") -> str:
     return prefix + judge_llm_model
 
 
+@linktransformer_arguments
 def merge_k_judge(
     df1: pd.DataFrame,
     df2: pd.DataFrame,
@@ -95,12 +79,13 @@ def merge_k_judge(
     ``max_retries`` bounds the attempts per request and ``ratelimit_sleep_time`` is the backoff base
     (seconds).  ``openai_key``/``gemini_key`` are put in ``OPENAI_API_KEY``/``GEMINI_API_KEY`` for
     the call only.  ``confidence_threshold`` keeps rows whose ``llm_confidence`` reaches it.
-    ``batch_size`` (LinkTransformer's embedding batch size) is accepted and ignored.  Further
+    ``batch_size`` is the embedding batch size (``encoder_options["batch_size"]``).  Further
     keyword arguments are :class:`ltengine.LinkConfig` fields; ``rerank_options`` adds judge options
     (e.g. ``{"api_base": "http://127.0.0.1:8080/v1", "batch_size": 8}``).  As everywhere, an argument
     passed wins over ``config=``, one left out takes the config's value (k: 3 without a config).
     """
-    del batch_size  # the encoders choose their own batch sizes
+    if batch_size is not None:
+        options["encoder_options"] = {"batch_size": batch_size, **dict(options.get("encoder_options") or {})}
     if not isinstance(judge_llm_model, str) or not judge_llm_model.strip():
         raise LinkInputError(
             "merge_k_judge needs judge_llm_model='<litellm model>', e.g. 'openai/gpt-4o-mini'; "
@@ -136,7 +121,7 @@ def merge_k_judge(
     retrieval_model = knn_sbert_model or knn_api_model or model
     if k is None and options.get("config") is None:
         k = 3  # LinkTransformer's default; with a config, its k (LinkConfig.resolve's rule)
-    with _keys_in_env({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
+    with api_keys({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
         out = merge_knn(
             df1,
             df2,
@@ -156,3 +141,14 @@ def merge_k_judge(
     if confidence_threshold is not None:
         out = out[out["llm_confidence"] >= float(confidence_threshold)].reset_index(drop=True)
     return out
+
+
+def merge_knn_with_llm(df1: pd.DataFrame, df2: pd.DataFrame, *args: Any, **kwargs: Any) -> pd.DataFrame:
+    """LinkTransformer's older name of :func:`merge_k_judge` (same arguments)."""
+    return merge_k_judge(df1, df2, *args, **kwargs)
+
+
+def merge_knn_openai(df1: pd.DataFrame, df2: pd.DataFrame, *args: Any, llm_provider: str = "openai",
+                     **kwargs: Any) -> pd.DataFrame:
+    """LinkTransformer's older name of :func:`merge_k_judge` with ``llm_provider="openai"``."""
+    return merge_k_judge(df1, df2, *args, llm_provider=llm_provider, **kwargs)

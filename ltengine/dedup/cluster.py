@@ -39,9 +39,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ltengine.compat import ClusterSettings, cluster_settings, linktransformer_arguments
 from ltengine.config import Columns, ConfigLike, LinkConfig, as_columns, check_threshold
 from ltengine.dedup.graph import QUERY_CHUNK_TEXTS, knn_graph
-from ltengine.dedup.linkage import average_linkage, connected_labels, hdbscan_labels
+from ltengine.dedup.linkage import average_linkage, connected_labels, dbscan_labels, hdbscan_labels
 from ltengine.engine.output import CLUSTER_COLUMN, check_clash
 from ltengine.errors import ConfigError, LinkInputError, did_you_mean
 
@@ -90,6 +91,7 @@ def _check_frame(df: Any, cfg: LinkConfig) -> pd.DataFrame:
 
 
 # -- the public functions ---------------------------------------------------------------------------
+@linktransformer_arguments
 def cluster_rows(
     df: pd.DataFrame,
     on: Columns = None,
@@ -101,6 +103,8 @@ def cluster_rows(
     *,
     missing_edges: str = "zero",
     hdbscan_options: Mapping[str, Any] | None = None,
+    cluster_type: str | None = None,
+    cluster_params: Mapping[str, Any] | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -117,11 +121,15 @@ def cluster_rows(
     without a near duplicate (and rows with an empty text) are singletons.  Other keyword
     arguments are :class:`LinkConfig` fields, e.g. ``rerank="cross-encoder:/path"`` to judge the
     edges, ``progress=False``.  ``out.attrs["ltengine"]["report"]`` holds counts and timings.
+    LinkTransformer's ``cluster_type`` ("SLINK", "agglomerative", "HDBScan") and ``cluster_params`` (distance
+    thresholds) are translated by :func:`ltengine.compat.cluster_settings` (instead of ``method``/``threshold``).
     """
     if isinstance(df, pd.DataFrame):
         check_clash(df.columns, (CLUSTER_COLUMN,), "input", "cluster_rows")
+    method, threshold, hdbscan_options, settings = _translated(cluster_type, cluster_params, method, threshold,
+                                                               hdbscan_options)
     df, labels, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges, hdbscan_options,
-                                        config, options)
+                                        config, options, settings)
     out = df.copy()
     out[CLUSTER_COLUMN] = labels
     out.attrs["ltengine"] = attrs
@@ -130,8 +138,8 @@ def cluster_rows(
 
 def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | str, method: Any, k: int,
                     block_on: Columns, missing_edges: str, hdbscan_options: Mapping[str, Any] | None,
-                    config: ConfigLike,
-                    options: dict[str, Any]) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
+                    config: ConfigLike, options: dict[str, Any],
+                    settings: ClusterSettings | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
     """The checked frame, a cluster id per row, and the report (see :func:`cluster_rows`)."""
     start = time.perf_counter()
     if method not in METHODS:
@@ -158,7 +166,10 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | 
     cut = AUTO_CUT if auto or (rerank and method != "connected") else threshold
     algo_start = time.perf_counter()
     guard: dict[str, Any] = {}
-    if method == "connected":
+    if method == "connected" and settings is not None and settings.min_samples > 2:
+        sizes = np.bincount(graph.unit_of_row[graph.unit_of_row >= 0], minlength=graph.n_units)
+        unit_labels = dbscan_labels(graph.n_units, graph.src, graph.dst, graph.weight, cut, settings.min_samples, sizes)
+    elif method == "connected":
         strong = graph.weight >= cut if auto and not rerank else np.ones(len(graph.src), dtype=bool)
         unit_labels = connected_labels(graph.n_units, graph.src[strong], graph.dst[strong])
         if auto:
@@ -172,11 +183,26 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | 
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
     report = dict(graph.report, on=list(cfg.left_on), method=method, threshold=threshold, k=int(k),
                   clusters=len(sizes), singletons=int((sizes == 1).sum()), largest_cluster=int(sizes.max(initial=0)))
+    if settings is not None:
+        report["linktransformer"] = settings.note
     if auto:
         report.update(cut={"match_probability": AUTO_CUT}, **({"chaining_guard": guard} if guard else {}))
     timings = report.pop("timings")
     timings.update(clustering=time.perf_counter() - algo_start, total=time.perf_counter() - start)
     return df, labels, {"report": report, "timings": timings}
+
+
+def _translated(cluster_type: str | None, cluster_params: Mapping[str, Any] | None, method: Any, threshold: Any,
+                hdbscan_options: Mapping[str, Any] | None) -> tuple[Any, Any, Any, ClusterSettings | None]:
+    """(method, threshold, hdbscan_options, LinkTransformer settings) of a call: LinkTransformer's
+    ``cluster_type``/``cluster_params`` replace ltengine's ``method``/``threshold``/``hdbscan_options``."""
+    if cluster_type is None and cluster_params is None:
+        return method, threshold, hdbscan_options, None
+    if method != "connected" or not (isinstance(threshold, str) and threshold == "auto") or hdbscan_options:
+        raise ConfigError("pass either LinkTransformer's cluster_type=/cluster_params= or ltengine's method=/"
+                          "threshold=/hdbscan_options=, not both")
+    settings = cluster_settings(cluster_type, cluster_params)
+    return settings.method, settings.threshold, settings.hdbscan_options or None, settings
 
 
 def _chaining_guard(labels: np.ndarray, src: np.ndarray, dst: np.ndarray, probability: np.ndarray,
@@ -210,6 +236,7 @@ def _row_labels(unit_of_row: np.ndarray, unit_labels: np.ndarray) -> np.ndarray:
     return pd.factorize(raw)[0].astype(np.int64)
 
 
+@linktransformer_arguments
 def dedup_rows(
     df: pd.DataFrame,
     on: Columns = None,
@@ -222,6 +249,8 @@ def dedup_rows(
     *,
     missing_edges: str = "zero",
     hdbscan_options: Mapping[str, Any] | None = None,
+    cluster_type: str | None = None,
+    cluster_params: Mapping[str, Any] | None = None,
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
@@ -236,8 +265,10 @@ def dedup_rows(
             f"unknown keep={keep!r}.{did_you_mean(str(keep), KEEP_POLICIES)} Use 'first', 'longest' or a function "
             "that takes a cluster's rows and returns the index label of the row to keep."
         )
+    method, threshold, hdbscan_options, settings = _translated(cluster_type, cluster_params, method, threshold,
+                                                               hdbscan_options)
     df, labels, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges,
-                                        hdbscan_options, config, options)
+                                        hdbscan_options, config, options, settings)
     positions = np.arange(len(df))
     if keep == "first":
         chosen = np.unique(labels, return_index=True)[1]

@@ -156,3 +156,28 @@ def hdbscan_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray,
         next_label += local.max() + 1
     strong = connected_labels(n, *_strong(src, dst, weight, threshold))
     return pd.factorize(dense * (strong.max(initial=0) + 1) + strong)[0].astype(np.int64)
+
+
+def dbscan_labels(n: int, src: np.ndarray, dst: np.ndarray, weight: np.ndarray, threshold: float, min_samples: int,
+                  sizes: np.ndarray | None = None) -> np.ndarray:
+    """DBSCAN (scikit-learn) on the sparse graph of edges with ``weight >= threshold`` (distance ``1 - weight``,
+    ``eps = 1 - threshold``): a node needs ``min_samples`` nodes within reach, itself included, counted with
+    ``sizes`` (rows per node) to be a core point.  Noise points become singletons.  LinkTransformer's SLINK."""
+    from scipy.sparse import coo_matrix
+    from sklearn.cluster import DBSCAN
+
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    keep = weight >= threshold
+    lo, hi = np.minimum(src[keep], dst[keep]), np.maximum(src[keep], dst[keep])
+    pair, first = np.unique(lo.astype(np.int64) * n + hi, return_index=True)  # each undirected edge once
+    a, b = pair // n, pair % n
+    dist = np.clip(1.0 - weight[keep][first].astype(np.float64), 1e-9, None)  # explicit zeros read as missing
+    matrix = coo_matrix((np.concatenate([dist, dist]), (np.concatenate([a, b]), np.concatenate([b, a]))),
+                        shape=(n, n)).tocsr()
+    eps = max(1.0 - float(threshold), 0.0) + 1e-6  # float32 scores at the threshold stay in reach
+    labels = DBSCAN(eps=eps, min_samples=int(min_samples), metric="precomputed").fit(
+        matrix, sample_weight=None if sizes is None else np.asarray(sizes, dtype=np.float64)).labels_.astype(np.int64)
+    noise = labels < 0
+    labels[noise] = labels.max(initial=-1) + 1 + np.arange(int(noise.sum()))
+    return pd.factorize(labels)[0].astype(np.int64)

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ltengine.compat import linktransformer_arguments
 from ltengine.config import Columns, ConfigLike, LinkConfig
 from ltengine.errors import ColumnError, LinkInputError
 from ltengine.numeric import is_real
@@ -60,6 +61,7 @@ def _no_score_column(df: pd.DataFrame) -> None:
 
 
 # -- scoring pairs ------------------------------------------------------------------------------------
+@linktransformer_arguments
 def evaluate_pairs(
     df: pd.DataFrame,
     left_on: Columns = None,
@@ -72,7 +74,8 @@ def evaluate_pairs(
     """A copy of ``df`` with ``score``: the cosine similarity between each row's ``left_on`` and ``right_on``
     texts (embedded as in ``merge``'s semantic mode: left as queries, right as documents, each distinct
     text once).
-    Rows with an empty text on either side get NaN.  Other keyword arguments are LinkConfig fields."""
+    Rows with an empty text on either side get NaN.  Other keyword arguments are LinkConfig fields, or
+    LinkTransformer's ``openai_key``/``gemini_key`` (this call only), ``batch_size``, ``progress_bar``."""
     linker = _linker(left_on, right_on, model, config, options)
     cfg = linker.config
     left, right = _texts(df, cfg.left_on, "left"), _texts(df, cfg.right_on, "right")
@@ -106,6 +109,7 @@ def parse_bytes(value: float | str) -> int:
     return int(number * (1024 if binary or not unit else 1000) ** power)
 
 
+@linktransformer_arguments
 def all_pair_combos_evaluate(
     df: pd.DataFrame,
     left_on: Columns = None,

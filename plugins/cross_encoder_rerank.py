@@ -5,7 +5,11 @@ than the bi-encoder but sharper.  Models are found and loaded like the sentence-
 (``ltengine_plugins._st_models``: local folder, packaged weights, then the Hugging Face Hub, with the
 same offline error).  Scores are mapped to 0..1: a one-label model goes through its sigmoid (or ours,
 if it has none); a model with several labels is soft-maxed and the ``label`` column (default: the
-last) is the match probability.
+last) is the match probability.  A model trained by ``ltengine.train_reranker`` carries
+``ltengine_calibration.json`` (Platt or isotonic scaling fitted on its validation logits): its raw
+logits are mapped through it instead, so ``rerank_score`` is a calibrated probability.
+
+Pairs are scored in batches of similar length (sorted by characters), so little padding is computed.
 """
 
 from __future__ import annotations
@@ -30,6 +34,33 @@ if TYPE_CHECKING:
 
 #: Pairs per ``predict`` call: the unit of progress.
 CHUNK = 1024
+#: Written beside a trained model by ``ltengine.train_reranker`` (ltengine.learn.score_calibration).
+CALIBRATION_FILE = "ltengine_calibration.json"
+
+
+def read_calibration(folder: str) -> dict[str, Any] | None:
+    """The score calibration stored in a local model folder, or None."""
+    path = Path(folder) / CALIBRATION_FILE
+    if not path.is_file():
+        return None
+    try:
+        params = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelUnavailableError(f"{str(path)!r} is not a readable score calibration: {exc}") from exc
+    if not isinstance(params, dict) or params.get("method") not in ("platt", "isotonic"):
+        raise ModelUnavailableError(f"{str(path)!r}: unknown score calibration (method must be 'platt' or 'isotonic')")
+    return params
+
+
+def calibrate_logits(params: dict[str, Any], logits: np.ndarray) -> np.ndarray:
+    """Platt: sigmoid(a * logit + b); isotonic: piecewise-linear through the fitted knots, with a
+    ``tie_break`` share of sigmoid(logit) mixed in so pairs on one step keep their order."""
+    z = np.asarray(logits, dtype=np.float64)
+    if params["method"] == "platt":
+        return 1.0 / (1.0 + np.exp(-(float(params["a"]) * z + float(params["b"]))))
+    steps = np.interp(z, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
+    eps = float(params.get("tie_break", 0.0))
+    return (1.0 - eps) * steps + eps / (1.0 + np.exp(-z))
 
 
 def _check_cross_encoder_folder(path: str) -> None:
@@ -76,6 +107,7 @@ class CrossEncoderReranker(Reranker):
 
     _model: Any = None
     _run: RunContext | None = None
+    _calibration: dict[str, Any] | None = None
 
     def __init__(self, model: str | None = None, options: Any = None, **kw: Any) -> None:
         super().__init__(model, options, **kw)
@@ -89,6 +121,7 @@ class CrossEncoderReranker(Reranker):
             target, source = resolve_model_path(self.model)
             if source != "hub":
                 _check_cross_encoder_folder(target)
+                self._calibration = read_calibration(target)
             o = self.options
             kwargs = dict(o.model_kwargs or {})
             if o.max_length is not None:
@@ -103,13 +136,16 @@ class CrossEncoderReranker(Reranker):
 
     def _predict(self, model: Any, batch: list[tuple[str, str]]) -> np.ndarray:
         labels = int(getattr(model, "num_labels", 1) or 1)
-        if labels == 1:  # a logit: always through a sigmoid, whatever activation the model saved
+        if labels == 1:  # a logit: through our calibration or a sigmoid, whatever activation the model saved
             import torch
 
-            scores = model.predict(
-                batch, batch_size=self.options.batch_size, show_progress_bar=False, activation_fn=torch.nn.Sigmoid()
-            )
-            return np.asarray(scores, dtype=np.float64).reshape(-1)
+            activation = torch.nn.Identity() if self._calibration is not None else torch.nn.Sigmoid()
+            scores = np.asarray(
+                model.predict(batch, batch_size=self.options.batch_size, show_progress_bar=False,
+                              activation_fn=activation),
+                dtype=np.float64,
+            ).reshape(-1)
+            return scores if self._calibration is None else calibrate_logits(self._calibration, scores)
         probs = np.asarray(
             model.predict(batch, batch_size=self.options.batch_size, show_progress_bar=False, apply_softmax=True),
             dtype=np.float64,
@@ -124,7 +160,10 @@ class CrossEncoderReranker(Reranker):
         positions: dict[tuple[str, str], int] = {}  # each distinct pair is scored once
         codes = np.array([positions.setdefault(t, len(positions)) for t in texts], dtype=np.int64)
         unique_pairs = list(positions)
-        out = np.empty(len(unique_pairs), dtype=np.float64)
+        # batches of similar length: sort by characters (longest first), score, put back in place
+        by_length = sorted(range(len(unique_pairs)), key=lambda i: -len(unique_pairs[i][0]) - len(unique_pairs[i][1]))
+        unique_pairs = [unique_pairs[i] for i in by_length]
+        sorted_out = np.empty(len(unique_pairs), dtype=np.float64)
         progress = self._run.config.progress if self._run is not None else None
         if unique_pairs:
             model = self.load()
@@ -133,8 +172,10 @@ class CrossEncoderReranker(Reranker):
             ) as bar:
                 for start in range(0, len(unique_pairs), CHUNK):
                     batch = unique_pairs[start : start + CHUNK]
-                    out[start : start + len(batch)] = self._predict(model, batch)
+                    sorted_out[start : start + len(batch)] = self._predict(model, batch)
                     bar.update(len(batch))
+        out = np.empty(len(unique_pairs), dtype=np.float64)
+        out[np.asarray(by_length, dtype=np.int64)] = sorted_out
         return pd.Series(np.clip(out[codes], 0.0, 1.0) if len(codes) else np.zeros(0), index=pairs.index)
 
     def attach(self, run: RunContext) -> None:

@@ -17,13 +17,15 @@ from ltengine.compat import linktransformer_arguments
 from ltengine.config import Columns, ConfigLike, LinkConfig
 from ltengine.engine.linker import Linker, Mode
 from ltengine.errors import LinkInputError
+from ltengine.execution import create_linker
 
 
 def _run(left: pd.DataFrame, right: pd.DataFrame, config: ConfigLike, mode: Mode, arguments: dict[str, Any],
          defaults: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Resolve the call's LinkConfig, fit the right table and link the left one.  ``merge_knn`` with
     ``k=1`` returns exactly ``merge``'s frame (no ``rank`` column, which would always be 1)."""
-    linker = Linker(LinkConfig.resolve(config, defaults=defaults, **arguments))
+    resolved = LinkConfig.resolve(config, defaults=defaults, **arguments)
+    linker = Linker(resolved) if resolved.executor == "local" else create_linker(resolved)  # local: no Ray import
     if not linker.config.left_on:
         raise LinkInputError("no columns to link on: pass on='column' (or left_on=/right_on=), or set them in config")
     if not isinstance(right, pd.DataFrame):

@@ -88,6 +88,8 @@ def as_config(config: ConfigLike) -> LinkConfig:
 
 #: Values of ``LinkConfig.mode``.
 MODES = ("auto", "hybrid", "semantic", "lexical")
+#: Values of ``LinkConfig.executor``.
+EXECUTORS = ("local", "ray")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,6 +144,11 @@ class LinkConfig:
     #: Link records made only of symbols (e.g. a lone emoji); by default a value with no letter or
     #: digit counts as empty, and empty records never match.
     keep_symbol_records: bool = False
+    #: Where the run executes: ``"local"`` (this process) or ``"ray"`` (Ray Data actors for encoding, the
+    #: right-hand index sharded over actors; see :mod:`ltengine.execution`).
+    executor: str = "local"
+    #: Options of the executor (``"ray"``: address, num_cpus, encode_actors, shards, ...).
+    executor_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -149,7 +156,7 @@ class LinkConfig:
             set_(self, name, as_columns(getattr(self, name), name))
         set_(self, "rerank", (self.rerank,) if isinstance(self.rerank, str) else tuple(self.rerank or ()))
         for name in ("encoder_options", "retriever_options", "blocker_options", "rerank_options", "fuser_options",
-                     "lexical_options"):
+                     "lexical_options", "executor_options"):
             value = getattr(self, name)
             if value is None:
                 value = {}
@@ -162,6 +169,9 @@ class LinkConfig:
         if self.mode not in MODES:
             raise ConfigError(f"unknown mode {self.mode!r}.{did_you_mean(str(self.mode), MODES)} "
                               f"Valid modes: {', '.join(MODES)}.")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(f"unknown executor {self.executor!r}.{did_you_mean(str(self.executor), EXECUTORS)} "
+                              f"Valid executors: {', '.join(EXECUTORS)}.")
         set_(self, "hybrid_depth", as_positive_int(self.hybrid_depth, "hybrid_depth", "candidates per retriever",
                                                    ConfigError))
         suffixes = tuple(self.suffixes)

@@ -84,7 +84,7 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
     gets ``probability``, the match probability of a model fitted without labels on the candidates
     (:func:`_edge_probabilities`); a reranker then judges the edges with probability >= 0.5.
     """
-    from ltengine.engine.linker import Linker
+    from ltengine.execution import create_linker
 
     start = time.perf_counter()
     unit_of_row, reps, unit_texts = _units(df, cfg)
@@ -93,7 +93,7 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
     units = df.iloc[reps][list(dict.fromkeys([*cfg.left_on, *cfg.block_on]))].reset_index(drop=True)
     rerank = bool(cfg.rerank or cfg.rerank_options)
     src_parts, dst_parts, score_parts, directed = [], [], [], []
-    linker = Linker(cfg)
+    linker = create_linker(cfg)  # executor='ray': a RayLinker
     if n_units > 1:
         linker.fit(units, expected_queries=len(units))
         chunks = _query_chunks(unit_texts, chunk_texts)

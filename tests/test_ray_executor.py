@@ -1,0 +1,138 @@
+"""executor="ray": Ray Data encoding actors and a sharded right-hand index give the local executor's links.
+
+A contract like the retrievers' (tests/test_retrievers.py): same rows, same left order, top-1 equal on
+>= 99.9 % of rows, and the run report shows >= 2 encoding actors and >= 2 shards at work.  One local
+Ray with 2 CPUs (no dashboard, no usage stats) serves the whole module.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ltengine as lt
+from ltengine.errors import ConfigError
+
+ray = pytest.importorskip("ray")
+
+RAY = {"executor": "ray", "executor_options": {"num_cpus": 2, "encode_actors": 2, "shards": 2,
+                                               "encode_batch_size": 64}}
+WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda"]
+CITIES = ["Paris", "Lyon", "Nice", "Lille"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    yield
+    ray.shutdown()
+
+
+def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
+    rng = np.random.default_rng(0)
+    names = [f"{WORDS[i % 8]} {WORDS[(i // 8) % 8]} trading {i} ltd" for i in range(320)]
+    right = pd.DataFrame({"name": names, "city": [CITIES[i % 4] for i in range(320)], "rid": range(320)})
+    pick = rng.choice(320, size=120, replace=False)
+    left = pd.DataFrame({"name": [names[i].replace("trading", "trade").upper() for i in pick],
+                         "city": right["city"].to_numpy()[pick], "lid": range(120)})
+    return left, right
+
+
+def _check_report(out: pd.DataFrame) -> dict:
+    execution = out.attrs["ltengine"]["report"]["execution"]
+    assert execution["executor"] == "ray"
+    assert len(execution["encode_actors"]) >= 2, execution  # not everything in one task
+    assert execution["shards_used"] >= 2, execution
+    assert all(shard["searches"] >= 1 for shard in execution["shards"] if shard["rows"]), execution
+    return execution
+
+
+def test_hybrid_merge_matches_local() -> None:
+    """Hybrid: the lexical IDF, the fusion and the match-probability model are fitted once, globally."""
+    left, right = _tables()
+    options = {"on": "name", "mode": "hybrid", "progress": False, "cache": False}
+    local = lt.merge(left, right, **options)
+    distributed = lt.merge(left, right, **options, **RAY)
+    assert list(distributed.columns) == list(local.columns)
+    assert distributed["lid"].tolist() == local["lid"].tolist()  # same rows, same left order
+    assert (distributed["rid"].to_numpy() == local["rid"].to_numpy()).mean() >= 0.999
+    np.testing.assert_allclose(distributed["score"], local["score"], atol=1e-5)
+    np.testing.assert_allclose(distributed["match_probability"], local["match_probability"], atol=1e-4)
+    execution = _check_report(distributed)
+    assert sum(shard["rows"] for shard in execution["shards"]) == len(right)  # split by id hash
+    assert "execution" not in local.attrs["ltengine"]["report"]
+
+
+def test_blocked_knn_matches_local() -> None:
+    """Blocked: whole blocks go to shards; the per-shard top-k is the block's top-k."""
+    left, right = _tables()
+    options = {"on": "name", "block_on": "city", "k": 3, "mode": "semantic", "progress": False, "cache": False}
+    local = lt.merge_knn(left, right, **options)
+    distributed = lt.merge_knn(left, right, **options, **RAY)
+    assert distributed[["lid", "rank"]].values.tolist() == local[["lid", "rank"]].values.tolist()
+    assert (distributed["rid"].to_numpy() == local["rid"].to_numpy()).mean() >= 0.999
+    np.testing.assert_allclose(distributed["score"], local["score"], atol=1e-5)
+    execution = _check_report(distributed)
+    assert sum(shard["parts"] for shard in execution["shards"]) == len(CITIES)  # one index per block
+
+
+def test_sharded_retriever_matches_exact_search() -> None:
+    """The sharded index against the exact numpy reference: global top-k merged from the shards, and range."""
+    from ltengine.execution.ray_session import RayOptions
+    from ltengine.execution.ray_shards import ShardedRetriever, ShardPool
+
+    rng = np.random.default_rng(1)
+    right = rng.normal(size=(500, 16)).astype(np.float32)
+    right /= np.linalg.norm(right, axis=1, keepdims=True)
+    queries = rng.normal(size=(40, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    right_ids = np.arange(1000, 1500, dtype=np.int64)
+    pool = ShardPool(RayOptions(shards=3), "faiss", {"index": "flat"})
+    sharded = ShardedRetriever(pool, split=True)
+    sharded.build(right, right_ids)
+    got = sharded.search(queries, np.arange(40), 5)
+    scores = queries @ right.T
+    expected = np.argsort(-scores, axis=1, kind="stable")[:, :5]
+    assert got["rank"].tolist() == [1, 2, 3, 4, 5] * 40
+    assert got["id_r"].to_numpy().reshape(40, 5).tolist() == right_ids[expected].tolist()
+    np.testing.assert_allclose(got["retrieval_score"].to_numpy().reshape(40, 5),
+                               np.take_along_axis(scores, expected, axis=1), atol=1e-5)
+    ranged = sharded.search_range(queries, np.arange(40), 0.5)
+    assert set(zip(ranged.id_l, ranged.id_r)) == {(i, right_ids[j]) for i, j in zip(*np.nonzero(scores >= 0.5))}
+    assert [row["rows"] > 0 for row in pool.report()] == [True, True, True]
+
+
+def test_cluster_rows_matches_local() -> None:
+    names = ["Acme Corp", "ACME Corporation", "acme corp.", "Globex Inc", "Globex Incorporated", "Initech",
+             "Umbrella plc", "Umbrella PLC", "Hooli", "Hooli Inc"] * 3
+    df = pd.DataFrame({"name": names})
+    options = {"on": "name", "threshold": 0.8, "progress": False, "cache": False}
+    local = lt.cluster_rows(df, **options)
+    distributed = lt.cluster_rows(df, **options, **RAY)
+    assert distributed["cluster"].tolist() == local["cluster"].tolist()
+    assert distributed.attrs["ltengine"]["report"]["linker"]["execution"]["executor"] == "ray"
+
+
+def test_local_executor_never_imports_ray() -> None:
+    code = ("import sys, pandas as pd, ltengine as lt\n"
+            "df = pd.DataFrame({'name': ['acme corp', 'globex inc']})\n"
+            "lt.merge(df, df, on='name', progress=False, cache=False)\n"
+            "assert 'ray' not in sys.modules, 'the local executor imported ray'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+
+
+def test_bad_executor_settings_are_config_errors() -> None:
+    df = pd.DataFrame({"name": ["a"]})
+    with pytest.raises(ConfigError, match="unknown executor 'rya'.*ray"):
+        lt.merge(df, df, on="name", executor="rya")
+    with pytest.raises(ConfigError, match="no option 'shard'.*shards"):
+        lt.merge(df, df, on="name", executor="ray", executor_options={"shard": 2})
+    with pytest.raises(ConfigError, match="shards must be a positive integer"):
+        lt.merge(df, df, on="name", executor="ray", executor_options={"shards": 0})

@@ -11,6 +11,7 @@ from ltengine.api import aggregate_rows, merge, merge_blocking, merge_knn, merge
 from ltengine.components import Blocker, Encoder, Fuser, Reranker, Retriever
 from ltengine.config import LinkConfig
 from ltengine.dedup.cluster import cluster_rows, dedup_rows
+from ltengine.dedup.incremental import update_clusters
 from ltengine.engine.fusion import fit_fusion
 from ltengine.engine.linker import Linker
 from ltengine.errors import (
@@ -47,6 +48,7 @@ __all__ = [
     "merge_knn_with_llm",
     "merge_knn_openai",
     "cluster_rows",
+    "update_clusters",
     "dedup_rows",
     "aggregate_rows",
     "evaluate_pairs",

@@ -25,7 +25,7 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("left", type=click.Path(dir_okay=False))
-@click.argument("right", type=click.Path(dir_okay=False))
+@click.argument("right", type=click.Path())
 @click.option("--on", help="Column(s) to link on, present in both files (comma-separated).")
 @click.option("--left-on", help="Left column(s) (comma-separated).")
 @click.option("--right-on", help="Right column(s) (comma-separated).")
@@ -63,7 +63,8 @@ def link(
     max_cost: float | None, max_calls: int | None, dry_run: bool, api_base: str | None, config_path: str | None,
     no_progress: bool, no_cache: bool, out: str, force: bool,
 ) -> None:
-    """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL) and write the merged table to --out."""
+    """Link LEFT to RIGHT (CSV, TSV, Parquet or JSONL, or an index saved by `ltengine index`) and write the
+    merged table to --out."""
     from ltengine import api
     from ltengine.cli.io import read_table, write_report, write_table
     from ltengine.cli.output import prepare_output
@@ -71,7 +72,9 @@ def link(
 
     try:
         prepare_output(out, [left, right], force=force)  # fail before any work, not after
-        left_df, right_df = read_table(left), read_table(right)
+        from ltengine.cli.index import is_index, link_saved
+
+        left_df, right_df = read_table(left), None if is_index(right) else read_table(right)
         options: dict[str, Any] = dict(
             on=split_columns(on), left_on=split_columns(left_on), right_on=split_columns(right_on), model=model,
             threshold=threshold, block_on=split_columns(block_on), keep_unmatched=keep_unmatched,
@@ -86,9 +89,11 @@ def link(
         options.update(cli_options(rerank, task=rerank_task, max_cost=max_cost, max_calls=max_calls,
                                    dry_run=dry_run, api_base=api_base))
         options = {key: value for key, value in options.items() if value is not None}
-        if knn:
-            if one_to_one:
-                raise click.UsageError("--one-to-one does not combine with --knn")
+        if knn and one_to_one:
+            raise click.UsageError("--one-to-one does not combine with --knn")
+        if right_df is None:
+            result = link_saved(left_df, right, options, k=k, knn=knn, one_to_one=one_to_one)
+        elif knn:
             result = api.merge_knn(left_df, right_df, k=k, **options)  # options not given (None) take --config's
         else:
             result = api.merge(left_df, right_df, k=k, one_to_one=one_to_one, **options)
@@ -121,6 +126,9 @@ from ltengine.cli.dedup import add_commands as _add_dedup_commands  # noqa: E402
 
 _add_dedup_commands(cli)
 from ltengine.cli.explain import explain as _explain
+from ltengine.cli.index import add_commands as _add_index_commands  # noqa: E402  (index)
+
+_add_index_commands(cli)
 
 cli.add_command(_explain)
 

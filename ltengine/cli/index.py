@@ -73,7 +73,7 @@ def _checked(path: str | Path, overrides: dict[str, Any], right_on: Any) -> dict
 def _differs(saved: Any, key: str, value: Any) -> bool:
     from ltengine.config import LinkConfig
 
-    return getattr(LinkConfig(**{key: value}), key) != getattr(saved, key)
+    return LinkConfig(**{key: value}).to_dict()[key] != saved.to_dict()[key]
 
 
 @click.command("index")

@@ -183,11 +183,12 @@ def saved_config(manifest: dict[str, Any], overrides: dict[str, Any]) -> LinkCon
     """The saved config with ``overrides`` applied; fields that shaped the index may not change."""
     config = LinkConfig.from_dict(manifest["config"])
     changed = config.replace(**overrides) if overrides else config
+    before, after = config.to_dict(), changed.to_dict()
     for name in INDEX_FIELDS:
-        if getattr(changed, name) != getattr(config, name):
+        if after[name] != before[name]:
             raise ConfigError(
-                f"the saved index was built with {name}={getattr(config, name)!r}; loading it with "
-                f"{name}={getattr(changed, name)!r} would give wrong links: fit and save a new index instead")
+                f"the saved index was built with {name}={before[name]!r}; loading it with "
+                f"{name}={after[name]!r} would give wrong links: fit and save a new index instead")
     return changed
 
 

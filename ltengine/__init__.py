@@ -36,7 +36,13 @@ from ltengine.evaluate.plots import plot_scores
 from ltengine.hookspecs import hookimpl
 from ltengine.judge_api import merge_k_judge, merge_knn_openai, merge_knn_with_llm
 from ltengine.lexical.names import normalize_name, normalize_names
+from ltengine.learn.adapter import train_adapter
+from ltengine.learn.labelling import label_pairs
+from ltengine.learn.classifier import train_clf_model
+from ltengine.learn.distil import distil_judge
+from ltengine.learn.reranker import train_reranker
 from ltengine.plugins import get_host
+from ltengine.rows_api import classify_rows, transform_rows
 
 __all__ = [
     "__version__",
@@ -51,6 +57,9 @@ __all__ = [
     "update_clusters",
     "dedup_rows",
     "aggregate_rows",
+    "classify_rows",
+    "transform_rows",
+    "train_clf_model",
     "evaluate_pairs",
     "all_pair_combos_evaluate",
     "evaluate",
@@ -66,6 +75,10 @@ __all__ = [
     "Reranker",
     "Fuser",
     "fit_fusion",
+    "train_adapter",
+    "train_reranker",
+    "distil_judge",
+    "label_pairs",
     "normalize_name",
     "normalize_names",
     "hookimpl",

@@ -131,6 +131,15 @@ from ltengine.cli.index import add_commands as _add_index_commands  # noqa: E402
 _add_index_commands(cli)
 
 cli.add_command(_explain)
+from ltengine.cli.label import label as _label  # noqa: E402  (label)
+
+cli.add_command(_label)
+from ltengine.cli.rows import add_commands as _add_rows_commands  # noqa: E402  (classify, transform)
+
+_add_rows_commands(cli)
+from ltengine.cli.train_reranker import add_commands as _add_reranker_commands  # noqa: E402  (train-reranker)
+
+_add_reranker_commands(cli)
 
 
 def _add_plugin_commands(group: click.Group) -> None:

@@ -102,8 +102,9 @@ def train_adapter(
     train_part, val_part = entity_split(positives, float(val_share), seed)
     val_queries = val_part["left_text"].nunique()
     if val_queries < MIN_VALIDATION:
-        warnings.warn(f"only {val_queries} validation queries (< {MIN_VALIDATION}): training for a fixed "
-                      f"{epochs} epochs without early stopping on validation", LinkWarning, stacklevel=2)
+        if val_share > 0:
+            warnings.warn(f"only {val_queries} validation queries (< {MIN_VALIDATION}): training for a fixed "
+                          f"{epochs} epochs without early stopping on validation", LinkWarning, stacklevel=2)
         train_part, val_part = positives, positives.iloc[:0]
 
     def index(part: pd.DataFrame) -> np.ndarray:

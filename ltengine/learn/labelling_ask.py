@@ -90,18 +90,30 @@ class LLMLabeler:
         if not model:
             raise ConfigError("labeler='llm:<model>' needs a model, e.g. labeler='llm:openai/gpt-4o-mini'")
         self.model, self.options, self.link_options = model, dict(options), dict(link_options)
+        #: What is left of the session's budget (``max_cost`` dollars, ``max_calls`` requests) over all batches.
+        self.left = {key: self.options.pop(key) for key in ("max_cost", "max_calls") if key in self.options}
+        self.spent = {"requests": 0, "cost": 0.0, "cache_hits": 0}
 
     def answer_all(self, pairs: pd.DataFrame, texts: list[tuple[str, str]]) -> list[str]:
         from ltengine.api import merge_knn
 
         if not texts:
             return []
+        if any(value <= 0 for value in self.left.values()):
+            return [UNSURE] * len(texts)  # the budget is spent: no more calls
         # one block per pair, holding exactly its two records: the judge sees exactly these pairs
         left = pd.DataFrame({"text": [a for a, _ in texts], "pair": range(len(texts))})
         right = pd.DataFrame({"text": [b for _, b in texts], "pair": range(len(texts))})
         judged = merge_knn(left, right, on="text", k=1, block_on="pair", mode="semantic",
-                           rerank=f"llm:{self.model}", rerank_options={"cascade": False, **self.options},
+                           rerank=f"llm:{self.model}", rerank_options={"cascade": False, **self.options, **self.left},
                            **self.link_options)
+        stage = judged.attrs["ltengine"]["report"]["rerank"]["stages"][-1]
+        for key in self.spent:
+            self.spent[key] += stage.get(key, 0)
+        if "max_calls" in self.left:
+            self.left["max_calls"] -= int(stage.get("requests", 0))
+        if "max_cost" in self.left:
+            self.left["max_cost"] -= float(stage.get("cost", 0.0))
         verdicts = dict(zip(judged["pair_x"] if "pair_x" in judged else judged["pair"], judged["is_match"]))
         out = []
         for i in range(len(texts)):

@@ -185,6 +185,13 @@ class LLMJudge(Reranker):
         """Answer tokens allowed for a request of ``n_pairs`` pairs."""
         return self.options.max_tokens or 64 + MAX_TOKENS_PER_ANSWER * n_pairs
 
+    def row_task(self, kind: str, labels: Any = None, instruction: str | None = None) -> Any:
+        """This judge's client, cache, budget and batching for a row task ("classify" or "transform"):
+        a :class:`~ltengine_plugins.llm_judge.rows.RowTask` (``ltengine.classify_rows`` / ``transform_rows``)."""
+        from .rows import RowTask
+
+        return RowTask(self, kind, labels, instruction)
+
     # -- scoring ----------------------------------------------------------------------------
     def score(self, pairs: pd.DataFrame, left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
         run = self._run

@@ -165,6 +165,11 @@ def _json_candidates(content: str) -> list[Any]:
     return found
 
 
+def json_values(content: str | None) -> list[Any]:
+    """The JSON values of a model's reply (the whole text, a fenced block, the first object/array); [] if none."""
+    return _json_candidates(content or "")
+
+
 def _answer_list(value: Any) -> list[Any]:
     if isinstance(value, list):
         return value

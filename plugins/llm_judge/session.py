@@ -44,8 +44,12 @@ class Session:
 
     ``verdicts`` (cache key -> verdict) starts with the cache hits and receives every accepted answer;
     ``errors`` (cache key -> judge_error) and ``stats`` (requests, attempts, tokens, cost, rejections)
-    fill up as the run goes.
+    fill up as the run goes.  A subclass with other ``messages``/``check`` runs other tasks on the same
+    loop (:mod:`ltengine_plugins.llm_judge.rows`).
     """
+
+    #: Progress bar text and unit.
+    activity, unit = "judging", "pair"
 
     def __init__(
         self,
@@ -66,6 +70,10 @@ class Session:
         """The chat messages asking about the pairs ``batch`` (ids "1", "2", ... in batch order)."""
         items = [(str(i + 1), self.unique[key][0], self.unique[key][1]) for i, key in enumerate(batch)]
         return prompt.build_messages(items, self.options.task)
+
+    def check(self, content: str | None, tokens: Any, ids: list[str]) -> answers.Checked:
+        """The strict check of one answer (see :func:`~ltengine_plugins.llm_judge.batches.check_answer`)."""
+        return answers.check_answer(content, tokens, ids)
 
     def worst_cost(self, messages: list[dict[str, str]], n_pairs: int) -> float | None:
         """Dollars a request can cost at most (None: the model has no price)."""
@@ -107,7 +115,7 @@ class Session:
         late = False  # the deadline passed
         total = sum(len(b) for b in batches)
         pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm-judge")
-        with progress_bar(total, f"judging ({self.judge.model})", self.progress, unit="pair") as bar:
+        with progress_bar(total, f"{self.activity} ({self.judge.model})", self.progress, unit=self.unit) as bar:
             try:
                 while pending or inflight:
                     late = deadline is not None and time.monotonic() >= deadline
@@ -174,7 +182,7 @@ class Session:
             stats["cost"] += reply.cost
         if budget is not None:
             budget.settle(worst, reply.cost)
-        checked = answers.check_answer(reply.content, reply.tokens, [str(i + 1) for i in range(len(batch))])
+        checked = self.check(reply.content, reply.tokens, [str(i + 1) for i in range(len(batch))])
         if checked.verdicts is not None:
             for i, key in enumerate(batch):
                 verdict = checked.verdicts[str(i + 1)]

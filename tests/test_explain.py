@@ -190,21 +190,26 @@ def test_cli_explains_a_csv_row_with_the_report_beside_it(tmp_path: Path) -> Non
     assert bad_row.exit_code != 0 and "row 9 is out of range" in bad_row.output
 
 
-def test_a_real_merge_is_explained_when_it_carries_its_features(firms) -> None:
+def test_a_real_merge_is_explained_from_the_features_it_keeps(firms) -> None:
     left, right = firms
-    out = lt.merge(left, right, on="name", progress=False)
-    calibration = out.attrs["ltengine"]["report"].get("calibration")
-    if calibration is None:
-        pytest.skip("merge does not write a calibration yet (issue 16 item 2)")
+    out = lt.merge(left, right, on="name", progress=False, keep_unmatched=True, threshold="auto")
+    calibration = out.attrs["ltengine"]["report"]["calibration"]
     assert len(lt.plot_scores(out).axes) == 3  # scores, probabilities, fitted weights per bin
-    missing = [name for name in calibration["features"] if name not in out.columns]
-    if missing:
-        with pytest.raises(ColumnError, match=repr(missing[0])):
-            lt.explain(out, 0)
-        pytest.xfail(f"the merge output does not carry the calibration's features {missing}")
-    for row in range(len(out)):
-        why = lt.explain(out, row)
-        assert why.match_probability == pytest.approx(float(out["match_probability"].iloc[row]), abs=1e-3)
+    assert "score_margin" in calibration["features"] and "score_margin" not in out.columns
+    assert not any(str(c).startswith("__ltengine") for c in out.columns)  # the margin rides in attrs, not columns
+    matched = np.flatnonzero(out["match_probability"].notna().to_numpy())
+    assert len(matched) >= 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinkWarning)  # the explained probability is the output's, exactly
+        for row in matched:
+            why = lt.explain(out, int(row))
+            assert why.match_probability == pytest.approx(float(out["match_probability"].iloc[row]), abs=1e-3)
+        subset = out.iloc[matched[-2:]]  # a subset keeps its index labels, so its rows are still found
+        assert lt.explain(subset, 1).match_probability == pytest.approx(float(subset["match_probability"].iloc[1]),
+                                                                        abs=1e-3)
+    with pytest.raises(ColumnError, match="score_margin"):  # lost with the attrs (e.g. read from a CSV file)
+        lt.explain(pd.DataFrame(out.iloc[[int(matched[0])]].to_dict("list")), 0,
+                   report=out.attrs["ltengine"]["report"])
 
 
 def test_explain_reproduces_the_engines_match_model_from_its_report() -> None:

@@ -85,6 +85,8 @@ class ModelStore:
         """The stored model of the run's mode (``context.report["mode"]``), else (or with ``refit``) one
         fitted on ``top``, each left row's best candidates; the parameters go into the run report."""
         mode, start = context.report.get("mode", ""), time.perf_counter()
+        if "fusion" in context.report:  # auto mode: the model of the fused score is kept per fusion
+            mode += "/" + context.report["fusion"]["kind"]
         with self._lock:
             model = None if refit else self._models.get(mode)
         fitted_now = model is None
@@ -99,6 +101,26 @@ class ModelStore:
         context.report["calibration"] = dict(model.describe(), fitted_on="this call" if fitted_now else "an earlier call")
         context.timings["calibrate"] = context.timings.get("calibrate", 0.0) + time.perf_counter() - start
         return model
+
+    def stored(self, key: str) -> MatchModel | None:
+        """The model stored under ``key`` (a mode, or a fusion key of :mod:`ltengine.engine.adaptive`)."""
+        with self._lock:
+            return self._models.get(key)
+
+    def keep(self, key: str, model: MatchModel) -> MatchModel:
+        """Store ``model`` under ``key`` unless one is there already (another thread's); returns the stored one."""
+        with self._lock:
+            return self._models.setdefault(key, model)
+
+    def fusion(self, key: str, fit: Any) -> MatchModel:
+        """The model stored under ``key``, else ``fit()``'s, stored."""
+        model = self.stored(key)
+        return model if model is not None else self.keep(key, fit())
+
+    def clear(self) -> None:
+        """Forget every model (the next call fits again)."""
+        with self._lock:
+            self._models.clear()
 
     def fitted(self) -> dict[str, MatchModel]:
         """The stored models by mode (a copy), e.g. to save them with the index."""
@@ -139,15 +161,16 @@ def pair_features(pairs: pd.DataFrame, columns: tuple[str, ...], context: pd.Dat
     return pd.DataFrame(out, index=pairs.index)
 
 
-def fit_match_model(features: pd.DataFrame, id_l: np.ndarray) -> MatchModel:
+def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS) -> MatchModel:
     """Fit :class:`MatchModel` on the features of a run's candidate pairs by EM, without labels.
 
     Starts from "each row's best pair is its match" and lets at most one match per left row on
     average (the prior share is capped at left rows / pairs).  Deterministic for a given input.
+    ``bins``: equal-mass bins per feature (fewer = coarser weights, steadier on few pairs).
     """
     names = tuple(features.columns)
     n, left_rows = len(features), len(np.unique(id_l))
-    edges = tuple(_edges(features[name].to_numpy(), name.endswith("_margin")) for name in names)
+    edges = tuple(_edges(features[name].to_numpy(), name.endswith("_margin"), bins) for name in names)
     bins = [_bins(features[name].to_numpy(), e) for name, e in zip(names, edges)]
     sizes = [len(e) + 2 for e in edges]  # real bins, then the missing-value bin
     margins = [features[name].to_numpy() for name in names if name.endswith("_margin")]
@@ -178,19 +201,19 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray) -> MatchModel:
                       tuple(tuple(map(float, w)) for w in weights), prior_logit, n, left_rows, iteration, converged)
 
 
-def _edges(values: np.ndarray, margin: bool = False) -> np.ndarray:
-    """Inner bin edges of the finite ``values``: ``N_BINS`` equal-mass bins with the top tenth split
+def _edges(values: np.ndarray, margin: bool = False, bins: int = N_BINS) -> np.ndarray:
+    """Inner bin edges of the finite ``values``: ``bins`` equal-mass bins with the top tenth split
     finer (a row's match is among its few best candidates); a margin gets 0 as an edge and half the
     bins on each side of it, so the rows' best pairs are told apart by how far they lead."""
     finite = values[np.isfinite(values)]
     if not len(finite):
         return np.zeros(0)
     if margin:
-        half = N_BINS // 2
+        half = bins // 2
         parts = [np.zeros(1)] + [np.quantile(side, np.arange(1, half) / half)
                                  for side in (finite[finite > 0], finite[finite < 0]) if len(side)]
         return np.unique(np.concatenate(parts))
-    return np.unique(np.quantile(finite, np.r_[np.arange(1, N_BINS) / N_BINS, TOP_QUANTILES]))
+    return np.unique(np.quantile(finite, np.r_[np.arange(1, bins) / bins, TOP_QUANTILES]))
 
 
 def _bins(values: np.ndarray, edges: Any) -> np.ndarray:

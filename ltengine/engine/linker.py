@@ -19,12 +19,21 @@ import numpy as np
 import pandas as pd
 
 from ltengine.config import LinkConfig, as_config
+from ltengine.engine.adaptive import fuse_adaptive
+from ltengine.engine.adaptive import plan as adaptive_plan
 from ltengine.engine.blocks import FittedRight, groups, matched_groups, search_blocks
 from ltengine.engine.calibration import CALIBRATION_K, MatchModel, ModelStore, model_columns, pair_features
 from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
 from ltengine.engine.encoding import encode_texts, resolve_encoder
 from ltengine.engine.fusion import auto_mode, check_hybrid_components, create_fuser, fuse_candidates, row_map
-from ltengine.engine.output import added_columns, assemble, check_clash, check_output_columns
+from ltengine.engine.output import (
+    added_columns,
+    assemble,
+    check_clash,
+    check_output_columns,
+    detach_features,
+    hide_features,
+)
 from ltengine.engine.persist import load_index, read_manifest, save_index, saved_config
 from ltengine.engine.persist_update import add_rows, remove_rows
 from ltengine.engine.rerank import apply_rerankers, plan
@@ -201,7 +210,8 @@ class Linker:
         report = ctx.report
         report.update(left_rows=len(left), left_empty_text=int(len(left) - len(ids)))
         left_lexical = lexical_texts(left, cfg.left_on, "left", texts, cfg.keep_symbol_records)
-        mode = self.resolve_mode(left_lexical[ids], ctx)
+        script_mode = self.resolve_mode(left_lexical[ids], ctx)
+        mode = adaptive_plan(self._models, cfg.mode, script_mode, len(ids), report)
         right = self._right
         block_groups = matched_groups(right, keys, ids, ctx, cfg.block_on)
 
@@ -221,7 +231,8 @@ class Linker:
             depth = max(k, cfg.hybrid_depth)
             semantic = search(right.blocks, False, depth, None, "searching (semantic)")
             lexical = search(self._lexical_index(ctx), True, depth, None, "searching (lexical)")
-            pairs = self._fuse(semantic, lexical, block_groups, ids, vectors, left_lexical, k, threshold, ctx)
+            pairs = self._fuse(semantic, lexical, block_groups, ids, vectors, left_lexical, k, threshold, ctx,
+                               script_mode if mode == "adaptive" else None)
         pairs = pairs.rename(columns={"retrieval_score": "score"})
         pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
         pairs["text_r"] = right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
@@ -229,8 +240,9 @@ class Linker:
 
     def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
               ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, k: int, threshold: float | None,
-              ctx: RunContext) -> pd.DataFrame:
-        """Fuse the two candidate lists (:func:`ltengine.engine.fusion.fuse_candidates`), timed as ``fuse``."""
+              ctx: RunContext, adaptive: str | None = None) -> pd.DataFrame:
+        """Fuse the two candidate lists (:func:`ltengine.engine.fusion.fuse_candidates`), timed as ``fuse``;
+        ``adaptive`` (the scripts' mode): rank by the fusion fitted on the run (:mod:`~ltengine.engine.adaptive`)."""
         right = self._right
         assert right is not None and right.semantic
         start = time.perf_counter()
@@ -243,7 +255,10 @@ class Linker:
         pairs = fuse_candidates(semantic, lexical, fuser, block_of=block_of, blocks=blocks,
                                 left_rows=row_map(len(lexical_texts), ids), vectors=vectors,
                                 lexical_texts=lexical_texts, right_vectors=right.vectors,
-                                right_rows=right.vector_rows, k=k, threshold=threshold)
+                                right_rows=right.vector_rows, k=2 * max(k, self.config.hybrid_depth) if adaptive
+                                else k, threshold=None if adaptive else threshold)
+        if adaptive:
+            pairs = fuse_adaptive(pairs, self._models, adaptive, k, threshold, ctx.report)
         ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
         return pairs
 
@@ -298,6 +313,7 @@ class Linker:
         """Fit the match-probability model on ``left``'s top candidates and keep it for later merges
         (which otherwise fit it on their first call).  Returns the model."""
         ctx = self._fitted_context.fork()
+        self._models.clear()  # the fusion of mode "auto" is refitted too
         return self._models.get(self.candidates(left, k=CALIBRATION_K, context=ctx), ctx, refit=True)
 
     def merge(self, left: pd.DataFrame, mode: Mode = "best") -> pd.DataFrame:
@@ -326,7 +342,8 @@ class Linker:
         pairs = self.candidates(left, k=max(cfg.k, CALIBRATION_K), threshold=cfg.threshold if ranged else None,
                                 context=ctx)
         top = self.candidates(left, k=CALIBRATION_K, context=ctx) if ranged else pairs[pairs["rank"] <= CALIBRATION_K]
-        pairs["match_probability"] = self._models.get(top, ctx).predict(pair_features(pairs, model_columns(pairs), top))
+        features = pair_features(pairs, model_columns(pairs), top)
+        pairs = hide_features(pairs.assign(match_probability=self._models.get(top, ctx).predict(features)), features)
         if not ranged:
             pairs = top_k_per_left(pairs, cfg.k)
         if cfg.threshold == "auto":
@@ -350,7 +367,8 @@ class Linker:
         out = assemble(left, self._right.frame, pairs, cfg, with_rank=mode != "best")  # type: ignore[union-attr]
         ctx.report.update(matched_left_rows=int(pairs["id_l"].nunique()), output_rows=len(out))
         ctx.timings["total_link"] = time.perf_counter() - start
-        out.attrs["ltengine"] = {"report": copy.deepcopy(ctx.report), "timings": dict(ctx.timings)}
+        out.attrs["ltengine"] = {"report": copy.deepcopy(ctx.report), "timings": dict(ctx.timings),
+                                 "pair_features": detach_features(out)}  # what lt.explain needs beyond columns
         self.context = ctx  # the last run's context, for inspection
         return out
 

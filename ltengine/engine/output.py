@@ -117,3 +117,21 @@ def assemble(left: pd.DataFrame, right: pd.DataFrame, pairs: pd.DataFrame, cfg: 
     if with_rank and "rank" in out and out["rank"].isna().any():
         out["rank"] = out["rank"].astype("Int64")
     return out
+
+
+#: Prefix of the pair columns that carry a calibration feature through a merge without becoming output columns.
+HIDDEN_FEATURE = "__ltengine_feature__"
+
+
+def hide_features(pairs: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """``pairs`` with the calibration features that are not its columns (the margins) as hidden columns."""
+    extra = {HIDDEN_FEATURE + c: features[c].to_numpy() for c in features.columns if c not in pairs.columns}
+    return pairs.assign(**extra)
+
+
+def detach_features(out: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Remove the hidden feature columns from ``out`` (in place); returns them by feature name, one value per
+    output row (NaN for a left row without a match), for ``out.attrs["ltengine"]["pair_features"]``."""
+    hidden = [c for c in out.columns if str(c).startswith(HIDDEN_FEATURE)]
+    return {c[len(HIDDEN_FEATURE):]: out.pop(c).to_numpy(dtype=np.float64) for c in hidden}
+

@@ -91,6 +91,9 @@ def explain(out: pd.DataFrame, row: int, *, report: Any = None, plot: bool = Fal
     record, derived = out.iloc[int(row)], []
 
     def value_of(name: str) -> float:
+        kept = _kept_feature(out, int(row), name) if name not in record.index else None
+        if kept is not None:
+            return kept
         if name not in record.index and name.endswith("_margin"):
             margin = derive_margin(out, int(row), name)
             if margin is not None:
@@ -115,6 +118,16 @@ def explain(out: pd.DataFrame, row: int, *, report: Any = None, plot: bool = Fal
     if plot or path is not None:
         result.plot(path)
     return result
+
+
+def _kept_feature(out: pd.DataFrame, row: int, name: str) -> float | None:
+    """Feature ``name`` of output row ``row`` as the merge kept it in ``out.attrs["ltengine"]["pair_features"]``
+    (one value per row of the merge's own output, found by the row's index label); None when not kept."""
+    values = out.attrs.get("ltengine", {}).get("pair_features", {}).get(name)
+    label = out.index[row]
+    if values is None or isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+        return None
+    return float(values[label]) if 0 <= label < len(values) and np.isfinite(values[label]) else None
 
 
 def _pair_texts(record: pd.Series) -> dict[str, Any]:

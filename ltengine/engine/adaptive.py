@@ -1,0 +1,94 @@
+"""The adaptive default chain: in ``mode="auto"`` the semantic and lexical scores are fused by a model fitted
+on the run's own candidates, without labels (issue 16).
+
+Both retrievers collect candidates (as in hybrid mode); a two-class mixture (:func:`fit_match_model`, EM in
+the Fellegi-Sunter manner) is fitted over each pair's component scores and their margins within the left
+row, on the pairs among either component's :data:`FIT_DEPTH` best; the fused ``score`` is the mixture's
+probability (ties broken by the component scores), and the candidates are ranked by it.
+
+- Same script on both sides: the features are ``score_semantic`` and ``score_lexical`` (and margins).
+- Different scripts: also the shipped fuser's score (``plugins/fusion_weights.py``, fitted on cross-script
+  names), so its string similarities and per-script weights count as one more piece of evidence.
+- Fewer than :data:`MIN_LEFT_ROWS` left rows on the first call: the prior chain (semantic for one script,
+  the shipped fusion across scripts) with nothing fitted.
+
+The fitted model is kept in the Linker's :class:`ModelStore` (under :func:`fusion_key`) and reused by later
+calls, so one call and two halves of a left table rank identically.  FIT_DEPTH, FUSION_BINS and
+MIN_LEFT_ROWS were chosen on the quick suite of ``evals/default_chain.py`` (see README, *Match probabilities*).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ltengine.engine.calibration import MatchModel, ModelStore, fit_match_model, pair_features
+from ltengine.engine.decide import top_k_per_left
+
+#: The pairs the fusion is fitted on: those among the semantic or the lexical retriever's best this many.
+FIT_DEPTH = 10
+#: Equal-mass bins per feature of the fusion model (coarser than the calibration's: steadier rankings).
+FUSION_BINS = 5
+#: Fewer left rows (with a text) than this on the first call: the prior chain, nothing fitted.
+MIN_LEFT_ROWS = 50
+#: Weight of the component scores that break ties between pairs of equal fitted probability.
+TIE_BREAK = 1e-6
+SAME_SCRIPT = ("score_semantic", "score_lexical")
+CROSS_SCRIPT = (*SAME_SCRIPT, "score_fused")
+#: No model: the prior chain (too few rows on the first call).
+PRIOR = MatchModel(features=(), edges=(), weights=(), prior_logit=0.0, pairs=0, left_rows=0, iterations=0,
+                   converged=True)
+
+
+def fusion_key(script_mode: str) -> str:
+    """The ModelStore key of the fusion for the mode the scripts alone give (hybrid = scripts differ)."""
+    return "fusion:cross-script" if script_mode == "hybrid" else "fusion:same-script"
+
+
+def plan(store: ModelStore, config_mode: str, script_mode: str, left_rows: int, report: dict[str, Any]) -> str:
+    """The mode to search in: ``"adaptive"`` (both retrievers, fused by a model fitted on the run), or
+    ``script_mode`` when the config fixes the mode or the prior chain is used (then stored as the decision)."""
+    if config_mode != "auto":
+        return script_mode
+    key = fusion_key(script_mode)
+    model = store.stored(key)
+    if model is None and left_rows < MIN_LEFT_ROWS:
+        model = store.keep(key, PRIOR)
+    if model is not None and not model.features:
+        report["fusion"] = {"kind": key, "model": f"none: fewer than {MIN_LEFT_ROWS} left rows on the first call "
+                            f"(Linker.calibrate(left) refits); {script_mode} as the scripts alone decide"}
+        return script_mode
+    report.update(mode="hybrid", mode_reason=report.get("mode_reason", "") + "; both retrievers, fused by a model "
+                  "fitted on this run's own candidates (no labels)")
+    return "adaptive"
+
+
+def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: int, threshold: float | None,
+                  report: dict[str, Any]) -> pd.DataFrame:
+    """Rank the union of both retrievers' candidates (``retrieval_score`` = the shipped fuser's score) by the
+    stored fusion model, fitting it first when none is stored; keep the ``k`` best per left row (or, with
+    ``threshold``, every pair whose fused score reaches it)."""
+    key = fusion_key(script_mode)
+    columns = CROSS_SCRIPT if script_mode == "hybrid" else SAME_SCRIPT
+    pairs = pairs.assign(score_fused=pairs["retrieval_score"].to_numpy(dtype=np.float64))
+    features = pair_features(pairs, columns)
+
+    def fit() -> MatchModel:
+        by_row = pairs.groupby("id_l", sort=False)
+        near = np.zeros(len(pairs), dtype=bool)
+        for column in SAME_SCRIPT:
+            near |= by_row[column].rank(ascending=False, method="first").to_numpy() <= FIT_DEPTH
+        return fit_match_model(features[near], pairs["id_l"].to_numpy()[near], bins=FUSION_BINS)
+
+    model = store.fusion(key, fit)
+    tie = (np.clip(pairs["score_semantic"].to_numpy(dtype=np.float64), 0.0, 1.0)
+           + np.clip(pairs["score_lexical"].to_numpy(dtype=np.float64), 0.0, 1.0)) / 2.0
+    fused = (1.0 - TIE_BREAK) * model.predict(features) + TIE_BREAK * tie
+    report["fusion"] = dict(model.describe(), kind=key, fit_depth=FIT_DEPTH, bins=FUSION_BINS,
+                            meaning="score = the probability of this mixture (ties: mean component score)")
+    pairs = pairs.assign(retrieval_score=fused).drop(columns="score_fused")
+    if threshold is not None:
+        return top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
+    return top_k_per_left(pairs, k, score="retrieval_score")

@@ -167,7 +167,7 @@ def run_tests(test_file: Path, data_dir: Path, timeout: float | None = 1800) -> 
         junit = work / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(work),
                f"--junitxml={junit}", str(target)]
-        cmd += [arg for name in excluded for arg in ("--deselect", f"{target}::{name}")]
+        cmd += [arg for name in excluded for arg in ("--deselect", f"{target.name}::{name}")]  # rootdir-relative
         env = dict(os.environ, LTENGINE_HOME=str(work / "home"), PYTHONDONTWRITEBYTECODE="1")
         for key in KEY_VARIABLES:  # excluded anyway; never sent anywhere by this runner
             env.pop(key, None)
@@ -188,6 +188,9 @@ def run_tests(test_file: Path, data_dir: Path, timeout: float | None = 1800) -> 
                 entry["pending"] = f"ltengine has no {', '.join(missing)} yet"
         tests.append(entry)
     counts = {k: sum(t["outcome"] == k for t in tests) for k in ("passed", "failed", "skipped", "excluded", "not run")}
+    ran_excluded = sorted(set(excluded) & set(outcomes))
+    if ran_excluded:
+        raise RuntimeError(f"excluded tests ran anyway (deselection failed): {ran_excluded}")
     return {"tests": tests, "counts": counts, "rewritten_lines": changed, "pytest_exit_code": proc.returncode,
             "pytest_tail": proc.stdout[-3000:] if proc.returncode not in (0, 5) else proc.stdout[-600:],
             "wall_seconds": round(wall, 1), "cpu_seconds_children": round(cpu, 1)}

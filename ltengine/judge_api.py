@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ltengine.api import merge_knn
-from ltengine.compat import api_keys, linktransformer_arguments
+from ltengine.compat import api_keys, api_model, linktransformer_arguments
 from ltengine.config import Columns
 from ltengine.engine.output import JUDGE_API_COLUMNS, check_clash
 from ltengine.errors import LinkInputError
@@ -118,7 +118,7 @@ def merge_k_judge(
     if max_calls is not None:
         judge["max_calls"] = max_calls
     judge.update(dict(rerank_options or {}))
-    retrieval_model = knn_sbert_model or knn_api_model or model
+    retrieval_model = api_model(knn_sbert_model or knn_api_model or model)
     if k is None and options.get("config") is None:
         k = 3  # LinkTransformer's default; with a config, its k (LinkConfig.resolve's rule)
     with api_keys({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):

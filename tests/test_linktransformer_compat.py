@@ -125,6 +125,16 @@ def test_evaluate_pairs_and_all_pair_combos_take_lt_arguments(cache) -> None:
     assert len(combos) == 4 and combos["score"].between(-1, 1).all()
 
 
+
+def test_outputs_print_and_concatenate(cache) -> None:
+    """LinkTransformer's tests print every output; scripts concatenate them.  ``attrs`` must survive both
+    (pandas compares the attrs of the pieces with ``==``: a numpy array there makes that ambiguous)."""
+    wide = RIGHT.assign(**{f"extra_{i}": i for i in range(40)})  # wider than pandas' display: printed in pieces
+    first = lt.merge_knn(wide, LEFT, on="CompanyName", model=MINILM, k=1, cache_dir=cache, **QUIET)
+    second = lt.merge(wide.iloc[::-1], LEFT, on="CompanyName", model=MINILM, cache_dir=cache, **QUIET)
+    assert "CompanyName_x" in repr(first) and "CompanyName_x" in first.to_string()
+    assert len(pd.concat([first, second])) == len(first) + len(second)
+
 # -- API keys: for the call only -------------------------------------------------------------------------
 def test_openai_key_is_in_the_environment_for_the_call_only(fake_openai, monkeypatch, tmp_path) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
@@ -248,3 +258,31 @@ def test_ward_hdbscan_defaults_and_dedup(distances, cache) -> None:
 def test_cluster_translation_errors(kwargs, message) -> None:
     with pytest.raises(ConfigError, match=message):
         lt.cluster_rows(NAMES, on="name", model=MINILM, **kwargs)
+
+
+# -- the runner of LinkTransformer's own test file (evals/linktransformer_infer_test.py) ------------------
+def test_infer_test_runner_rewrites_imports_and_classifies_tests(tmp_path) -> None:
+    from evals.linktransformer_infer_test import classify_tests, find_data_dir, rewrite
+
+    source = "\n".join([
+        "import os", "from linktransformer import DATA_DIR_PATH", "import linktransformer as lt",
+        "import linktransformer.infer as infer_mod", "",
+        "def test_offline():", "    lt.merge(a, b, model='sentence-transformers/all-MiniLM-L6-v2')",
+        "def test_hub():", "    lt.aggregate_rows(a, b, model='sentence-transformers/all-mpnet-base-v2')",
+        "def test_key():", "    lt.merge(a, b, model='text-embedding-ada-002', openai_key=os.getenv('OPENAI_API_KEY'))",
+        "def test_internals(monkeypatch):", "    monkeypatch.setattr(infer_mod, 'infer_embeddings', None)",
+        "    lt.merge_range(a, b, model=object(), sim_threshold=0.01)",
+    ])
+    text, changed = rewrite(source, tmp_path)
+    assert "import ltengine as lt" in text and f"DATA_DIR_PATH = {str(tmp_path)!r}" in text
+    assert "infer_mod = None" in text and "import linktransformer" not in text and len(changed) == 3
+    names, excluded, calls = classify_tests(source)
+    assert names == ["test_offline", "test_hub", "test_key", "test_internals"]
+    assert set(excluded) == {"test_hub", "test_key", "test_internals"}
+    assert "all-mpnet-base-v2" in excluded["test_hub"] and "OPENAI_API_KEY" in excluded["test_key"]
+    assert "internals" in excluded["test_internals"] and calls["test_internals"] == ["merge_range"]
+    with pytest.raises(SystemExit, match="cannot rewrite"):
+        rewrite("from linktransformer.utils import load_model\n", tmp_path)
+    (tmp_path / "linktransformer" / "data").mkdir(parents=True)
+    (tmp_path / "linktransformer" / "data" / "toy_comp_1.csv").write_text("CompanyName\nx\n")
+    assert find_data_dir(tmp_path, tmp_path) == (tmp_path / "linktransformer" / "data").resolve()

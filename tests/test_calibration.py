@@ -139,3 +139,66 @@ def test_em_separates_a_synthetic_mixture_and_handles_no_pairs() -> None:
     assert 0.7 <= p.sum() / rows < 0.9
     empty = fit_match_model(pair_features(pairs.iloc[:0], ("score",)), id_l[:0])
     assert empty.pairs == 0 and len(empty.predict(pair_features(pairs.iloc[:0], ("score",)))) == 0
+
+
+# -- mode="auto": the fusion fitted on the run's own candidates (engine/adaptive.py) -----------------------------
+NATIONS = ["Afghanistan", "Albania", "Algeria", "Andorra", "Angola", "Argentina", "Armenia", "Australia", "Austria",
+           "Azerbaijan", "Bahamas", "Bahrain", "Bangladesh", "Barbados", "Belarus", "Belgium", "Belize", "Benin",
+           "Bhutan", "Bolivia", "Botswana", "Brazil", "Brunei", "Bulgaria", "Burundi", "Cambodia", "Cameroon",
+           "Canada", "Chad", "Chile", "Colombia", "Comoros", "Croatia", "Cuba", "Cyprus", "Denmark", "Djibouti",
+           "Dominica", "Ecuador", "Egypt", "Eritrea", "Estonia", "Eswatini", "Ethiopia", "Fiji", "Finland", "France",
+           "Gabon", "Gambia", "Georgia", "Germany", "Ghana", "Greece", "Grenada", "Guatemala", "Guinea", "Guyana",
+           "Haiti", "Honduras", "Hungary", "Iceland", "India", "Indonesia", "Iran", "Iraq", "Ireland", "Israel"]
+NATIONS_RIGHT = pd.DataFrame({"name": NATIONS})
+#: One letter dropped from each name (not the first), 60 left rows: above adaptive.MIN_LEFT_ROWS.
+NATIONS_LEFT = pd.DataFrame({"name": [n[: 1 + i % (len(n) - 2)] + n[2 + i % (len(n) - 2):]
+                                      for i, n in enumerate(NATIONS[:60])]})
+CYRILLIC = str.maketrans(dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопкрстуввксиз")))
+
+
+def _top1(out: pd.DataFrame) -> float:
+    return float((out["name_y"].to_numpy() == np.array(NATIONS[:60], dtype=object)).mean())
+
+
+def test_auto_mode_fuses_both_retrievers_by_a_model_fitted_on_the_run() -> None:
+    from ltengine.engine.adaptive import FUSION_BINS, MIN_LEFT_ROWS
+
+    assert len(NATIONS_LEFT) >= MIN_LEFT_ROWS
+    out = lt.merge(NATIONS_LEFT, NATIONS_RIGHT, on="name", progress=False)
+    report = out.attrs["ltengine"]["report"]
+    fusion = report["fusion"]
+    assert report["mode"] == "hybrid" and fusion["kind"] == "fusion:same-script" and fusion["bins"] == FUSION_BINS
+    assert set(fusion["features"]) == {"score_semantic", "score_semantic_margin", "score_lexical",
+                                       "score_lexical_margin"}
+    assert fusion["pairs"] > 0 and fusion["left_rows"] == len(NATIONS_LEFT)
+    assert {"score_semantic", "score_lexical"} <= set(out.columns) and out["score"].between(0.0, 1.0).all()
+    components = [_top1(lt.merge(NATIONS_LEFT, NATIONS_RIGHT, on="name", mode=m, progress=False))
+                  for m in ("semantic", "lexical")]
+    assert _top1(out) >= max(components)  # never below its best component here
+    again = lt.merge(NATIONS_LEFT, NATIONS_RIGHT, on="name", progress=False)  # deterministic
+    assert again["score"].equals(out["score"]) and again.attrs["ltengine"]["report"]["fusion"] == fusion
+
+
+def test_the_fitted_fusion_is_kept_one_call_equals_two_halves() -> None:
+    linker = lt.Linker(left_on="name", right_on="name", progress=False).fit(NATIONS_RIGHT)
+    linker.calibrate(NATIONS_LEFT)
+    whole = linker.merge(NATIONS_LEFT)
+    halves = pd.concat([linker.merge(NATIONS_LEFT.iloc[:30]), linker.merge(NATIONS_LEFT.iloc[30:])],
+                       ignore_index=True)  # 30 rows each: too few to fit, the stored fusion is used
+    assert whole["name_y"].equals(halves["name_y"]) and whole["match_probability"].equals(halves["match_probability"])
+    # the encoder's float32 vectors move by ~1e-7 with the batch; the fused score only through its tie-break
+    assert np.allclose(whole["score"], halves["score"], rtol=0, atol=1e-9)
+    fresh = lt.Linker(left_on="name", right_on="name", progress=False).fit(NATIONS_RIGHT)
+    fresh.merge(NATIONS_LEFT)  # the first merge fits and keeps it
+    assert np.allclose(fresh.merge(NATIONS_LEFT.iloc[30:])["score"], whole["score"].to_numpy()[30:], rtol=0, atol=1e-9)
+
+
+def test_few_rows_keep_the_prior_chain_and_scripts_add_the_shipped_fusion() -> None:
+    few = lt.merge(NATIONS_LEFT.iloc[:10], NATIONS_RIGHT, on="name", progress=False)
+    report = few.attrs["ltengine"]["report"]
+    assert report["mode"] == "semantic" and report["fusion"]["model"].startswith("none: fewer than")
+    cyrillic = NATIONS_LEFT.assign(name=NATIONS_LEFT["name"].str.lower().str.translate(CYRILLIC))
+    out = lt.merge(cyrillic, NATIONS_RIGHT, on="name", progress=False)
+    fusion = out.attrs["ltengine"]["report"]["fusion"]
+    assert fusion["kind"] == "fusion:cross-script" and "score_fused" in fusion["features"]
+    assert _top1(out) >= _top1(lt.merge(cyrillic, NATIONS_RIGHT, on="name", mode="semantic", progress=False))

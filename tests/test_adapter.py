@@ -12,6 +12,10 @@ import pytest
 import ltengine as lt
 from ltengine.errors import ConfigError, FileFormatError, LinkInputError
 
+pytest.register_assert_rewrite("llm_fixtures", "openai_server")
+
+pytest_plugins = ["llm_fixtures"]
+
 # Pairs the base encoder cannot link by meaning: made-up product codes and their (unrelated) brand names.
 _SYLLABLES = ["ka", "ro", "mi", "ten", "zu", "ba", "lor", "vex", "qui", "dan", "sol", "mar", "pe", "ni", "tor", "gal"]
 
@@ -84,19 +88,23 @@ def test_cache_identity_follows_the_adapter_content(trained, tmp_path) -> None:
     np.testing.assert_allclose(cached["score"], fresh["score"], atol=1e-5)
 
 
+def _encoder(model: str):
+    return lt.Linker(left_on="name", right_on="name", model=model).encoder
+
+
 def test_wrong_base_and_bad_folders_are_clear_errors(trained, tmp_path) -> None:
-    pairs, path, cache = trained
+    path = trained[1]
     with pytest.raises(ConfigError, match="trained on encoder 'usem3'"):
-        lt.Linker(left_on="name", right_on="name", model=f"sentence-transformers/all-MiniLM-L6-v2+adapter:{path}").encoder
+        _encoder(f"sentence-transformers/all-MiniLM-L6-v2+adapter:{path}")
     with pytest.raises(ConfigError, match=r"\+adapter:"):
-        lt.Linker(left_on="name", right_on="name", model=f"adapter:{path}").encoder  # no base encoder
+        _encoder(f"adapter:{path}")  # no base encoder
     with pytest.raises(FileFormatError, match="not an adapter folder"):
-        lt.Linker(left_on="name", right_on="name", model=f"fast+adapter:{tmp_path}").encoder
+        _encoder(f"fast+adapter:{tmp_path}")
     broken = tmp_path / "broken"
     shutil.copytree(path, broken)
     (broken / "adapter.npz").write_bytes(b"not numpy")
     with pytest.raises(FileFormatError, match="cannot read the adapter"):
-        lt.Linker(left_on="name", right_on="name", model=f"fast+adapter:{broken}").encoder
+        _encoder(f"fast+adapter:{broken}")
 
 
 def test_output_folder_rules_and_bad_labels(trained, tmp_path) -> None:
@@ -129,3 +137,21 @@ def test_labelled_negatives_are_used(trained, tmp_path) -> None:
     meta = json.loads((tmp_path / "a" / "adapter.json").read_text())
     assert meta["training"]["negatives"] == 40 and meta["training"]["positives"] == 40
     assert _top1(pairs, f"fast+adapter:{path}", cache) >= 0.5
+
+
+def test_adapter_on_api_embeddings(fake_openai, tmp_path) -> None:
+    """An API encoder (litellm, real HTTP to the local OpenAI-compatible server) gets an adapter too."""
+    pairs = _pairs(30, seed=5)
+    model = "openai/text-embedding-3-small"
+    options = {"encoder_options": {"api_base": fake_openai.url}, "cache_dir": str(tmp_path / "cache"), "progress": False}
+    path = lt.train_adapter(pairs, left_on="code", right_on="brand", model=model, output_dir=tmp_path / "a",
+                            epochs=40, val_share=0.0, **options)
+    meta = json.loads((tmp_path / "a" / "adapter.json").read_text())
+    assert meta["base"]["encoder"] == "litellm" and meta["base"]["spec"] == model
+
+    def top1(spec: str) -> float:
+        out = lt.merge(pairs[["code"]], pairs[["brand"]], left_on="code", right_on="brand", model=spec,
+                       mode="semantic", **options)
+        return float((out["brand"].to_numpy() == pairs["brand"].to_numpy()).mean())
+
+    assert top1(f"{model}+adapter:{path}") >= top1(model) + 0.3

@@ -131,6 +131,9 @@ from ltengine.cli.index import add_commands as _add_index_commands  # noqa: E402
 _add_index_commands(cli)
 
 cli.add_command(_explain)
+from ltengine.cli.train import train as _train  # noqa: E402
+
+cli.add_command(_train)
 from ltengine.cli.label import label as _label  # noqa: E402  (label)
 
 cli.add_command(_label)

@@ -58,7 +58,7 @@ def sample_pairs(cands: pd.DataFrame, max_pairs: int, uncertain_share: float, se
     p = pd.to_numeric(cands["match_probability"], errors="coerce").to_numpy(dtype=np.float64)
     p = np.where(np.isnan(p), cands["score"].to_numpy(dtype=np.float64), p)
     n = min(int(max_pairs), len(cands))
-    n_uncertain = min(n, int(round(n * uncertain_share)))
+    n_uncertain = min(n, round(n * uncertain_share))
     order = np.argsort(np.abs(p - 0.5), kind="stable")
     chosen = list(order[:n_uncertain])
     rest = order[n_uncertain:]
@@ -145,7 +145,7 @@ def distil_judge(
     # hold out whole left rows for agreement
     rng = np.random.default_rng(seed)
     left_rows = np.unique(cands[LEFT_ROW].to_numpy())
-    held = set(rng.permutation(left_rows)[: int(round(len(left_rows) * float(holdout_share)))].tolist())
+    held = set(rng.permutation(left_rows)[: round(len(left_rows) * float(holdout_share))].tolist())
     is_held = cands[LEFT_ROW].isin(held).to_numpy()
     order = sample_pairs(cands, max_pairs, float(uncertain_share), seed)
     config = LinkConfig.resolve(

@@ -145,13 +145,13 @@ def train_reranker(
     rng = np.random.default_rng(seed)
     no_positive = train.groupby("left_text")["label"].transform("max").to_numpy() == 0
     lefts = np.unique(train.loc[no_positive, "left_text"].to_numpy(dtype=object))
-    held = set(rng.permutation(lefts)[: int(round(len(lefts) * float(validation_share)))].tolist())
+    held = set(rng.permutation(lefts)[: round(len(lefts) * float(validation_share))].tolist())
     moved = train["left_text"].isin(held).to_numpy() & no_positive
     val = pd.concat([val, train[moved]], ignore_index=True)
     train = train[~moved].reset_index(drop=True)
     folder_in, base_name = base_model_folder(base_model)
     model = load_cross_encoder(folder_in, max_length)
-    pairs = lambda part: list(zip(part["left_text"].astype(str), part["right_text"].astype(str)))  # noqa: E731
+    pairs = lambda part: list(zip(part["left_text"].astype(str), part["right_text"].astype(str)))
     val_pairs, val_labels = pairs(val), val["label"].to_numpy(dtype=np.float64)
     before = predict_logits(model, val_pairs, max_length)
     settings = TrainSettings(

@@ -111,9 +111,9 @@ def fit_score_calibration(
         if oof is not None:
             scores[name] = (expected_calibration_error(oof, y), float(np.mean((oof - y) ** 2)))
     chosen = "platt" if method == "auto" else method
-    if method == "auto" and len(y) >= AUTO_MIN_PAIRS and {"platt", "isotonic"} <= set(scores):
-        if scores["isotonic"][0] <= scores["platt"][0] - AUTO_MARGIN:
-            chosen = "isotonic"
+    if (method == "auto" and len(y) >= AUTO_MIN_PAIRS and {"platt", "isotonic"} <= set(scores)
+            and scores["isotonic"][0] <= scores["platt"][0] - AUTO_MARGIN):
+        chosen = "isotonic"
     params = _fit(chosen, z, y)
     ece, brier = scores.get(chosen, (float("nan"), float("nan")))
     params.update(
@@ -121,7 +121,7 @@ def fit_score_calibration(
         brier=round(brier, 6),
         ece_uncalibrated=round(expected_calibration_error(1.0 / (1.0 + np.exp(-z)), y), 6),
         compared={name: {"ece": round(e, 6), "brier": round(b, 6)} for name, (e, b) in scores.items()},
-        pairs=int(len(y)),
+        pairs=len(y),
         positives=int(y.sum()),
     )
     return params

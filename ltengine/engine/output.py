@@ -129,9 +129,10 @@ def hide_features(pairs: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     return pairs.assign(**extra)
 
 
-def detach_features(out: pd.DataFrame) -> dict[str, np.ndarray]:
+def detach_features(out: pd.DataFrame) -> dict[str, list[float]]:
     """Remove the hidden feature columns from ``out`` (in place); returns them by feature name, one value per
-    output row (NaN for a left row without a match), for ``out.attrs["ltengine"]["pair_features"]``."""
+    output row (NaN for a left row without a match), for ``out.attrs["ltengine"]["pair_features"]``.
+    Plain lists, not arrays: pandas compares ``attrs`` with ``==`` when it prints or concatenates frames."""
     hidden = [c for c in out.columns if str(c).startswith(HIDDEN_FEATURE)]
-    return {c[len(HIDDEN_FEATURE):]: out.pop(c).to_numpy(dtype=np.float64) for c in hidden}
+    return {c[len(HIDDEN_FEATURE):]: out.pop(c).to_numpy(dtype=np.float64).tolist() for c in hidden}
 

@@ -41,6 +41,7 @@ from ltengine.learn.labelling import label_pairs
 from ltengine.learn.classifier import train_clf_model
 from ltengine.learn.distil import distil_judge
 from ltengine.learn.reranker import train_reranker
+from ltengine.learn.train_model import train_model
 from ltengine.plugins import get_host
 from ltengine.rows_api import classify_rows, transform_rows
 
@@ -77,6 +78,7 @@ __all__ = [
     "fit_fusion",
     "train_adapter",
     "train_reranker",
+    "train_model",
     "distil_judge",
     "label_pairs",
     "normalize_name",

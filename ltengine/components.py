@@ -9,7 +9,7 @@ Optional capabilities are declared here with their defaults, and the core reads 
 (never by probing with ``hasattr``): a plugin overrides only what it offers.
 
 - Blocker: ``key_description``
-- Encoder: ``accepts``, ``priority``, ``symmetric``, ``normalized``, ``cache_id``
+- Encoder: ``accepts``, ``priority``, ``symmetric``, ``normalized``, ``cache_id``, ``training_base``
 - Retriever: ``inputs``, ``size``, ``index_type``, ``search_range``, ``score_pairs``/``can_score_pairs``,
   ``pair_features``, ``save``/``load``/``can_save``, ``add``/``remove``/``can_update``
 - Reranker: ``attach``, ``cascade_default``, ``output_columns``, ``calls_llm``
@@ -149,6 +149,13 @@ class Encoder(Component):
         with asymmetric prefixes (e5's ``query: ``/``passage: ``) use it.
         """
         raise NotImplementedError
+
+    def training_base(self) -> Mapping[str, str] | None:
+        """What :func:`ltengine.train_model` fine-tunes for this encoder: ``{"model": a
+        sentence-transformers folder or Hub id, "encoder": the encoder that runs the trained folder,
+        "query_prefix": ..., "document_prefix": ...}``; None (the default) when its weights cannot
+        be trained (numpy or API models: use an adapter)."""
+        return None
 
 
 class Retriever(Component):

@@ -37,6 +37,12 @@ class SentenceTransformerEncoder(Encoder):
 
     _model: Any = None
 
+    def __init__(self, model: str | None = None, options: Any = None, **kw: Any) -> None:
+        saved = trained_prefixes(model)
+        if saved and not isinstance(options, self.Options):
+            options = {**saved, **dict(options or {})}  # model=path encodes as in training, unless told otherwise
+        super().__init__(model, options, **kw)
+
     @classmethod
     def accepts(cls, model: str) -> bool:
         return "/" in model or Path(model).expanduser().exists() or packaged_model_path(model) is not None
@@ -80,12 +86,35 @@ class SentenceTransformerEncoder(Encoder):
             texts = [prefix + t for t in texts]
         vectors = model.encode(
             texts,
+            prompt="",  # the prefix is applied above; never also the model's default prompt
             batch_size=self.options.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)
+
+    def training_base(self) -> dict[str, str]:
+        """What ``ltengine.train_model`` fine-tunes: this model (folder, packaged weights or Hub id)
+        with this encoder's prefixes."""
+        target, _ = resolve_model_path(self.model)
+        return {"model": target, "encoder": self.name, "query_prefix": self.options.query_prefix,
+                "document_prefix": self.options.document_prefix}
+
+
+def trained_prefixes(model: str | None) -> dict[str, str]:
+    """The prefixes saved by ``ltengine.train_model`` in a model folder's ``ltengine-training.json`` ({} if none)."""
+    import json
+
+    if not model:
+        return {}
+    try:
+        info = json.loads((Path(model).expanduser() / "ltengine-training.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(info, dict):
+        return {}
+    return {key: info[key] for key in ("query_prefix", "document_prefix") if isinstance(info.get(key), str)}
 
 
 @hookimpl

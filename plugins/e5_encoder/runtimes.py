@@ -19,7 +19,7 @@ from ltengine.errors import ConfigError, ModelUnavailableError
 from ltengine.models import clear_models, shared_model
 
 from .build_cache import ensure_built
-from .convert import _load_bert, _MeanPooled, build_base_model, build_onnx_model
+from .convert import _load_bert, _MeanPooled, build_base_model, build_onnx_model, build_trained_onnx
 from .sources import (
     E5_DIM,
     HUB_ID,
@@ -31,6 +31,7 @@ from .sources import (
     install_hint,
     models_dir,
     onnx_model_dir,
+    trained_onnx_dir,
 )
 
 #: First element of the keys of e5 runtimes in the shared model store.
@@ -218,12 +219,19 @@ class HubRuntime(_Runtime):
 
 
 def load_runtime(backend: str, threads: int | None, batch_size: int, max_length: int,
-                 hub_id: str = HUB_ID) -> _Runtime:
+                 hub_id: str = HUB_ID, trained: Path | None = None) -> _Runtime:
     """Load (once per process and settings) the runtime of a *resolved* backend; ``hub_id`` is the
-    model the ``"hub"`` backend loads."""
-    key = (RUNTIME_KEY, backend, threads, batch_size, max_length, _base_key() if backend != "hub" else hub_id)
+    model the ``"hub"`` backend loads; ``trained`` a folder fine-tuned from e5-small by
+    ``ltengine.train_model`` (run instead of the base model, its ONNX export built on first use)."""
+    if trained is not None:
+        from ltengine.model_identity import model_key
+
+        identity = model_key(str(trained))
+    else:
+        identity = _base_key() if backend != "hub" else hub_id
+    key = (RUNTIME_KEY, backend, threads, batch_size, max_length, identity)
     try:
-        return shared_model(key, lambda: _create_runtime(backend, threads, batch_size, max_length, hub_id))
+        return shared_model(key, lambda: _create_runtime(backend, threads, batch_size, max_length, hub_id, trained))
     except ImportError as exc:
         module = (exc.name or "").split(".")[0] or "?"
         dist = OFFLINE_PACKAGES.get(module)
@@ -238,7 +246,16 @@ def load_runtime(backend: str, threads: int | None, batch_size: int, max_length:
         ) from exc
 
 
-def _create_runtime(backend: str, threads: int | None, batch_size: int, max_length: int, hub_id: str) -> _Runtime:
+def _create_runtime(backend: str, threads: int | None, batch_size: int, max_length: int, hub_id: str,
+                    trained: Path | None = None) -> _Runtime:
+    if trained is not None and backend in ("onnx", "onnx-int8"):
+        quantized = backend == "onnx-int8"
+        folder = ensure_built(trained_onnx_dir(trained, quantized), lambda d: build_trained_onnx(trained, d, quantized))
+        return OnnxRuntime(folder, threads, batch_size, max_length)
+    if trained is not None and backend in ("torch", "torch-int8"):
+        return TorchRuntime(trained, threads, batch_size, max_length, int8=backend == "torch-int8")
+    if trained is not None:
+        raise ConfigError(f"a fine-tuned e5-small folder runs on onnx-int8, onnx, torch or torch-int8, not {backend!r}")
     if backend in ("onnx", "onnx-int8"):
         quantized = backend == "onnx-int8"
         folder = ensure_built(onnx_model_dir(quantized), lambda d: build_onnx_model(d, quantized))

@@ -115,3 +115,42 @@ def onnx_model_dir(quantized: bool) -> Path:
     """Where the ONNX export (int8-quantised or fp32) lives (built or not)."""
     return models_dir() / f"multilingual-e5-small-q4-{_base_key()}-onnx{'-int8' if quantized else ''}-v{ONNX_VERSION}"
 
+
+
+#: Written by ``ltengine.train_model`` into every model it trains (``ltengine.learn.folders.TRAINING_INFO``).
+TRAINING_INFO = "ltengine-training.json"
+#: The files that make a fine-tuned folder's ONNX export (weights, architecture, tokenizer).
+TRAINED_WEIGHT_FILES = ("config.json", "model.safetensors", "tokenizer.json")
+
+
+def trained_info(model: str | os.PathLike[str] | None) -> dict | None:
+    """The training facts of a folder fine-tuned from e5-small by ``ltengine.train_model``
+    (its ``ltengine-training.json`` names ``"encoder": "e5-small"``), else None."""
+    import json
+
+    if not model:
+        return None
+    folder = Path(model).expanduser()
+    try:
+        info = json.loads((folder / TRAINING_INFO).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("encoder") != "e5-small":
+        return None
+    return info if all((folder / name).is_file() for name in TRAINED_WEIGHT_FILES) else None
+
+
+def trained_weights_key(folder: Path) -> str:
+    """Identity of a fine-tuned folder's weights (sha256 of its weight files' bytes): its ONNX export
+    is keyed by it, so editing the model card does not rebuild the export."""
+    digest = hashlib.sha256(f"e5-trained|{BUILD_VERSION}|{ONNX_VERSION}".encode())
+    for name in TRAINED_WEIGHT_FILES:
+        with open(folder / name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def trained_onnx_dir(folder: Path, quantized: bool) -> Path:
+    """Where the ONNX export (int8 or fp32) of a fine-tuned e5-small folder lives (built or not)."""
+    return models_dir() / f"trained-e5-small-{trained_weights_key(folder)}-onnx{'-int8' if quantized else ''}-v{ONNX_VERSION}"

@@ -107,6 +107,9 @@ def linktransformer_arguments(function: F) -> F:
 
     @functools.wraps(function)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if len(args) > 2 and isinstance(args[2], str) and args[2].strip().lower() in MERGE_TYPES:
+            raise LinkInputError(f"{name}(left, right, {args[2]!r}, ...): the third positional argument is `on` in "
+                                 f"ltengine; pass LinkTransformer's merge_type by name: merge_type={args[2]!r}")
         given = set(kwargs)
         kwargs = _rename(kwargs, name, native)
         keys = {KEY_VARIABLES[k]: kwargs.pop(k) for k in list(kwargs) if k in KEY_VARIABLES and k not in native}

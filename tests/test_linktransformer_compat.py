@@ -71,6 +71,8 @@ def test_merge_type_one_to_one(cache) -> None:
     assert one.equals(lt.merge(left, right, on="name", model=MINILM, k=3, one_to_one=True, cache_dir=cache, **QUIET))
     with pytest.raises(ConfigError, match="one_to_one=False contradicts"):
         lt.merge(left, right, on="name", model=MINILM, merge_type="1:1", one_to_one=False, **QUIET)
+    with pytest.raises(lt.LinkInputError, match="pass LinkTransformer's merge_type by name"):
+        lt.merge(left, right, "1:m", "name")  # LinkTransformer's positional order
     for bad in ("2:3", "one-to-one", 11):
         with pytest.raises(ConfigError, match="unknown merge_type"):
             lt.merge(left, right, on="name", model=MINILM, merge_type=bad, **QUIET)

@@ -202,3 +202,13 @@ def test_few_rows_keep_the_prior_chain_and_scripts_add_the_shipped_fusion() -> N
     fusion = out.attrs["ltengine"]["report"]["fusion"]
     assert fusion["kind"] == "fusion:cross-script" and "score_fused" in fusion["features"]
     assert _top1(out) >= _top1(lt.merge(cyrillic, NATIONS_RIGHT, on="name", mode="semantic", progress=False))
+
+
+def test_a_saved_linker_keeps_its_fitted_fusion(tmp_path) -> None:
+    linker = lt.Linker(left_on="name", right_on="name", progress=False).fit(NATIONS_RIGHT)
+    whole = linker.merge(NATIONS_LEFT)
+    linker.save(tmp_path / "index")
+    part = lt.Linker.load(tmp_path / "index").merge(NATIONS_LEFT.iloc[30:])  # 30 rows: too few to fit anew
+    assert part.attrs["ltengine"]["report"]["fusion"]["kind"] == "fusion:same-script"
+    assert part["name_y"].tolist() == whole["name_y"].tolist()[30:]
+    assert np.allclose(part["score"], whole["score"].to_numpy()[30:], rtol=0, atol=1e-9)

@@ -9,6 +9,7 @@
   both retrievers, fusing their scores
 - :mod:`~ltengine.engine.rerank`: the reranker chain (cross-encoder, LLM judge): ``plan`` (specs, options),
   ``budget`` (LLM spending caps, what ``Reranker.attach`` receives), ``chain`` (running it)
+- :mod:`~ltengine.engine.adaptive`: mode ``auto``: both retrievers fused by a model fitted on the run's own candidates
 - :mod:`~ltengine.engine.blocks`: the fitted right side, its blocks and their block-wise search
 - :mod:`~ltengine.engine.linker`: the :class:`Linker` that runs the stages
 """

@@ -1,8 +1,8 @@
 """The Linker: runs blocker -> encoder -> retriever -> reranker(s) -> decision -> merged frame.
 
 Candidates come from the semantic chain (encoder + vector retriever), the lexical retriever
-(character n-grams of romanised names), or both fused (``LinkConfig.mode``; ``"auto"`` picks hybrid
-when the two sides are written in different scripts).
+(character n-grams of romanised names), or both fused (``LinkConfig.mode``; ``"auto"`` fuses them by a
+model fitted on the run's own candidates, :mod:`ltengine.engine.adaptive`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ on the run's own candidates, without labels (issue 16).
 Both retrievers collect candidates (as in hybrid mode); a two-class mixture (:func:`fit_match_model`, EM in
 the Fellegi-Sunter manner) is fitted over each pair's component scores and their margins within the left
 row, on the pairs among either component's :data:`FIT_DEPTH` best; the fused ``score`` is the mixture's
-probability (ties broken by the component scores), and the candidates are ranked by it.
+log-odds, tempered (:data:`TEMPER`) onto 0..1 (ties broken by the component scores), and ranks the candidates.
 
 - Same script on both sides: the features are ``score_semantic`` and ``score_lexical`` (and margins).
 - Different scripts: also the shipped fuser's score (``plugins/fusion_weights.py``, fitted on cross-script
@@ -13,7 +13,7 @@ probability (ties broken by the component scores), and the candidates are ranked
   the shipped fusion across scripts) with nothing fitted.
 
 The fitted model is kept in the Linker's :class:`ModelStore` (under :func:`fusion_key`) and reused by later
-calls, so one call and two halves of a left table rank identically.  FIT_DEPTH, FUSION_BINS and
+calls, so one call and two halves of a left table rank identically.  FIT_DEPTH, FUSION_BINS, TEMPER and
 MIN_LEFT_ROWS were chosen on the quick suite of ``evals/default_chain.py`` (see README, *Match probabilities*).
 """
 
@@ -33,6 +33,10 @@ FIT_DEPTH = 10
 FUSION_BINS = 5
 #: Fewer left rows (with a text) than this on the first call: the prior chain, nothing fitted.
 MIN_LEFT_ROWS = 50
+#: The fused score is sigmoid(log-odds / (TEMPER * number of features)): the same ranking as the mixture's
+#: probability, not saturated (the naive-Bayes sum over correlated features runs to +-30), so the within-row
+#: margins that ``match_probability``'s calibration reads keep their meaning.
+TEMPER = 4.0
 #: Weight of the component scores that break ties between pairs of equal fitted probability.
 TIE_BREAK = 1e-6
 SAME_SCRIPT = ("score_semantic", "score_lexical")
@@ -85,9 +89,11 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
     model = store.fusion(key, fit)
     tie = (np.clip(pairs["score_semantic"].to_numpy(dtype=np.float64), 0.0, 1.0)
            + np.clip(pairs["score_lexical"].to_numpy(dtype=np.float64), 0.0, 1.0)) / 2.0
-    fused = (1.0 - TIE_BREAK) * model.predict(features) + TIE_BREAK * tie
-    report["fusion"] = dict(model.describe(), kind=key, fit_depth=FIT_DEPTH, bins=FUSION_BINS,
-                            meaning="score = the probability of this mixture (ties: mean component score)")
+    tempered = 1.0 / (1.0 + np.exp(-model.log_odds(features) / (TEMPER * max(len(model.features), 1))))
+    fused = (1.0 - TIE_BREAK) * tempered + TIE_BREAK * tie
+    report["fusion"] = dict(model.describe(), kind=key, fit_depth=FIT_DEPTH, bins=FUSION_BINS, temper=TEMPER,
+                            meaning="score = sigmoid(this mixture's log-odds / (temper * its number of features)); "
+                                    "ties: mean component score")
     pairs = pairs.assign(retrieval_score=fused).drop(columns="score_fused")
     if threshold is not None:
         return top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")

@@ -50,10 +50,14 @@ class MatchModel:
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The match probability of each row of ``features`` (from :func:`pair_features`)."""
+        return 1.0 / (1.0 + np.exp(-self.log_odds(features)))
+
+    def log_odds(self, features: pd.DataFrame) -> np.ndarray:
+        """The log-odds of a match of each row of ``features``: the prior plus each feature's bin weight."""
         logit = np.full(len(features), self.prior_logit)
         for name, edges, weights in zip(self.features, self.edges, self.weights):
             logit += np.append(np.asarray(weights), 0.0)[_bins(features[name].to_numpy(), edges)]
-        return 1.0 / (1.0 + np.exp(-logit))
+        return logit
 
     def describe(self) -> dict[str, Any]:
         """The parameters, for the run report."""

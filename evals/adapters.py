@@ -3,8 +3,9 @@
     python -m evals.adapters [--suite quick|full]
 
 For each dev-visible set (ISO 3166-2 subdivision names and CLDR *territory* names in other languages ->
-English; never CLDR language or currency names, which the shipped fusion weights were fitted on), the
-gold links are split by entity into halves (md5 parity of the English id, :func:`evals.common.is_test`).
+English; GeoNames alternate names in many scripts -> the city's main name; never CLDR language or currency
+names, which the shipped fusion weights were fitted on), the
+gold links are split by entity into halves (md5 parity of the right id, :func:`evals.common.is_test`).
 An adapter is trained on the train half's pairs (its own validation split for early stopping is taken
 from the train half); the test half's left names are linked among the test half's English names with
 ``lt.merge(model="fast")`` and ``model="fast+adapter:<folder>"``, both in ``mode="semantic"`` (the
@@ -26,12 +27,14 @@ import pandas as pd
 
 import ltengine as lt
 from evals.common import is_test, main_for
-from evals.datasets import LinkTask, cldr_names, subdivisions
+from evals.datasets import LinkTask, cldr_names, geonames_link_task, subdivisions
 
 SETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "quick": (("sub", "zh"), ("sub", "ja"), ("sub", "ru"), ("territory", "ko"), ("territory", "ar")),
+    "quick": (("sub", "zh"), ("sub", "ja"), ("sub", "ru"), ("territory", "ko"), ("territory", "ar"),
+              ("geonames", "2000")),
     "full": (("sub", "zh"), ("sub", "ja"), ("sub", "ru"), ("sub", "uk"), ("sub", "fr"),
-             ("territory", "ko"), ("territory", "ar"), ("territory", "zh"), ("territory", "ja"), ("territory", "ru")),
+             ("territory", "ko"), ("territory", "ar"), ("territory", "zh"), ("territory", "ja"), ("territory", "ru"),
+             ("geonames", "20000")),
 }
 
 
@@ -50,7 +53,10 @@ def _top1(test: pd.DataFrame, model: str, mode: str, cache_dir: str) -> float:
 
 
 def run_set(kind: str, lang: str, work: str) -> dict[str, Any]:
-    task = subdivisions(lang) if kind == "sub" else cldr_names("territory", lang)
+    if kind == "geonames":  # alternate names (many scripts) -> each city's main name; ``lang`` = how many
+        task = geonames_link_task(int(lang))
+    else:
+        task = subdivisions(lang) if kind == "sub" else cldr_names("territory", lang)
     pairs = _pairs(task)
     test_mask = is_test(pairs["id_r"])
     train, test = pairs[~test_mask], pairs[test_mask]

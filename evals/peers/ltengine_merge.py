@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     info = merged.attrs.get("ltengine", {})
+    try:  # the backend the sentence-transformers encoder ran (torch, onnx, onnx-int8) and why
+        from ltengine_plugins.st_encoder import SentenceTransformerEncoder
+
+        backend = SentenceTransformerEncoder(args.model, json.loads(args.encoder_options)).describe()
+    except Exception as exc:  # another encoder's model or options
+        backend = {"backend": f"n/a ({type(exc).__name__})"}
     result = {
         "seconds": round(seconds, 3),
         "cpu_seconds": round(cpu_seconds, 3),
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         "encoding": info.get("report", {}).get("encoding", {}),
         "model": args.model,
         "encoder_options": json.loads(args.encoder_options),
+        "encoder_backend": backend,
         "patches": args.patch,
         "torch_threads": torch.get_num_threads(),
         "ltengine": lt.__version__,

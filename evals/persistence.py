@@ -73,6 +73,7 @@ def run(rows: int, add: int, n_left: int, mode: str = "semantic") -> dict[str, A
         _timed(steps, "load (verify checksums)", lambda: Linker.load(path))
         loaded = _timed(steps, "load (mmap, no verify)", lambda: Linker.load(path, mmap=True, verify=False))
         same_load = bool(loaded.merge(left).equals(fitted.merge(left)))
+        del fitted  # at most two indexes in memory at once (1M rows: ~2 GiB of vectors each)
         _timed(steps, "add extra rows to loaded index", lambda: loaded.add(extra))
         rebuilt = _timed(steps, "fit base + extra (rebuild)", lambda: Linker(**config).fit(pd.concat([base, extra])))
         grown_links, rebuilt_links = loaded.merge(left), rebuilt.merge(left)

@@ -122,7 +122,9 @@ def index(right: str, on: str, left_on: str | None, block_on: str | None, model:
     except LTEngineError as exc:
         raise click.ClickException(str(exc)) from None
     report = linker.context.report
-    click.echo(f"indexed {report.get('right_rows', len(df))} rows ({report.get('index', {})}); wrote {out}", err=True)
+    kinds = f" ({report['index']})" if report.get("index") else ""
+    click.echo(f"{'added' if add else 'indexed'} {len(df)} rows{kinds}; {report.get('right_rows', len(df))} in the index; "
+               f"wrote {out}", err=True)
 
 
 def add_commands(cli_group: click.Group) -> None:

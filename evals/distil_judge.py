@@ -45,7 +45,7 @@ def _requests(out) -> dict:
             "cache_hits": stage.get("cache_hits")}
 
 
-def run(suite: str, api_base: str | None, model: str) -> dict[str, Any]:
+def run(suite: str, api_base: str | None, model: str, epochs: int = 3, learning_rate: float = 1e-4) -> dict[str, Any]:
     from llm_fixtures import register_rerank_plugins, synthetic_tables
     from openai_server import FakeOpenAI
 
@@ -68,8 +68,8 @@ def run(suite: str, api_base: str | None, model: str) -> dict[str, Any]:
         start, cpu = time.perf_counter(), time.process_time()
         path = lt.distil_judge(
             left_a, right_a, on="name", judge=judge, k=k, judge_options=judge_opts, max_pairs=4 * n_a,
-            output_dir=work / "judge-ce", base_model="all-MiniLM-L6-v2", epochs=3, batch_size=16, max_length=32,
-            learning_rate=1e-4, link_options={"cache_dir": link["cache_dir"]}, progress=False,
+            output_dir=work / "judge-ce", base_model="all-MiniLM-L6-v2", epochs=epochs, batch_size=16, max_length=32,
+            learning_rate=learning_rate, max_minutes=None, link_options={"cache_dir": link["cache_dir"]}, progress=False,
         )
         distil_seconds = {"wall": round(time.perf_counter() - start, 1), "cpu": round(time.process_time() - cpu, 1)}
         report = json.loads((Path(path) / "distillation.json").read_text())
@@ -92,7 +92,10 @@ def run(suite: str, api_base: str | None, model: str) -> dict[str, Any]:
         cascade = rows["distilled cascade (cross-encoder, then judge)"]
         result = {
             "benchmark": "distil_judge", "suite": suite,
-            "command": f"python -m evals.distil_judge --suite {suite}" + ("" if server else f" --api-base {api_base}"),
+            "command": f"python -m evals.distil_judge --suite {suite} --epochs {epochs} --learning-rate {learning_rate:g}"
+            + ("" if server else f" --api-base {api_base}"),
+            "training": {"base_model": "all-MiniLM-L6-v2", "epochs": epochs, "learning_rate": learning_rate,
+                         "steps": card.get("steps"), "stopped_by": card.get("stopped_by")},
             "judge": "tests/openai_server.py (rule judge)" if server else f"{model} at {api_base}",
             "dataset_a": {"left": n_a, "right": len(right_a), "k": k}, "dataset_b": {"left": n_b, "right": len(right_b)},
             "distillation": {**{key: report.get(key) for key in (
@@ -120,9 +123,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--api-base", default=None, help="a real OpenAI-compatible server (default: the test server)")
     parser.add_argument("--model", default="openai/gpt-4o-mini", help="litellm model name for --api-base")
     parser.add_argument("--name", default="distil_judge", help="results file name")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = run(args.suite, args.api_base, args.model)
+    result = run(args.suite, args.api_base, args.model, args.epochs, args.learning_rate)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(f"wrote {write_result(result, args.name)}")
     return result

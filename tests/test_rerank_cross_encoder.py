@@ -83,3 +83,27 @@ def test_a_bi_encoder_or_missing_model_is_refused(fake_openai, tmp_path) -> None
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelUnavailableError, match="not a sentence-transformers model folder"):
         lt.merge(left, right, k=2, rerank=f"cross-encoder:{tmp_path / 'empty'}", **kwargs)
+
+
+def test_a_stored_calibration_maps_the_logits(fake_openai, cross_encoder_dir, tmp_path) -> None:
+    """A folder with ltengine_calibration.json (as lt.train_reranker writes it): rerank_score is the calibration
+    of the raw logit, not its sigmoid; pairs of different lengths keep their own scores (length-sorted batches)."""
+    import json
+    import shutil
+
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    folder = tmp_path / "calibrated"
+    shutil.copytree(cross_encoder_dir, folder)
+    (folder / "ltengine_calibration.json").write_text(json.dumps({"method": "platt", "a": 2.0, "b": -1.0}))
+    left, right, _ = synthetic_tables(seed=4)
+    kwargs = link_kwargs(fake_openai, tmp_path)
+    out = lt.merge_knn(left, right, k=3, rerank=f"cross-encoder:{folder}", **kwargs)
+    raw = CrossEncoder(str(cross_encoder_dir)).predict(
+        list(zip(out["name_x"], out["name_y"])), activation_fn=torch.nn.Identity()
+    )
+    np.testing.assert_allclose(out["rerank_score"], 1 / (1 + np.exp(-(2.0 * raw - 1.0))), atol=1e-5)
+    (folder / "ltengine_calibration.json").write_text(json.dumps({"method": "magic"}))
+    with pytest.raises(ModelUnavailableError, match="unknown score calibration"):
+        lt.merge_knn(left, right, k=3, rerank=f"cross-encoder:{folder}", **kwargs)

@@ -49,7 +49,7 @@ def plugins():
 def labelled() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """merge_knn(k=4) of synthetic firms (retrieval with the offline 'fast' model) plus a 0/1 label column
     and an extra column; 1/3 of the left rows have no match among their candidates."""
-    left, right, truth = synthetic_tables(seed=3, n=30)
+    left, right, truth = synthetic_tables(seed=3, n=24)
     cands = lt.merge_knn(left, right, on="name", k=4, model="fast", progress=False)
     cands["label"] = [int(truth.get(a) == b) for a, b in zip(cands["name_x"], cands["name_y"])]
     cands["note"] = "ignored"

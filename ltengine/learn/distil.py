@@ -2,8 +2,9 @@
 
 1. Retrieve ``k`` candidates per left row (``merge_knn``, the engine's own candidates).
 2. Hold out ``holdout_share`` of the left rows (whole rows: all their candidates), for agreement.
-3. Sample at most ``max_pairs`` candidate pairs: the uncertain ones first (``match_probability``
-   nearest 0.5), then easy ones for balance (half from the likely matches, half from the rest).
+3. Sample at most ``max_pairs`` candidate pairs: ``uncertain_share`` of them the most uncertain
+   (``match_probability`` nearest 0.5), the rest easy ones for balance (likely matches and likely
+   non-matches alternately), interleaved so that any prefix of the order keeps that mix.
 4. Have the judge label them through the engine's rerank chain (the ``llm`` reranker of the
    registry: batched, cached on disk, retried, budgeted by ``max_cost``/``max_calls``).  Pairs are
    sent in priority order, so when the budget stops the run the most useful pairs were labelled;
@@ -53,22 +54,35 @@ def _output_columns(columns: list[str], frame: pd.DataFrame, suffix: str) -> lis
 
 
 def sample_pairs(cands: pd.DataFrame, max_pairs: int, uncertain_share: float, seed: int) -> np.ndarray:
-    """Row positions of ``cands`` to label, in priority order: the most uncertain first, then easy
-    pairs (likely matches and likely non-matches alternately, random within each)."""
+    """Row positions of ``cands`` to label, in priority order: the most uncertain pairs
+    (``match_probability`` nearest 0.5) interleaved with easy ones (likely matches and likely non-matches
+    alternately, random within each) so that every prefix keeps about ``uncertain_share`` uncertain
+    pairs: a budget that stops labelling early still leaves both kinds to learn from."""
     p = pd.to_numeric(cands["match_probability"], errors="coerce").to_numpy(dtype=np.float64)
     p = np.where(np.isnan(p), cands["score"].to_numpy(dtype=np.float64), p)
     n = min(int(max_pairs), len(cands))
     n_uncertain = min(n, round(n * uncertain_share))
     order = np.argsort(np.abs(p - 0.5), kind="stable")
-    chosen = list(order[:n_uncertain])
+    uncertain = list(order[:n_uncertain])[::-1]  # popped from the end: most uncertain first
     rest = order[n_uncertain:]
     rng = np.random.default_rng(seed)
     high = list(rng.permutation(rest[p[rest] >= 0.5]))
     low = list(rng.permutation(rest[p[rest] < 0.5]))
-    while len(chosen) < n and (high or low):
+    easy: list[int] = []
+    while high or low:
         for pool in (high, low):
-            if pool and len(chosen) < n:
-                chosen.append(pool.pop())
+            if pool:
+                easy.append(pool.pop())
+    easy = easy[: n - n_uncertain][::-1]
+    chosen: list[int] = []
+    n_easy = 0
+    while len(chosen) < n and (uncertain or easy):
+        want_easy = n_easy < (len(chosen) + 1) * (1.0 - uncertain_share)  # keep each prefix's share of easy pairs
+        if easy and (want_easy or not uncertain):
+            chosen.append(easy.pop())
+            n_easy += 1
+        else:
+            chosen.append(uncertain.pop())
     return np.asarray(chosen, dtype=np.int64)
 
 

@@ -21,6 +21,9 @@ BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
 #: runs a listed model with ONNX Runtime, in int8 when it loses at most INT8_MAX_LOSS points.
 MEASURED_INT8_DELTA: dict[str, float] = {"sentence-transformers/all-MiniLM-L6-v2": +0.14}
 INT8_MAX_LOSS = 0.5
+#: "auto" picks ONNX Runtime only when ``$LTENGINE_AUTO_ONNX`` is "1": not yet the default, since int8
+#: vectors move LinkTransformer-compatible clustering near its thresholds (tests/test_linktransformer_compat.py).
+AUTO_ONNX_ENV = "LTENGINE_AUTO_ONNX"
 
 
 class SentenceTransformerEncoder(Encoder):
@@ -46,7 +49,8 @@ class SentenceTransformerEncoder(Encoder):
         #: "torch" (sentence-transformers), "onnx" (the same model exported to ONNX Runtime, fp32),
         #: "onnx-int8" (dynamic int8 weights), or "auto": torch on a GPU; else ONNX Runtime for the
         #: models whose int8 accuracy is measured (:data:`MEASURED_INT8_DELTA`), int8 where it is within
-        #: 0.5 top-1 points of fp32; torch for any other model.
+        #: 0.5 top-1 points of fp32; torch for any other model.  Opt-in for now: with
+        #: ``$LTENGINE_AUTO_ONNX=1``; without it "auto" is "torch".
         backend: str = "auto"
         #: ONNX Runtime intra-op threads (None = the cores this process may use).
         threads: int | None = None
@@ -77,6 +81,10 @@ class SentenceTransformerEncoder(Encoder):
         return self._auto
 
     def _choose_backend(self) -> str:
+        import os
+
+        if os.environ.get(AUTO_ONNX_ENV, "0") != "1":
+            return "torch"
         if self.options.model_kwargs or self.options.device not in (None, "cpu"):
             return "torch"  # the caller configured sentence-transformers itself
         _, source = resolve_model_path(self.model)

@@ -83,9 +83,12 @@ def test_build_is_reused_and_a_broken_build_is_rebuilt(models_dir):
     assert (folder / "model.onnx").stat().st_mtime_ns != stamp
 
 
-def test_backend_option_auto_and_errors(tmp_path):
+def test_backend_option_auto_and_errors(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="backend='tensorrt'"):
         SentenceTransformerEncoder(MODEL, {"backend": "tensorrt"})
+    monkeypatch.delenv("LTENGINE_AUTO_ONNX", raising=False)
+    assert SentenceTransformerEncoder(MODEL).backend == "torch"  # opt-in for now
+    monkeypatch.setenv("LTENGINE_AUTO_ONNX", "1")
     auto = SentenceTransformerEncoder(MODEL)
     delta = MEASURED_INT8_DELTA[MODEL]
     assert auto.backend == ("onnx-int8" if delta >= -INT8_MAX_LOSS else "onnx")  # no GPU on CI

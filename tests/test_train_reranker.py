@@ -117,8 +117,8 @@ def test_trained_model_is_saved_with_card_and_calibration(trained) -> None:
 
 
 def test_rerank_with_the_trained_model_scores_every_candidate(trained, labelled, plugins) -> None:
-    from sentence_transformers import CrossEncoder
     import torch
+    from sentence_transformers import CrossEncoder
 
     left, right, cands = labelled
     out = lt.merge_knn(left, right, on="name", k=4, model="fast", rerank=f"cross-encoder:{trained}", progress=False)

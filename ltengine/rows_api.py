@@ -12,15 +12,14 @@ the new column(s) comes back, rows in their order.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ltengine.compat import api_keys
 from ltengine.errors import ColumnError, LinkInputError, LinkWarning
 from ltengine.learn.classifier import embed_texts, is_classifier_folder, load_classifier, row_texts
 
@@ -29,22 +28,6 @@ PARAM_OPTIONS = {"temperature": "temperature", "max_tokens": "max_tokens", "requ
                  "timeout": "timeout", "max_retries": "max_attempts", "ratelimit_sleep_time": "backoff"}
 #: Rows per LLM request unless ``llm_options`` say otherwise.
 DEFAULT_ROWS_PER_REQUEST = 10
-
-
-@contextlib.contextmanager
-def _keys_in_env(keys: Mapping[str, str | None]) -> Iterator[None]:
-    """Put API keys in their usual environment variables for the duration of the call only."""
-    saved = {name: os.environ.get(name) for name, value in keys.items() if value}
-    try:
-        for name in saved:
-            os.environ[name] = keys[name]  # type: ignore[assignment]
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 def _columns(df: Any, on: Any) -> tuple[list[str], str]:
@@ -218,7 +201,7 @@ def classify_rows(
             raise LinkInputError("classify_rows with an LLM needs labels=, label_map= or openai_topic=")
         _new_columns(df, [out_col, f"{out_col}_error"], "classify_rows")
         options = _llm_options(openai_params, llm_options, None)
-        with _keys_in_env({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
+        with api_keys({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
             answers, errors, report = run_llm_task(
                 "classify", _records(df, columns, texts), llm_model, labels=labels, instruction=instruction,
                 options=options, max_cost=max_cost, max_calls=max_calls, dry_run=dry_run, progress=progress_bar,
@@ -287,11 +270,11 @@ def transform_rows(
     _new_columns(df, [out_col, f"{out_col}_error"], "transform_rows")
     if not isinstance(model, str) or not model.strip():
         raise LinkInputError("transform_rows needs model='llm:<litellm model>', e.g. 'llm:openai/gpt-4o-mini'")
-    llm_model = model[4:] if model.startswith("llm:") else model
+    llm_model = model.removeprefix("llm:")
     text = instruction or openai_prompt or "Fix spelling mistakes in each of the following strings."
     texts = row_texts(df, columns)
     options = _llm_options(openai_params, llm_options, batch_size)
-    with _keys_in_env({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
+    with api_keys({"OPENAI_API_KEY": openai_key, "GEMINI_API_KEY": gemini_key}):
         answers, errors, report = run_llm_task(
             "transform", _records(df, columns, texts), llm_model, instruction=text, options=options,
             max_cost=max_cost, max_calls=max_calls, dry_run=dry_run, progress=progress_bar, cache=cache,

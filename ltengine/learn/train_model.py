@@ -20,7 +20,7 @@ import pandas as pd
 from ltengine.errors import ConfigError, LinkWarning, ModelUnavailableError
 from ltengine.learn.data import entity_split, read_training_table, training_pairs
 from ltengine.learn.encoder_training import TrainSettings, fine_tune, seed_everything, top1
-from ltengine.learn.folders import prepare_output_dir, publish_dir, staging_dir, write_model_card
+from ltengine.learn.folders import prepare_output_dir, publish_dir, staging_dir, training_base, write_model_card
 from ltengine.learn.negatives import mine_hard_negatives, random_negatives
 
 #: Fewer positive pairs than this: no validation split (fixed steps, a warning).
@@ -52,21 +52,6 @@ def _lt_settings(config_path: str | None, training_args: Mapping[str, Any] | Non
         warnings.warn(f"train_model ignores the LinkTransformer settings {ignored}: ltengine trains with "
                       "MultipleNegativesRankingLoss, mined hard negatives and early stopping", LinkWarning, stacklevel=3)
     return settings
-
-
-def _base(base_model: str, encoder_options: Mapping[str, Any] | None) -> tuple[Mapping[str, str], Any]:
-    """(training base of the encoder that runs ``base_model``, the encoder)."""
-    from ltengine.engine.linker import Linker
-
-    encoder = Linker(left_on="text", right_on="text", model=base_model, encoder_options=dict(encoder_options or {})).encoder
-    base = encoder.training_base()
-    if base is None:
-        raise ConfigError(
-            f"model {base_model!r} (encoder {encoder.name!r}) cannot be fine-tuned: its weights are not a torch model. "
-            "Train from base_model='accurate' (multilingual-e5-small, offline), a sentence-transformers folder or "
-            "id, or learn an adapter over this encoder with lt.train_adapter."
-        )
-    return base, encoder
 
 
 def _load(model: str) -> Any:
@@ -179,7 +164,7 @@ def train_model(
                           f"{MIN_VALIDATION_PAIRS}); training runs a fixed number of steps without early stopping",
                           LinkWarning, stacklevel=2)
     started, cpu_started = time.monotonic(), time.process_time()
-    base, _ = _base(base_model, encoder_options)
+    base, _ = training_base(base_model, encoder_options)
     triples, n_mined = _triples(train, base_model, encoder_options, hard_negatives, progress, seed)
     if triples.empty:
         raise ConfigError("train_model: no training pair has a negative (the data holds a single entity)")

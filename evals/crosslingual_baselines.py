@@ -83,6 +83,8 @@ def ltengine_topk(left: pd.DataFrame, right: pd.DataFrame, columns: list[str], m
                        suffixes=("_l", "_r"), **extra)
     if info is not None:
         info["mode"] = out.attrs.get("ltengine", {}).get("report", {}).get("mode", mode or "semantic")
+    if "rank" not in out.columns:  # merge_knn(k=1) has merge's shape (no rank), as in LinkTransformer
+        out = out.assign(rank=1)
     return out[["id_l", "id_r", "score", "rank"]]
 
 

@@ -296,7 +296,7 @@ def test_without_onnxruntime(e5_model, monkeypatch) -> None:
         # backend="auto" falls back to torch fp32 (same model, slower) and says what to install
         encoder = E5SmallEncoder()
         assert encoder.resolved_backend() == "torch"
-        monkeypatch.setattr(e5, "load_runtime", lambda backend, *args: backend)
+        monkeypatch.setattr(e5, "load_runtime", lambda backend, *args, **kwargs: backend)
         with pytest.warns(UserWarning, match=f"torch fp32.*{INSTALL} \\(missing: onnxruntime\\)"):
             assert encoder._runtime() == "torch"
     finally:

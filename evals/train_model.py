@@ -35,7 +35,7 @@ SETS = {"quick": ("sub_zh", "territory_ko", "territory_es"), "full": ("sub_zh", 
                                                                        "territory_es", "territory_de")}
 MAX_TRAIN = 600
 MAX_MINUTES = 8.0
-TIMING_MINUTES = 6.0
+TIMING_MINUTES = 10.0  # the target: an epoch that does not finish within it misses it
 
 
 def _task(name: str) -> LinkTask:
@@ -115,7 +115,7 @@ def timing(work: str) -> dict[str, Any]:
 
 def run(suite: str, sets: list[str] | None, with_timing: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="ltengine-train-model-") as work:
-        rows = [run_set(name, work) for name in (sets or SETS[suite])]
+        rows = [run_set(name, work) for name in (SETS[suite] if sets is None else sets)]
         timed = timing(work) if with_timing else None
     return {"benchmark": "train_model", "suite": suite, "ltengine_version": lt.__version__,
             "what": "test top-1 (entity-split halves) of lt.merge(model='accurate') vs lt.merge(model=<trained from "
@@ -129,10 +129,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--suite", choices=("quick", "full"), default="quick")
     parser.add_argument("--sets", default=None, help="comma-separated set names (default: the suite's)")
     parser.add_argument("--timing", action="store_true", help="also time 5,000 pairs, one epoch")
+    parser.add_argument("--timing-only", action="store_true", help="only the 5,000-pair timing (no sets)")
     parser.add_argument("--out-name", default="train_model", help="results file name (evals/results/<name>.json)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = run(args.suite, args.sets.split(",") if args.sets else None, args.timing)
+    sets = [] if args.timing_only else args.sets.split(",") if args.sets else None
+    result = run(args.suite, sets, args.timing or args.timing_only)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(f"wrote {write_result(result, name=args.out_name)}")
     return result

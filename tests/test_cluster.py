@@ -30,7 +30,7 @@ def same_partition(a, b) -> bool:
 @pytest.mark.parametrize("method", ["connected", "average", "hdbscan"])
 def test_spelling_variants_cluster_and_singletons_stay_single(firms_df, method) -> None:
     out = lt.cluster_rows(firms_df, on="name", threshold=0.7, method=method, progress=False)
-    assert list(out.columns) == ["name", "truth", "cluster"] and out.index.equals(firms_df.index)
+    assert list(out.columns) == ["name", "truth", "cluster", "match_probability"] and out.index.equals(firms_df.index)
     assert same_partition(out["cluster"], out["truth"])
     # ids are 0..C-1 in order of first appearance
     assert list(pd.unique(out["cluster"])) == list(range(out["cluster"].nunique()))
@@ -145,7 +145,7 @@ def test_hdbscan_splits_two_dense_groups_joined_by_one_weak_edge() -> None:
 # -- dedup_rows ------------------------------------------------------------------------------------
 def test_dedup_keep_policies(firms_df) -> None:
     first = lt.dedup_rows(firms_df, on="name", threshold=0.7, progress=False)
-    assert len(first) == len(GROUPS) + len(SINGLES) and list(first.columns) == ["name", "truth"]
+    assert len(first) == len(GROUPS) + len(SINGLES) and list(first.columns) == ["name", "truth", "match_probability"]
     assert first.index.is_monotonic_increasing or list(first.index) == [i for i in firms_df.index if i in first.index]
     assert first["truth"].is_unique
     expected_first = firms_df.groupby("truth", sort=False).head(1)
@@ -271,8 +271,8 @@ def test_empty_frame_gives_empty_results_with_the_right_columns() -> None:
     empty = pd.DataFrame({"name": pd.Series([], dtype=object), "x": pd.Series([], dtype=float)})
     for method in cl.METHODS:
         out = lt.cluster_rows(empty, on="name", method=method, progress=False)
-        assert list(out.columns) == ["name", "x", "cluster"] and len(out) == 0
+        assert list(out.columns) == ["name", "x", "cluster", "match_probability"] and len(out) == 0
     dedup = lt.dedup_rows(empty, on="name", progress=False)
-    assert list(dedup.columns) == ["name", "x"] and len(dedup) == 0
+    assert list(dedup.columns) == ["name", "x", "match_probability"] and len(dedup) == 0
     one = lt.cluster_rows(pd.DataFrame({"name": ["solo"]}), on="name", progress=False)
     assert one["cluster"].tolist() == [0]

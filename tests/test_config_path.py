@@ -175,7 +175,10 @@ def test_dedup_keeps_a_hybrid_mode_given_through_config(spy_graph, function) -> 
     assert spy_graph[-1].mode == "hybrid"
     with pytest.raises(_Seen):
         function(df, on="name")
-    assert spy_graph[-1].mode == "semantic"  # nothing given: semantic, as before
+    assert spy_graph[-1].mode == "auto"  # nothing given: the adaptive chain of merge (threshold="auto")
+    with pytest.raises(_Seen):
+        function(df, on="name", threshold=0.9)
+    assert spy_graph[-1].mode == "semantic"  # a cosine threshold: semantic
     with pytest.raises(_Seen):
         function(df, config={"left_on": ["name"], "mode": "lexical"})
     assert (spy_graph[-1].mode, spy_graph[-1].right_on) == ("lexical", ("name",))

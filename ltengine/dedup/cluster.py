@@ -7,7 +7,7 @@ How it works (never an n x n matrix):
    clustered with anything.
 2. The units are linked to themselves with :class:`~ltengine.engine.linker.Linker` (``fit`` then
    ``candidates``, ``k + 1`` neighbours, self pairs dropped): a sparse, symmetric kNN graph whose
-   edges carry the cosine score.  Blocks (``block_on``) are respected.  Queries go in chunks, so
+   edges carry the retrieval score and a match probability fitted without labels.  Blocks (``block_on``) are respected.  Queries go in chunks, so
    memory is the index plus one chunk of candidates plus the kept edges.
 3. Optionally a reranker chain (``rerank=...``, as in ``merge``) judges the edges at or above the
    threshold; only edges it accepts (``is_match`` true) are kept, weighted by ``rerank_score``.
@@ -27,7 +27,8 @@ How it works (never an n x n matrix):
 
 Step 2-3 live in :mod:`ltengine.dedup.graph`, step 4 in :mod:`ltengine.dedup.linkage`; this module holds
 the public functions and resolves their configuration with :meth:`LinkConfig.resolve
-<ltengine.config.LinkConfig.resolve>` (``mode`` as given, else semantic).
+<ltengine.config.LinkConfig.resolve>` (``mode`` as given, else ``merge``'s adaptive chain with ``threshold="auto"``
+and semantic with a cosine threshold).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from ltengine.compat import ClusterSettings, cluster_settings, linktransformer_a
 from ltengine.config import Columns, ConfigLike, LinkConfig, as_columns, check_threshold
 from ltengine.dedup.graph import QUERY_CHUNK_TEXTS, knn_graph
 from ltengine.dedup.linkage import average_linkage, connected_labels, dbscan_labels, hdbscan_labels
-from ltengine.engine.output import CLUSTER_COLUMN, check_clash
+from ltengine.engine.output import CLUSTER_COLUMN, MATCH_PROBABILITY, check_clash
 from ltengine.errors import ConfigError, LinkInputError, did_you_mean
 
 Method = Literal["connected", "average", "hdbscan"]
@@ -63,11 +64,12 @@ AUTO_CUT = 0.5
 
 
 # -- configuration and input checks -----------------------------------------------------------------
-def self_link_config(on: Columns, config: ConfigLike, options: dict[str, Any]) -> LinkConfig:
+def self_link_config(on: Columns, config: ConfigLike, options: dict[str, Any], *, adaptive: bool = False) -> LinkConfig:
     """The LinkConfig of a self-link, by :meth:`LinkConfig.resolve` (arguments in ``options`` win over ``config``).
 
     ``on`` is compared on both sides, else the config's ``left_on``.  The mode given (argument or
-    config) is kept; ``"auto"`` (none given) is semantic, as the two sides share one script.
+    config) is kept; ``"auto"`` (none given) is the adaptive chain of ``merge`` with ``adaptive`` (a match
+    probability cut), else semantic (a numeric threshold is a cosine similarity).
     """
     on_cols = as_columns(on, "on") or None
     cfg = LinkConfig.resolve(config, left_on=on_cols, right_on=on_cols, **options)
@@ -76,7 +78,7 @@ def self_link_config(on: Columns, config: ConfigLike, options: dict[str, Any]) -
     changes: dict[str, Any] = {}
     if cfg.right_on != cfg.left_on:
         changes["right_on"] = cfg.left_on
-    if cfg.mode == "auto":
+    if cfg.mode == "auto" and not adaptive:
         changes["mode"] = "semantic"
     return cfg.replace(**changes) if changes else cfg
 
@@ -109,11 +111,14 @@ def cluster_rows(
     **options: Any,
 ) -> pd.DataFrame:
     """Cluster near-duplicate rows of ``df``: a copy with an int ``cluster`` column (0, 1, ... in order
-    of first appearance).
+    of first appearance) and ``match_probability``: the highest match probability of the row's edges inside
+    its cluster (1.0 for a copy of another row's text); for a row alone, the highest of its edges (how close it
+    came to joining a cluster; NaN without any).
 
     ``on``: the column(s) compared; ``threshold``: the cosine similarity (or reranker score) at
-    which two rows are duplicates, or ``"auto"`` (the default): a match-probability model is fitted without labels on
-    the self-link's top-``k`` candidates and edges with ``match_probability >= 0.5`` are kept; a component
+    which two rows are duplicates (semantic mode unless a mode is given), or ``"auto"`` (the default): the rows
+    are linked by ``merge``'s adaptive chain (both retrievers, fused), a match-probability model is fitted without
+    labels on the self-link's top-``k`` candidates and edges with ``match_probability >= 0.5`` are kept; a component
     of more than ``k + 1`` distinct texts (more than the kNN graph can see whole) is split by average linkage at the same cut
     (the chaining guard); the model and the guard are in the run report; ``method``: ``"connected"``, ``"average"`` or ``"hdbscan"`` (see
     the module docs); ``k``: neighbours retrieved per row (raise it when clusters are larger);
@@ -125,13 +130,14 @@ def cluster_rows(
     thresholds) are translated by :func:`ltengine.compat.cluster_settings` (instead of ``method``/``threshold``).
     """
     if isinstance(df, pd.DataFrame):
-        check_clash(df.columns, (CLUSTER_COLUMN,), "input", "cluster_rows")
+        check_clash(df.columns, (CLUSTER_COLUMN, MATCH_PROBABILITY), "input", "cluster_rows")
     method, threshold, hdbscan_options, settings = _translated(cluster_type, cluster_params, method, threshold,
                                                                hdbscan_options)
-    df, labels, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges, hdbscan_options,
-                                        config, options, settings)
+    df, labels, probability, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges,
+                                                     hdbscan_options, config, options, settings)
     out = df.copy()
     out[CLUSTER_COLUMN] = labels
+    out[MATCH_PROBABILITY] = probability
     out.attrs["ltengine"] = attrs
     return out
 
@@ -139,8 +145,8 @@ def cluster_rows(
 def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | str, method: Any, k: int,
                     block_on: Columns, missing_edges: str, hdbscan_options: Mapping[str, Any] | None,
                     config: ConfigLike, options: dict[str, Any],
-                    settings: ClusterSettings | None = None) -> tuple[pd.DataFrame, np.ndarray, dict[str, Any]]:
-    """The checked frame, a cluster id per row, and the report (see :func:`cluster_rows`)."""
+                    settings: ClusterSettings | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The checked frame, a cluster id and a match probability per row, and the report (see :func:`cluster_rows`)."""
     start = time.perf_counter()
     if method not in METHODS:
         raise ConfigError(f"unknown method {method!r}.{did_you_mean(str(method), METHODS)} Use one of: {', '.join(METHODS)}.")
@@ -152,7 +158,8 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | 
     threshold = "auto" if auto else check_threshold(threshold, typical=_TYPICAL)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ConfigError(f"k must be a positive integer (neighbours per row); got {k!r}")
-    cfg = self_link_config(on, config, dict(options, model=model, block_on=as_columns(block_on, "block_on") or None))
+    cfg = self_link_config(on, config, dict(options, model=model, block_on=as_columns(block_on, "block_on") or None),
+                           adaptive=auto)
     df = _check_frame(df, cfg)
     if method == "hdbscan" and len(df) > HDBSCAN_MAX_ROWS:
         raise LinkInputError(
@@ -180,6 +187,8 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | 
     else:
         unit_labels = hdbscan_labels(graph.n_units, graph.src, graph.dst, graph.weight, cut, hdbscan_options)
     labels = _row_labels(graph.unit_of_row, unit_labels)
+    edge_p = graph.probability if graph.probability is not None else graph.weight  # after a reranker: its score
+    probability = _row_probabilities(graph.unit_of_row, unit_labels, graph.src, graph.dst, edge_p)
     sizes = np.bincount(labels) if len(labels) else np.zeros(0, np.int64)
     report = dict(graph.report, on=list(cfg.left_on), method=method, threshold=threshold, k=int(k),
                   clusters=len(sizes), singletons=int((sizes == 1).sum()), largest_cluster=int(sizes.max(initial=0)))
@@ -189,7 +198,29 @@ def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | 
         report.update(cut={"match_probability": AUTO_CUT}, **({"chaining_guard": guard} if guard else {}))
     timings = report.pop("timings")
     timings.update(clustering=time.perf_counter() - algo_start, total=time.perf_counter() - start)
-    return df, labels, {"report": report, "timings": timings}
+    return df, labels, probability, {"report": report, "timings": timings}
+
+
+def _row_probabilities(unit_of_row: np.ndarray, unit_labels: np.ndarray, src: np.ndarray, dst: np.ndarray,
+                       edge_p: np.ndarray) -> np.ndarray:
+    """Per row: the highest match probability among its edges inside its cluster (1.0 for a copy of another
+    row's text); for a row alone in its cluster, the highest of any of its edges (how close it came to
+    joining one; NaN when it has none, or an empty text)."""
+    n_units = len(unit_labels)
+    inside = np.full(n_units, -np.inf)
+    anywhere = np.full(n_units, -np.inf)
+    same = unit_labels[src] == unit_labels[dst] if len(src) else np.zeros(0, dtype=bool)
+    for target, keep in ((inside, same), (anywhere, np.ones(len(src), dtype=bool))):
+        np.maximum.at(target, src[keep], edge_p[keep])
+        np.maximum.at(target, dst[keep], edge_p[keep])
+    has = unit_of_row >= 0
+    copies = np.bincount(unit_of_row[has], minlength=n_units)
+    alone = np.bincount(unit_labels, minlength=1)[unit_labels] == 1 if n_units else np.zeros(0, dtype=bool)
+    per_unit = np.where(copies > 1, 1.0, np.where(alone, anywhere, inside))
+    out = np.full(len(unit_of_row), np.nan)
+    out[has] = per_unit[unit_of_row[has]]
+    out[~np.isfinite(out)] = np.nan
+    return out
 
 
 def _translated(cluster_type: str | None, cluster_params: Mapping[str, Any] | None, method: Any, threshold: Any,
@@ -254,12 +285,15 @@ def dedup_rows(
     config: ConfigLike = None,
     **options: Any,
 ) -> pd.DataFrame:
-    """One row per cluster of near duplicates (see :func:`cluster_rows`), in the input's order and index.
+    """One row per cluster of near duplicates (see :func:`cluster_rows`), in the input's order and index, with the
+    kept row's ``match_probability`` (as in :func:`cluster_rows`).
 
     ``keep``: ``"first"`` (the cluster's first row), ``"longest"`` (the longest text in ``on``; ties:
     first), or a function given each cluster of two or more rows (a DataFrame with the input's index)
     that returns the index label of the row to keep.  The other arguments are those of :func:`cluster_rows`.
     """
+    if isinstance(df, pd.DataFrame):
+        check_clash(df.columns, (MATCH_PROBABILITY,), "input", "dedup_rows")
     if not callable(keep) and keep not in KEEP_POLICIES:
         raise ConfigError(
             f"unknown keep={keep!r}.{did_you_mean(str(keep), KEEP_POLICIES)} Use 'first', 'longest' or a function "
@@ -267,8 +301,8 @@ def dedup_rows(
         )
     method, threshold, hdbscan_options, settings = _translated(cluster_type, cluster_params, method, threshold,
                                                                hdbscan_options)
-    df, labels, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges,
-                                        hdbscan_options, config, options, settings)
+    df, labels, probability, attrs = _cluster_labels(df, on, model, threshold, method, k, block_on, missing_edges,
+                                                     hdbscan_options, config, options, settings)
     positions = np.arange(len(df))
     if keep == "first":
         chosen = np.unique(labels, return_index=True)[1]
@@ -282,7 +316,9 @@ def dedup_rows(
         chosen = order[first]
     else:
         chosen = _keep_by_function(df, labels, keep)
-    out = df.iloc[np.sort(chosen)]
+    chosen = np.sort(chosen)
+    out = df.iloc[chosen].copy()
+    out[MATCH_PROBABILITY] = probability[chosen]
     out.attrs["ltengine"] = attrs
     return out
 

@@ -11,6 +11,8 @@ import pandas as pd
 from ltengine.config import LinkConfig
 from ltengine.progress import progress_bar
 
+#: The component scores of the adaptive chain, the features of the self-link's match model when present.
+COMPONENTS = ("score_semantic", "score_lexical")
 #: Unique texts searched per ``Linker.candidates`` call (a multiple of the encoder chunk keeps the
 #: query chunks aligned with the chunks encoded by ``fit``).
 QUERY_CHUNK_TEXTS = 16 * 4096
@@ -21,9 +23,8 @@ class Graph:
     """The sparse similarity graph of one table's rows, built on *units* (distinct texts per block).
 
     ``unit_of_row[i]``: the unit of row ``i`` (-1 for an empty text); ``src < dst``: unit edges with
-    ``weight`` (cosine, match probability with ``threshold="auto"``, or ``rerank_score`` after a reranker),
-    ``score`` (retrieval cosine) and ``probability`` (the match probability, ``None`` unless ``"auto"``
-    without a reranker).
+    ``weight`` (retrieval score, match probability with ``threshold="auto"``, or ``rerank_score`` after a
+    reranker), ``score`` (retrieval score) and ``probability`` (the match probability, ``None`` after a reranker).
     """
 
     def __init__(self, unit_of_row: np.ndarray, n_units: int, src: np.ndarray, dst: np.ndarray,
@@ -80,9 +81,9 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
     ``keep_all`` keeps every retrieved edge (average linkage needs scores below the threshold);
     otherwise only edges >= ``threshold`` are kept.  With ``cfg.rerank`` the edges >= threshold are
     judged (each unordered pair once) and only accepted ones are kept.  Queries go in chunks of
-    ``chunk_texts`` distinct texts.  ``threshold=None`` (``"auto"``): every retrieved edge is kept and
-    gets ``probability``, the match probability of a model fitted without labels on the candidates
-    (:func:`_edge_probabilities`); a reranker then judges the edges with probability >= 0.5.
+    ``chunk_texts`` distinct texts.  Every kept edge gets ``probability``, the match probability of a model
+    fitted without labels on all the candidates (:func:`_edge_probabilities`); ``threshold=None``
+    (``"auto"``): every retrieved edge is kept, weighted by it, and a reranker judges those with probability >= 0.5.
     """
     from ltengine.execution import create_linker
 
@@ -99,14 +100,15 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
         chunks = _query_chunks(unit_texts, chunk_texts)
         with progress_bar(n_units, "kNN graph", cfg.progress) as bar:
             for lo, hi in chunks:
-                cand = linker.candidates(units.iloc[lo:hi], k=k + 1)
+                cand = linker.candidates(units.iloc[lo:hi], k=k + 1, self_offset=lo)
                 id_l = cand["id_l"].to_numpy(dtype=np.int64) + lo
                 id_r = cand["id_r"].to_numpy(dtype=np.int64)
                 score = cand["score"].to_numpy(dtype=np.float32)
                 keep = id_l != id_r
-                if threshold is None:
-                    directed.append((id_l[keep], id_r[keep], score[keep]))
-                elif not keep_all or rerank:
+                directed.append(pd.DataFrame({"id_l": id_l[keep], "id_r": id_r[keep], "score": score[keep],
+                                              **{c: cand[c].to_numpy(dtype=np.float64)[keep] for c in COMPONENTS
+                                                 if c in cand.columns}}))
+                if threshold is not None and (not keep_all or rerank):
                     keep &= score >= threshold
                 a, b = np.minimum(id_l, id_r)[keep], np.maximum(id_l, id_r)[keep]
                 src_parts.append(a)
@@ -116,48 +118,66 @@ def knn_graph(df: pd.DataFrame, cfg: LinkConfig, *, k: int, threshold: float | N
     src, dst, score = _dedup_edges(src_parts, dst_parts, score_parts)
     report["edges"] = len(src)
     weight = score.astype(np.float64)
-    probability, calibrate_seconds = None, None
+    start_calibrate = time.perf_counter()
+    probability = _edge_probabilities(src, dst, directed, report)
+    calibrate_seconds = time.perf_counter() - start_calibrate
     if threshold is None:
-        start_calibrate = time.perf_counter()
-        probability = _edge_probabilities(src, dst, directed, report)
-        calibrate_seconds = time.perf_counter() - start_calibrate
         weight = probability
     if rerank:
-        strong = probability >= 0.5 if probability is not None else np.ones(len(src), dtype=bool)
+        strong = probability >= 0.5 if threshold is None else np.ones(len(src), dtype=bool)
         src, dst, score, weight = _rerank_edges(src[strong], dst[strong], score[strong], units, unit_texts, linker,
                                                 report)
         probability = None
-    report["timings"] = dict(linker.context.timings, graph_total=time.perf_counter() - start)
-    if calibrate_seconds is not None:
-        report["timings"]["calibrate"] = calibrate_seconds
+    report["timings"] = dict(linker.context.timings, graph_total=time.perf_counter() - start,
+                             calibrate=calibrate_seconds)
     report["linker"] = {key: value for key, value in linker.context.report.items() if key != "rerank"}
     return Graph(unit_of_row, n_units, src, dst, score, weight, report, probability)
 
 
-def _edge_probabilities(src: np.ndarray, dst: np.ndarray, directed: list, report: dict[str, Any]) -> np.ndarray:
-    """Match probability of each unit edge (``src < dst``), from a :class:`MatchModel` fitted without
-    labels on the self-link's candidates (self pairs dropped).  Features (score, margin within the
-    querying unit) come from each direction; each unordered pair enters the fit once, from the
-    direction with the larger margin.  The model's parameters go to ``report["calibration"]``."""
+def _edge_probabilities(src: np.ndarray, dst: np.ndarray, directed: list[pd.DataFrame],
+                        report: dict[str, Any]) -> np.ndarray:
+    """Match probability of each unit edge (``src < dst``, sorted; each one among the ``directed`` candidates:
+    frames of id_l, id_r, score and, from the adaptive chain, the component scores), from a
+    :class:`MatchModel` fitted without labels on all the self-link's candidates, each unordered pair once.
+
+    With the component scores (``mode="auto"``/hybrid) the features are ``score_semantic`` and
+    ``score_lexical``, as in Splink's model of record comparisons: in a self-link a row may have several
+    duplicates, so a margin within the row says little (FEBRL3, quick slice: pairwise F1 0.99 against
+    0.77 with the fused score and its margin).  Otherwise the score and its margin within the querying unit
+    (each pair from the direction with the larger margin).  The parameters go to ``report["calibration"]``."""
     from ltengine.engine.calibration import fit_match_model, pair_features
 
-    parts = list(zip(*directed)) if directed else [[], [], []]
-    pairs = pd.DataFrame({name: np.concatenate(list(part)) if len(part) else np.empty(0, dtype)
-                          for name, part, dtype in zip(("id_l", "id_r", "score"), parts, (np.int64, np.int64, np.float32))})
+    empty = pd.DataFrame({"id_l": np.empty(0, np.int64), "id_r": np.empty(0, np.int64), "score": np.empty(0)})
+    pairs = pd.concat(directed, ignore_index=True) if directed else empty
     pairs["score"] = pairs["score"].astype(np.float64)
-    feats = pair_features(pairs, ("score",))
+    components = all(c in pairs.columns for c in COMPONENTS)
+    feats = pair_features(pairs, COMPONENTS if components else ("score",))
+    if components:
+        feats = feats[list(COMPONENTS)]
     a = np.minimum(pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy())
     b = np.maximum(pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy())
-    order = np.lexsort((-feats["score_margin"].to_numpy(), -feats["score"].to_numpy(), b, a))
+    strength = (-feats[list(COMPONENTS)].sum(axis=1).to_numpy(),) if components else (
+        -feats["score_margin"].to_numpy(), -feats["score"].to_numpy())
+    order = np.lexsort((*strength, b, a))
     first = np.ones(len(order), dtype=bool)
     first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])
     once = order[first]  # sorted by (a, b): the same order as the deduplicated edges
-    model = fit_match_model(feats.iloc[once].reset_index(drop=True), pairs["id_l"].to_numpy()[once])
+    model = fit_match_model(feats.iloc[once].reset_index(drop=True), pairs["id_l"].to_numpy()[once],
+                            top=_row_best(pairs)[once] if components else None)
     probability = model.predict(feats.iloc[once].reset_index(drop=True))
-    if len(once) != len(src) or not (np.array_equal(a[once], src) and np.array_equal(b[once], dst)):
-        raise AssertionError("edge order mismatch")  # pragma: no cover - the two dedups agree by construction
     report["calibration"] = dict(model.describe(), fitted_on="this call's candidate pairs (each unordered pair once)")
-    return probability
+    width = int(max(b.max(initial=-1), dst.max(initial=-1))) + 1
+    known = a[once] * width + b[once]  # ascending: ``once`` is sorted by (a, b)
+    at = np.searchsorted(known, src.astype(np.int64) * width + dst)
+    if len(src) and (at.max() >= len(known) or not np.array_equal(known[at], src * width + dst)):
+        raise AssertionError("an edge without a candidate pair")  # pragma: no cover - edges come from the candidates
+    return probability[at]
+
+
+def _row_best(pairs: pd.DataFrame) -> np.ndarray:
+    """Whether each pair is its querying unit's best (by ``score``): where the EM starts from."""
+    rank = pairs.groupby("id_l", sort=False)["score"].rank(ascending=False, method="first")
+    return rank.to_numpy() == 1
 
 
 def _dedup_edges(src_parts: list, dst_parts: list, score_parts: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -99,3 +99,14 @@ def search_blocks(right: FittedRight, retrievers: dict[Any, Any], block_groups: 
                 )
                 bar.update(len(chunk))
     return pd.concat(found, ignore_index=True) if found else empty_candidates()
+
+
+def drop_self_pairs(pairs: pd.DataFrame, offset: int) -> pd.DataFrame:
+    """``pairs`` of a self-link without each left row's own right row (``id_r == id_l + offset``), ranks renumbered."""
+    own = pairs["id_r"].to_numpy() == pairs["id_l"].to_numpy() + offset
+    if not own.any():
+        return pairs
+    pairs = pairs[~own].reset_index(drop=True)
+    if "rank" in pairs.columns and len(pairs):
+        pairs["rank"] = pairs.groupby("id_l", sort=False)["rank"].rank(method="first").to_numpy(dtype=np.int64)
+    return pairs

@@ -165,11 +165,13 @@ def pair_features(pairs: pd.DataFrame, columns: tuple[str, ...], context: pd.Dat
     return pd.DataFrame(out, index=pairs.index)
 
 
-def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS) -> MatchModel:
+def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS,
+                    top: np.ndarray | None = None) -> MatchModel:
     """Fit :class:`MatchModel` on the features of a run's candidate pairs by EM, without labels.
 
-    Starts from "each row's best pair is its match" and lets at most one match per left row on
-    average (the prior share is capped at left rows / pairs).  Deterministic for a given input.
+    Starts from "each row's best pair is its match" (the pairs with a non-negative margin, or ``top``
+    where the features have no margin) and lets at most one match per left row on average (the prior
+    share is capped at left rows / pairs).  Deterministic for a given input.
     ``bins``: equal-mass bins per feature (fewer = coarser weights, steadier on few pairs).
     """
     names = tuple(features.columns)
@@ -178,7 +180,8 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
     bins = [_bins(features[name].to_numpy(), e) for name, e in zip(names, edges)]
     sizes = [len(e) + 2 for e in edges]  # real bins, then the missing-value bin
     margins = [features[name].to_numpy() for name in names if name.endswith("_margin")]
-    top = ~(margins[0] < 0) if margins else np.ones(n, dtype=bool)
+    if top is None:
+        top = ~(margins[0] < 0) if margins else np.ones(n, dtype=bool)
     r = np.where(top, 0.9, 0.05)
     cap = MATCHES_PER_ROW * left_rows / n if n else 0.5
     weights: list[np.ndarray] = [np.zeros(s - 1) for s in sizes]

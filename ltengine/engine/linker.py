@@ -21,7 +21,7 @@ import pandas as pd
 from ltengine.config import LinkConfig, as_config
 from ltengine.engine.adaptive import fuse_adaptive
 from ltengine.engine.adaptive import plan as adaptive_plan
-from ltengine.engine.blocks import FittedRight, groups, matched_groups, search_blocks
+from ltengine.engine.blocks import FittedRight, drop_self_pairs, groups, matched_groups, search_blocks
 from ltengine.engine.calibration import CALIBRATION_K, MatchModel, ModelStore, model_columns, pair_features
 from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
 from ltengine.engine.encoding import encode_texts, resolve_encoder
@@ -189,14 +189,15 @@ class Linker:
 
     # -- linking ------------------------------------------------------------------------------
     def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None,
-                   context: RunContext | None = None) -> pd.DataFrame:
+                   context: RunContext | None = None, self_offset: int | None = None) -> pd.DataFrame:
         """Retrieve candidates for ``left``: columns id_l, id_r (row positions), score, rank, text_l, text_r.
 
         With ``threshold`` (range search) every pair at or above it is returned; otherwise the
         ``k`` best per left row within its block.  In hybrid mode ``score`` is the fused score and
         ``score_semantic``/``score_lexical`` are added; the ``hybrid_depth`` best candidates of each
         retriever are fused, and a ``threshold`` applies to the fused score.  ``context``: where
-        timings and the report go (default: :attr:`context`).
+        timings and the report go (default: :attr:`context`).  ``self_offset``: a self-link, left row
+        ``i`` is right row ``i + self_offset``; those pairs are dropped before anything is fitted on them.
         """
         if self._right is None:
             raise LinkInputError("Linker.fit(right) must be called before linking")
@@ -220,7 +221,8 @@ class Linker:
             def payload(chunk: np.ndarray) -> Any:
                 return list(left_lexical[ids[chunk]]) if lexical else vectors[chunk]
 
-            return search_blocks(right, retrievers, block_groups, ids, payload, k, threshold, desc, ctx, cfg.progress)
+            found = search_blocks(right, retrievers, block_groups, ids, payload, k, threshold, desc, ctx, cfg.progress)
+            return found if self_offset is None else drop_self_pairs(found, self_offset)
 
         vectors = None if mode == "lexical" else encode_texts(self.encoder, texts[ids], "query", ctx)
         if mode == "lexical":

@@ -89,9 +89,9 @@ class RayLinker(Linker):
         return self
 
     def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None,
-                   context: RunContext | None = None) -> pd.DataFrame:
+                   context: RunContext | None = None, self_offset: int | None = None) -> pd.DataFrame:
         self._prepare(left, self.config.left_on, "left", "query")
-        pairs = super().candidates(left, k=k, threshold=threshold, context=context)
+        pairs = super().candidates(left, k=k, threshold=threshold, context=context, self_offset=self_offset)
         (context or self.context).report["execution"] = self.execution_report()
         return pairs
 

@@ -34,7 +34,9 @@ class TrainSettings:
     warmup_share: float = 0.1
     max_minutes: float | None = None
     seed: int = 0
-    patience: int = 3
+    #: Evaluations without a better validation top-1 before stopping: two epochs' worth (4 a epoch), and never
+    #: before the warm-up ends, so a noisy small validation split does not stop a run that has barely started.
+    patience: int = 8
     evals_per_epoch: int = 4
     max_length: int = 128
     #: Training steps aimed at when ``epochs`` is None (fewer epochs than this would barely move the weights).
@@ -182,7 +184,7 @@ def fine_tune(model: Any, train: pd.DataFrame, val: pd.DataFrame, distractors: l
                     if score > best_score:
                         best_score, bad_evals, improved = score, 0, True
                         best_state = {n: p.detach().clone() for n, p in params}
-                    else:
+                    elif step > warmup:
                         bad_evals += 1
                         if bad_evals >= settings.patience:
                             stopped = "early_stopping"

@@ -46,12 +46,13 @@ def string_features(left_keys: Sequence[str], right_keys: Sequence[str]) -> dict
     def pairwise(scorer, a=left, b=right, scale=1.0):
         return (cpdist(a, b, scorer=scorer, dtype=np.float32, workers=1) / np.float32(scale)).astype(np.float32)
 
+    skeletons = {key: skeleton(key) for key in {*left, *right}}  # each distinct key once
     first = np.fromiter((bool(a) and a[:1] == b[:1] for a, b in zip(left, right)), dtype=np.float32, count=len(left))
     return {
         "string_jaro_winkler": pairwise(JaroWinkler.normalized_similarity),
         "string_indel": pairwise(Indel.normalized_similarity),
         "string_token_sort": pairwise(fuzz.token_sort_ratio, scale=100.0),
-        "string_skeleton": pairwise(Indel.normalized_similarity, [skeleton(k) for k in left],
-                                    [skeleton(k) for k in right]),
+        "string_skeleton": pairwise(Indel.normalized_similarity, [skeletons[k] for k in left],
+                                    [skeletons[k] for k in right]),
         "string_first_letter": first,
     }

@@ -52,12 +52,17 @@ def read_calibration(folder: str) -> dict[str, Any] | None:
     return params
 
 
-def calibrate_logits(params: dict[str, Any], logits: np.ndarray) -> np.ndarray:
-    """Platt: sigmoid(a * logit + b); isotonic: piecewise-linear through the fitted knots, with a
-    ``tie_break`` share of sigmoid(logit) mixed in so pairs on one step keep their order."""
+def calibrate_logits(params: dict[str, Any], logits: np.ndarray, retrieval: np.ndarray | None = None) -> np.ndarray:
+    """Platt: sigmoid(a * logit + b), plus ``w_score`` * the pair's retrieval score when the map was fitted
+    with it; isotonic: piecewise-linear through the fitted knots, with a ``tie_break`` share of
+    sigmoid(logit) mixed in so pairs on one step keep their order."""
     z = np.asarray(logits, dtype=np.float64)
     if params["method"] == "platt":
-        return 1.0 / (1.0 + np.exp(-(float(params["a"]) * z + float(params["b"]))))
+        linear = float(params["a"]) * z + float(params["b"])
+        if "w_score" in params:
+            s = np.zeros(len(z)) if retrieval is None else np.nan_to_num(np.asarray(retrieval, dtype=np.float64))
+            linear = linear + float(params["w_score"]) * s
+        return 1.0 / (1.0 + np.exp(-linear))
     steps = np.interp(z, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
     eps = float(params.get("tie_break", 0.0))
     return (1.0 - eps) * steps + eps / (1.0 + np.exp(-z))
@@ -145,7 +150,7 @@ class CrossEncoderReranker(Reranker):
                               activation_fn=activation),
                 dtype=np.float64,
             ).reshape(-1)
-            return scores if self._calibration is None else calibrate_logits(self._calibration, scores)
+            return scores  # raw logits when calibrated: the map is applied per pair in :meth:`score`
         probs = np.asarray(
             model.predict(batch, batch_size=self.options.batch_size, show_progress_bar=False, apply_softmax=True),
             dtype=np.float64,
@@ -176,7 +181,12 @@ class CrossEncoderReranker(Reranker):
                     bar.update(len(batch))
         out = np.empty(len(unique_pairs), dtype=np.float64)
         out[np.asarray(by_length, dtype=np.int64)] = sorted_out
-        return pd.Series(np.clip(out[codes], 0.0, 1.0) if len(codes) else np.zeros(0), index=pairs.index)
+        values = out[codes] if len(codes) else np.zeros(0)
+        if self._calibration is not None and len(values):  # a trained model: logits through its calibration
+            column = next((c for c in ("retrieval_score", "score") if c in pairs.columns), None)  # in-run / output name
+            retrieval = pairs[column].to_numpy(dtype=np.float64) if column else None
+            values = calibrate_logits(self._calibration, values, retrieval)
+        return pd.Series(np.clip(values, 0.0, 1.0), index=pairs.index)
 
     def attach(self, run: RunContext) -> None:
         """Keep the run: its config says whether to show a progress bar."""

@@ -68,9 +68,10 @@ def test_budget_stops_labelling_midway_and_the_paid_verdicts_are_trained_on(fake
     stage = cascade.attrs["ltengine"]["report"]["rerank"]["stages"][-1]
     ce_scores = local.set_index(["name_x", "name_y"])["rerank_score"]
     unsure = int(ce_scores.between(0.1, 0.9).sum())  # the judge's default band on the reranker's score
-    assert stage["sent"] == unsure and stage["requests"] == math.ceil(unsure / 8)
-    assert len(fake_openai.chat_requests()) - before == stage["requests"]
-    assert (cascade.loc[cascade["decided_by"] == "llm", "judge_error"].isna()).all()
+    assert stage["sent"] == unsure and stage.get("requests", 0) == math.ceil(unsure / 8)
+    assert len(fake_openai.chat_requests()) - before == stage.get("requests", 0)
+    if unsure:  # the judge's columns exist once it has judged something
+        assert (cascade.loc[cascade["decided_by"] == "llm", "judge_error"].isna()).all()
 
 
 def test_no_budget_means_no_model_and_the_sample_is_kept(fake_openai, tmp_path) -> None:

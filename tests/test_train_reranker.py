@@ -66,7 +66,7 @@ def trained(labelled, tmp_path_factory) -> str:
 def test_labelled_pairs_cap_negatives_keep_rows_without_positive_ignore_extras(labelled) -> None:
     _, _, cands = labelled
     frame = labelled_pairs(cands, "name_x", "name_y", "label", negatives_per_left=2)
-    assert list(frame.columns) == ["left_text", "right_text", "label", "entity", "order"]
+    assert list(frame.columns) == ["left_text", "right_text", "label", "entity", "retrieval_score", "order"]
     assert frame.groupby("left_text")["label"].apply(lambda s: int((s == 0).sum())).max() <= 2
     no_positive = cands.groupby("name_x")["label"].max() == 0
     assert no_positive.any() and set(no_positive[no_positive].index) <= set(frame["left_text"])
@@ -126,7 +126,9 @@ def test_rerank_with_the_trained_model_scores_every_candidate(trained, labelled,
     assert (out["decided_by"] == "cross-encoder").all() and out["rerank_score"].nunique() > len(out) // 2
     calib = json.loads((Path(trained) / CALIBRATION_FILE).read_text())
     raw = CrossEncoder(trained).predict(list(zip(out["name_x"], out["name_y"])), activation_fn=torch.nn.Identity())
-    np.testing.assert_allclose(out["rerank_score"], apply_score_calibration(calib, raw), atol=1e-5)
+    assert "w_score" in calib  # fitted over the logit and the retrieval score
+    np.testing.assert_allclose(out["rerank_score"], apply_score_calibration(calib, raw, out["score"].to_numpy()),
+                               atol=1e-5)
     assert auc_of(out, cands) > 0.75  # it separates the labelled matches from the engine's other candidates
     best = lt.merge(left, right, on="name", k=4, model="fast", rerank=f"cross-encoder:{trained}", progress=False,
                     rerank_options={"keep_non_matches": True})

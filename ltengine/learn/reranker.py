@@ -156,10 +156,12 @@ def train_reranker(
         seed=int(seed), deadline=None if max_minutes is None else started + 60.0 * float(max_minutes),
         patience=int(patience), progress=progress,
     )
-    report = train_loop(model, pairs(train), train["label"].to_numpy(), val_pairs, val_labels, settings)
+    report = train_loop(model, pairs(train), train["label"].to_numpy(), val_pairs, val_labels, settings,
+                        val_groups=val["left_text"].to_numpy(dtype=object))
     logits = predict_logits(model, val_pairs, max_length)
-    calib = fit_score_calibration(logits, val_labels, method=calibration, seed=seed)
-    probabilities = apply_score_calibration(calib, logits)
+    retrieval = val["retrieval_score"].to_numpy(dtype=np.float64) if "retrieval_score" in val else None
+    calib = fit_score_calibration(logits, val_labels, method=calibration, seed=seed, retrieval=retrieval)
+    probabilities = apply_score_calibration(calib, logits, retrieval)
     tmp = staging_dir(folder)
     try:
         model.save(str(tmp))
@@ -176,6 +178,7 @@ def train_reranker(
             "negatives_per_left": negatives_per_left,
             "validation_top1_before": _top1(val, before),
             "validation_top1_after": _top1(val, logits),
+            "validation_top1_after_calibrated": _top1(val, probabilities),
             "validation_accuracy_at_0.5": round(float(np.mean((probabilities >= 0.5) == (val_labels == 1))), 4),
             "calibration": calib["method"],
             "calibration_ece": calib["ece"],

@@ -50,7 +50,8 @@ def labelled_pairs(
     suffixes: tuple[str, str] = ("_x", "_y"),
 ) -> pd.DataFrame:
     """Canonical frame (``left_text``, ``right_text``, ``label``, ``entity``) plus ``order`` (the
-    negatives' rank within their left record) from labelled candidate rows; extra columns ignored."""
+    negatives' rank within their left record) and ``retrieval_score`` (the ``score`` column, NaN without
+    one) from labelled candidate rows; other columns are ignored."""
     df = check_frame(read_training_table(data, "the labelled pairs"), "labelled pairs")
     left_cols = _columns(left_on)
     right_cols = _columns(right_on)
@@ -83,6 +84,8 @@ def labelled_pairs(
     else:
         strength = np.arange(len(df), dtype=np.float64)
     frame["strength"] = strength
+    frame["retrieval_score"] = (pd.to_numeric(df["score"], errors="coerce").to_numpy(dtype=np.float64)
+                                if "score" in df.columns else np.full(len(df), np.nan))
     frame = frame.drop_duplicates(["left_text", "right_text"], keep="first")
     conflicts = frame.groupby(["left_text", "right_text"])["label"].nunique()
     if (conflicts > 1).any():  # pragma: no cover - drop_duplicates above keeps one label per pair

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ltengine.errors import ModelUnavailableError
 from ltengine.progress import progress_bar
@@ -85,11 +86,24 @@ def _bce(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.logaddexp(0.0, z) - y * z))
 
 
+def ranking_top1(logits: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
+    """Share of the groups (left records) with a positive whose best-scored pair is positive (1.0 if none)."""
+    frame = pd.DataFrame({"g": groups, "s": logits, "y": labels})
+    frame = frame[frame.groupby("g")["y"].transform("max").to_numpy() == 1]
+    if frame.empty:
+        return 1.0
+    return float(frame.sort_values("s", ascending=False, kind="stable").groupby("g").head(1)["y"].mean())
+
+
 def train_loop(
     model: Any, train_pairs: Pairs, train_labels: np.ndarray, val_pairs: Pairs, val_labels: np.ndarray,
-    settings: TrainSettings,
+    settings: TrainSettings, val_groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``model`` in place; return the training report (steps, losses, why it stopped)."""
+    """Fine-tune ``model`` in place; return the training report (steps, losses, why it stopped).
+
+    The weights kept are the best on the validation pairs: by the top-1 of each group's (left record's)
+    candidates when ``val_groups`` is given (what a reranker is for), ties broken by the loss; else by the loss.
+    Early stopping counts only evaluations after the warm-up."""
     import torch
 
     s = settings
@@ -109,9 +123,19 @@ def train_loop(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     eval_every = s.eval_every or max(1, steps_per_epoch // 4)
     labels = torch.as_tensor(np.asarray(train_labels, dtype=np.float32))
-    best_loss = _bce(predict_logits(model, val_pairs, s.max_length), val_labels) if len(val_pairs) else math.inf
+    groups = None if val_groups is None else np.asarray(val_groups)
+
+    def evaluate() -> tuple[float, float]:
+        """(validation top-1 or 0, loss) of the current weights."""
+        logits = predict_logits(model, val_pairs, s.max_length)
+        return (ranking_top1(logits, val_labels, groups) if groups is not None else 0.0), _bce(logits, val_labels)
+
+    start_top1, start_loss = evaluate() if len(val_pairs) else (0.0, math.inf)
+    # the untrained weights are never kept: a base encoder's classification head is random
+    best_top1, best_loss = -1.0, math.inf
     best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    history = [{"step": 0, "val_loss": round(best_loss, 6)}]
+    history = [{"step": 0, "val_loss": round(start_loss, 6),
+                **({"val_top1": round(start_top1, 4)} if groups is not None else {})}]
     best_step, since_best, step, stop = 0, 0, 0, "epochs"
     started = time.monotonic()
     net.train()
@@ -133,24 +157,29 @@ def train_loop(
                 step += 1
                 bar.update(1)
                 if len(val_pairs) and (step % eval_every == 0 or step == total):
-                    val_loss = _bce(predict_logits(model, val_pairs, s.max_length), val_labels)
+                    val_top1, val_loss = evaluate()
                     history.append({"step": step, "train_loss": round(float(loss.item()), 6),
-                                    "val_loss": round(val_loss, 6)})
-                    if val_loss < best_loss - 1e-4:
-                        best_loss, best_step, since_best = val_loss, step, 0
+                                    "val_loss": round(val_loss, 6),
+                                    **({"val_top1": round(val_top1, 4)} if groups is not None else {})})
+                    if val_top1 > best_top1 + 1e-9 or (val_top1 >= best_top1 - 1e-9 and val_loss < best_loss - 1e-4):
+                        best_top1, best_loss, best_step, since_best = val_top1, val_loss, step, 0
                         best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                    else:
+                    elif step > warmup:
                         since_best += 1
                         if since_best >= s.patience:
                             stop = "early stopping"
                             break
             if stop != "epochs":
                 break
-    if len(val_pairs):
+    if len(val_pairs) and best_step > 0:
         net.load_state_dict(best_state)
+    elif len(val_pairs) and step > 0:  # stopped before any evaluation: the weights as trained
+        best_top1, best_loss = evaluate()
+        best_step = step
     net.eval()
     return {
         "steps": step, "planned_steps": total, "steps_per_epoch": steps_per_epoch, "best_step": best_step,
-        "best_val_loss": round(best_loss, 6), "stopped_by": stop, "seconds": round(time.monotonic() - started, 2),
+        "best_val_loss": round(best_loss, 6), **({"best_val_top1": round(best_top1, 4)} if groups is not None else {}),
+        "stopped_by": stop, "seconds": round(time.monotonic() - started, 2),
         "history": history,
     }

@@ -43,11 +43,17 @@ def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, bi
     return float(total / len(p))
 
 
-def apply_score_calibration(params: dict[str, Any], logits: np.ndarray) -> np.ndarray:
-    """Probabilities for ``logits`` under a fitted calibration (see the module docstring)."""
+def apply_score_calibration(params: dict[str, Any], logits: np.ndarray,
+                            retrieval: np.ndarray | None = None) -> np.ndarray:
+    """Probabilities for ``logits`` under a fitted calibration (see the module docstring); a Platt map
+    with ``w_score`` also reads each pair's ``retrieval`` score (0 where missing)."""
     z = np.asarray(logits, dtype=np.float64)
     if params["method"] == "platt":
-        return 1.0 / (1.0 + np.exp(-(float(params["a"]) * z + float(params["b"]))))
+        linear = float(params["a"]) * z + float(params["b"])
+        if "w_score" in params:
+            s = np.zeros(len(z)) if retrieval is None else np.nan_to_num(np.asarray(retrieval, dtype=np.float64))
+            linear = linear + float(params["w_score"]) * s
+        return 1.0 / (1.0 + np.exp(-linear))
     if params["method"] == "isotonic":
         steps = np.interp(z, np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64))
         eps = float(params.get("tie_break", ISOTONIC_TIE_BREAK))
@@ -55,12 +61,16 @@ def apply_score_calibration(params: dict[str, Any], logits: np.ndarray) -> np.nd
     raise LinkInputError(f"unknown score calibration method {params['method']!r}; expected 'platt' or 'isotonic'")
 
 
-def _fit(method: str, z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
+def _fit(method: str, z: np.ndarray, y: np.ndarray, retrieval: np.ndarray | None = None) -> dict[str, Any]:
     if method == "platt":
         from sklearn.linear_model import LogisticRegression
 
-        model = LogisticRegression(C=1e4, max_iter=1000).fit(z.reshape(-1, 1), y)
-        return {"method": "platt", "a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+        x = z.reshape(-1, 1) if retrieval is None else np.column_stack([z, retrieval])
+        model = LogisticRegression(C=1e4, max_iter=1000).fit(x, y)
+        out = {"method": "platt", "a": float(model.coef_[0, 0]), "b": float(model.intercept_[0])}
+        if retrieval is not None:
+            out["w_score"] = float(model.coef_[0, 1])
+        return out
     from sklearn.isotonic import IsotonicRegression
 
     model = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(z, y)
@@ -69,7 +79,8 @@ def _fit(method: str, z: np.ndarray, y: np.ndarray) -> dict[str, Any]:
             "tie_break": ISOTONIC_TIE_BREAK}
 
 
-def _cross_fitted(method: str, z: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray | None:
+def _cross_fitted(method: str, z: np.ndarray, y: np.ndarray, seed: int,
+                  retrieval: np.ndarray | None = None) -> np.ndarray | None:
     """Out-of-fold probabilities (2 folds, stratified), or None when a fold lacks a class."""
     rng = np.random.default_rng(seed)
     fold = np.empty(len(z), dtype=np.int64)
@@ -81,16 +92,21 @@ def _cross_fitted(method: str, z: np.ndarray, y: np.ndarray, seed: int) -> np.nd
         train, test = fold != f, fold == f
         if len(np.unique(y[train])) < 2 or not test.any():
             return None
-        out[test] = apply_score_calibration(_fit(method, z[train], y[train]), z[test])
+        part = None if retrieval is None else retrieval[train]
+        out[test] = apply_score_calibration(_fit(method, z[train], y[train], part), z[test],
+                                            None if retrieval is None else retrieval[test])
     return out
 
 
 def fit_score_calibration(
-    logits: np.ndarray, labels: np.ndarray, method: str = "auto", seed: int = 0
+    logits: np.ndarray, labels: np.ndarray, method: str = "auto", seed: int = 0,
+    retrieval: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit ``method`` ("platt", "isotonic", or "auto": Platt, unless there are at least
     :data:`AUTO_MIN_PAIRS` pairs and isotonic's cross-fitted ECE is lower by :data:`AUTO_MARGIN`) on
-    validation ``logits`` and 0/1 ``labels``.
+    validation ``logits`` and 0/1 ``labels``.  With the pairs' ``retrieval`` scores (all finite), the map
+    is Platt over the logit *and* the retrieval score (``w_score``): the reranker's probability then
+    keeps what retrieval knew, so a cross-encoder that learnt little cannot undo a good retrieval ranking.
 
     Returns ``{"method", parameters, "ece", "brier", "ece_uncalibrated", "pairs", "positives"}``:
     ``ece``/``brier`` are cross-fitted (2 folds) for the chosen method, ``ece_uncalibrated`` that of
@@ -105,16 +121,20 @@ def fit_score_calibration(
             "the validation pairs have only one class (all matches or all non-matches): a score calibration needs "
             "both; give more labelled rows or a larger validation share"
         )
+    stacked = retrieval is not None and len(retrieval) == len(z) and bool(np.isfinite(retrieval).all())
+    r = np.asarray(retrieval, dtype=np.float64).reshape(-1) if stacked else None
+    if stacked:
+        method = "platt"  # the two-input map is a logistic regression
     scores: dict[str, tuple[float, float]] = {}
     for name in (("platt", "isotonic") if method == "auto" else (method,)):
-        oof = _cross_fitted(name, z, y, seed)
+        oof = _cross_fitted(name, z, y, seed, r if name == "platt" else None)
         if oof is not None:
             scores[name] = (expected_calibration_error(oof, y), float(np.mean((oof - y) ** 2)))
     chosen = "platt" if method == "auto" else method
     if (method == "auto" and len(y) >= AUTO_MIN_PAIRS and {"platt", "isotonic"} <= set(scores)
             and scores["isotonic"][0] <= scores["platt"][0] - AUTO_MARGIN):
         chosen = "isotonic"
-    params = _fit(chosen, z, y)
+    params = _fit(chosen, z, y, r if chosen == "platt" else None)
     ece, brier = scores.get(chosen, (float("nan"), float("nan")))
     params.update(
         ece=round(ece, 6),

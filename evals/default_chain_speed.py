@@ -30,10 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from evals.common import machine, write_result
 from evals.peers import code_version
+from evals.speed_vs_linktransformer import top1, write_task
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = Path("evals") / "peers" / "ltengine_merge.py"
@@ -69,12 +68,6 @@ def run_once(code: Path, model: str, left: Path, right: Path, home: Path) -> dic
     return result
 
 
-def top1(merged_csv: Path, gold: pd.DataFrame) -> float:
-    merged = pd.read_csv(merged_csv, dtype=str, keep_default_na=False)
-    got = dict(zip(merged["id_x"], merged["id_y"]))
-    return round(sum(got.get(a) == b for a, b in zip(gold["id_l"], gold["id_r"])) / len(gold), 4)
-
-
 def measure(n: int, pairs: int, before: str, models: list[str]) -> dict[str, Any]:
     from evals.datasets import geonames_link_task
 
@@ -82,9 +75,7 @@ def measure(n: int, pairs: int, before: str, models: list[str]) -> dict[str, Any
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lt_chain_speed_") as tmp:
         tmp_path = Path(tmp)
-        left, right = tmp_path / "left.csv", tmp_path / "right.csv"
-        task.left.to_csv(left, index=False)
-        task.right.to_csv(right, index=False)
+        left, right = write_task(task, tmp_path)
         codes = {"before": export(before, tmp_path / "before"), "after": ROOT}
         for name in models:
             for round_no in range(pairs):

@@ -147,6 +147,14 @@ def _models_dir() -> Path:
     return Path(os.environ.get("LTENGINE_MODELS_DIR") or ltengine_home() / "models")
 
 
+def write_task(task: Any, folder: Path) -> tuple[Path, Path]:
+    """The task's left and right tables as ``left.csv`` and ``right.csv`` in ``folder``."""
+    left, right = folder / "left.csv", folder / "right.csv"
+    task.left.to_csv(left, index=False)
+    task.right.to_csv(right, index=False)
+    return left, right
+
+
 def measure(n: int, pairs: int) -> dict[str, Any]:
     """``pairs`` rounds of :data:`ROUND` (reversed every other round), each run cold, in its own process."""
     from evals.datasets import geonames_link_task
@@ -155,9 +163,7 @@ def measure(n: int, pairs: int) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lt_speed_") as tmp:
         tmp_path = Path(tmp)
-        left, right = tmp_path / "left.csv", tmp_path / "right.csv"
-        task.left.to_csv(left, index=False)
-        task.right.to_csv(right, index=False)
+        left, right = write_task(task, tmp_path)
         for round_no in range(pairs):
             for system in ROUND if round_no % 2 == 0 else ROUND[::-1]:
                 i = len(runs)

@@ -7,8 +7,9 @@ How it works (never an n x n matrix):
    clustered with anything.
 2. The units are linked to themselves with :class:`~ltengine.engine.linker.Linker` (``fit`` then
    ``candidates``, ``k + 1`` neighbours, self pairs dropped): a sparse, symmetric kNN graph whose
-   edges carry the retrieval score and a match probability fitted without labels.  Blocks (``block_on``) are respected.  Queries go in chunks, so
-   memory is the index plus one chunk of candidates plus the kept edges.
+   edges carry the retrieval score and a match probability fitted without labels.  Blocks (``block_on``)
+   are respected.  Queries go in chunks, so memory is the index plus one chunk of candidates plus the
+   kept edges.
 3. Optionally a reranker chain (``rerank=...``, as in ``merge``) judges the edges at or above the
    threshold; only edges it accepts (``is_match`` true) are kept, weighted by ``rerank_score``.
 4. Clustering on the graph (``method``):

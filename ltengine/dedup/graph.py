@@ -151,13 +151,11 @@ def _edge_probabilities(src: np.ndarray, dst: np.ndarray, directed: list[pd.Data
     pairs = pd.concat(directed, ignore_index=True) if directed else empty
     pairs["score"] = pairs["score"].astype(np.float64)
     components = all(c in pairs.columns for c in COMPONENTS)
-    feats = pair_features(pairs, COMPONENTS if components else ("score",))
-    if components:
-        feats = feats[list(COMPONENTS)]
+    feats = pairs[list(COMPONENTS)].astype(np.float64) if components else pair_features(pairs, ("score",))
     a = np.minimum(pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy())
     b = np.maximum(pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy())
-    strength = (-feats[list(COMPONENTS)].sum(axis=1).to_numpy(),) if components else (
-        -feats["score_margin"].to_numpy(), -feats["score"].to_numpy())
+    # a pair's direction: the component scores are symmetric; the margin is not (the larger one counts)
+    strength = () if components else (-feats["score_margin"].to_numpy(), -feats["score"].to_numpy())
     order = np.lexsort((*strength, b, a))
     first = np.ones(len(order), dtype=bool)
     first[1:] = (a[order][1:] != a[order][:-1]) | (b[order][1:] != b[order][:-1])

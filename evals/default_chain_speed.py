@@ -82,7 +82,8 @@ def measure(n: int, pairs: int, before: str, models: list[str]) -> dict[str, Any
                 for side in ("before", "after") if round_no % 2 == 0 else ("after", "before"):
                     home = tmp_path / f"home{len(runs)}"
                     result = run_once(codes[side], MODELS[name], left, right, home)
-                    result.update(side=side, model_name=name, round=round_no + 1, top1=top1(home / "out.csv", task.gold),
+                    result.update(side=side, model_name=name, round=round_no + 1,
+                                  top1=top1(home / "out.csv", task.gold),
                                   records_per_s=round((len(task.left) + len(task.right)) / result["seconds"], 1))
                     print(f"[chain-speed] {name} {side} round {round_no + 1}: {result['seconds']} s, "
                           f"{result['records_per_s']} rec/s, top-1 {result['top1']}, mode {result['mode']}, "
@@ -94,7 +95,8 @@ def measure(n: int, pairs: int, before: str, models: list[str]) -> dict[str, Any
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name in dict.fromkeys(r["model_name"] for r in runs):
-        mine = {side: [r for r in runs if r["model_name"] == name and r["side"] == side] for side in ("before", "after")}
+        mine = {side: [r for r in runs if r["model_name"] == name and r["side"] == side]
+                for side in ("before", "after")}
         med = {side: statistics.median(r["seconds"] for r in mine[side]) for side in mine}
         stage = {side: statistics.median(r["timings"].get("fuse", 0.0) + r["timings"].get("calibrate", 0.0)
                                          for r in mine[side]) for side in mine}
@@ -124,8 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     columns = list(rows[0]) if rows else []
     result = {"benchmark": "default_chain_speed", "title": f"default chain, GeoNames {args.n:,} x {args.n:,}, "
               "before/after the adaptive chain (paired, cold, medians)",
-              "command": f"python -m evals.default_chain_speed --n {args.n} --pairs {args.pairs} --before {args.before} "
-                         f"--models {args.models}",
+              "command": f"python -m evals.default_chain_speed --n {args.n} --pairs {args.pairs} "
+                         f"--before {args.before} --models {args.models}",
               "tables": [{"title": "records/s and the self-calibration's share", "columns": columns,
                           "rows": [list(r.values()) for r in rows]}],
               "rows": rows, "runs": measured["runs"], "code": code_version(), "machine": machine(),

@@ -146,7 +146,8 @@ def cluster_rows(
 def _cluster_labels(df: Any, on: Columns, model: str | None, threshold: float | str, method: Any, k: int,
                     block_on: Columns, missing_edges: str, hdbscan_options: Mapping[str, Any] | None,
                     config: ConfigLike, options: dict[str, Any],
-                    settings: ClusterSettings | None = None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, Any]]:
+                    settings: ClusterSettings | None = None,
+                    ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, dict[str, Any]]:
     """The checked frame, a cluster id and a match probability per row, and the report (see :func:`cluster_rows`)."""
     start = time.perf_counter()
     if method not in METHODS:

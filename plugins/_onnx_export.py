@@ -14,7 +14,6 @@ Not a plugin: it registers nothing.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -29,6 +28,7 @@ import numpy as np
 
 from ltengine.cache import ltengine_home
 from ltengine.errors import ModelUnavailableError
+from ltengine_plugins._file_lock import build_lock
 
 #: Bumped when the export recipe changes: older builds are rebuilt.
 EXPORT_VERSION = 1
@@ -81,22 +81,6 @@ def _valid(folder: Path) -> bool:
         return False
 
 
-@contextlib.contextmanager
-def _lock(parent: Path, name: str) -> Iterator[None]:
-    parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: the rename still keeps builds atomic
-        yield
-        return
-    with open(parent / f".{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def build_onnx(st_model: Any, identity: str, backend: str) -> Path:
     """The ONNX folder of ``st_model`` (a loaded SentenceTransformer) for ``backend``, exported
     first unless a valid build is cached.  Raises ModelUnavailableError if the export fails."""
@@ -105,7 +89,7 @@ def build_onnx(st_model: Any, identity: str, backend: str) -> Path:
     folder = onnx_folder(identity, backend)
     if _valid(folder):
         return folder
-    with _lock(folder.parent, folder.name):
+    with build_lock(folder.parent, folder.name):
         if _valid(folder):  # another process finished it meanwhile
             return folder
         tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"

@@ -8,15 +8,16 @@ validation (partial, corrupted, outdated) is rebuilt.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ltengine_plugins._file_lock import build_lock
 
 from .sources import BUILD_VERSION
 
@@ -51,23 +52,6 @@ def _write_marker(folder: Path, extra: dict[str, Any]) -> None:
     tmp = folder / (MARKER + ".tmp")
     tmp.write_text(json.dumps(info, indent=1, ensure_ascii=False), "utf-8")
     os.replace(tmp, folder / MARKER)
-
-
-@contextlib.contextmanager
-def _build_lock(parent: Path, name: str) -> Iterator[None]:
-    """Serialise builds of ``name`` across processes (POSIX ``flock``; no-op elsewhere)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: the rename still keeps builds atomic
-        yield
-        return
-    with open(parent / f".{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _sweep_leftovers(folder: Path) -> None:
@@ -106,7 +90,7 @@ def ensure_built(folder: Path, build: Callable[[Path], dict[str, Any]]) -> Path:
     global build_count
     if _folder_valid(folder):
         return folder
-    with _thread_lock, _build_lock(folder.parent, folder.name):
+    with _thread_lock, build_lock(folder.parent, folder.name):
         if _folder_valid(folder):  # another process/thread finished it meanwhile
             return folder
         _sweep_leftovers(folder)

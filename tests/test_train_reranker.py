@@ -187,3 +187,10 @@ def test_the_plugin_applies_calibrations_as_learn_fits_them() -> None:
     for method in ("platt", "isotonic"):
         params = json.loads(json.dumps(fit_score_calibration(z, y, method=method)))
         np.testing.assert_allclose(calibrate_logits(params, z), apply_score_calibration(params, z), atol=1e-12)
+    retrieval = rng.uniform(0, 1, 500)  # the map over the logit and the retrieval score
+    params = json.loads(json.dumps(fit_score_calibration(z, y, retrieval=retrieval)))
+    assert "w_score" in params
+    np.testing.assert_allclose(calibrate_logits(params, z, retrieval), apply_score_calibration(params, z, retrieval),
+                               atol=1e-12)
+    isotonic = fit_score_calibration(z, y, method="isotonic", retrieval=retrieval)
+    assert isotonic["method"] == "isotonic" and "w_score" not in isotonic  # an explicit choice is kept

@@ -26,7 +26,7 @@ from ltengine.errors import ConfigError, LinkInputError, ModelUnavailableError
 from ltengine.learn.data import entity_split
 from ltengine.learn.folders import prepare_output_dir, publish_dir, staging_dir, training_base, write_model_card
 from ltengine.learn.reranker_data import labelled_pairs
-from ltengine.learn.reranker_train import TrainSettings, load_cross_encoder, predict_logits, train_loop
+from ltengine.learn.reranker_train import TrainSettings, load_cross_encoder, predict_logits, ranking_top1, train_loop
 from ltengine.learn.score_calibration import CALIBRATION_FILE, apply_score_calibration, fit_score_calibration
 
 #: Offline base models: name -> what to build or find.
@@ -56,14 +56,11 @@ def base_model_folder(base_model: str) -> tuple[str, str]:
 
 
 def _top1(frame: pd.DataFrame, scores: np.ndarray) -> float | None:
-    """Share of left records with a positive among their pairs whose best-scored pair is positive."""
-    work = frame.assign(s=scores)
-    has = work.groupby("left_text")["label"].transform("max") == 1
-    work = work[has.to_numpy()]
-    if work.empty:
+    """Share of left records with a positive among their pairs whose best-scored pair is positive (None when
+    no record has one)."""
+    if not (frame["label"] == 1).any():
         return None
-    best = work.sort_values("s", ascending=False, kind="stable").groupby("left_text").head(1)
-    return round(float(best["label"].mean()), 4)
+    return round(ranking_top1(np.asarray(scores), frame["label"].to_numpy(), frame["left_text"].to_numpy()), 4)
 
 
 def _check_number(value: Any, name: str, *, low: float, integer: bool = False, allow_none: bool = False) -> None:

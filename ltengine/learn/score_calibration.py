@@ -104,9 +104,10 @@ def fit_score_calibration(
 ) -> dict[str, Any]:
     """Fit ``method`` ("platt", "isotonic", or "auto": Platt, unless there are at least
     :data:`AUTO_MIN_PAIRS` pairs and isotonic's cross-fitted ECE is lower by :data:`AUTO_MARGIN`) on
-    validation ``logits`` and 0/1 ``labels``.  With the pairs' ``retrieval`` scores (all finite), the map
-    is Platt over the logit *and* the retrieval score (``w_score``): the reranker's probability then
-    keeps what retrieval knew, so a cross-encoder that learnt little cannot undo a good retrieval ranking.
+    validation ``logits`` and 0/1 ``labels``.  With the pairs' ``retrieval`` scores (all finite) and
+    ``method`` "auto" or "platt", the map is Platt over the logit *and* the retrieval score (``w_score``):
+    the reranker's probability then keeps what retrieval knew, so a cross-encoder that learnt little cannot
+    undo a good retrieval ranking.  An explicit "isotonic" stays a map of the logit alone.
 
     Returns ``{"method", parameters, "ece", "brier", "ece_uncalibrated", "pairs", "positives"}``:
     ``ece``/``brier`` are cross-fitted (2 folds) for the chosen method, ``ece_uncalibrated`` that of
@@ -121,7 +122,8 @@ def fit_score_calibration(
             "the validation pairs have only one class (all matches or all non-matches): a score calibration needs "
             "both; give more labelled rows or a larger validation share"
         )
-    stacked = retrieval is not None and len(retrieval) == len(z) and bool(np.isfinite(retrieval).all())
+    stacked = (method != "isotonic" and retrieval is not None and len(retrieval) == len(z)
+               and bool(np.isfinite(retrieval).all()))
     r = np.asarray(retrieval, dtype=np.float64).reshape(-1) if stacked else None
     if stacked:
         method = "platt"  # the two-input map is a logistic regression

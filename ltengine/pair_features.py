@@ -12,6 +12,7 @@ import pandas as pd
 
 from ltengine.errors import LinkInputError
 from ltengine.lexical.scripts import dominant_script
+from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
 
 
 def add_component_ranks(pairs: pd.DataFrame, left_texts: Any = None) -> pd.DataFrame:
@@ -30,14 +31,16 @@ def add_component_ranks(pairs: pd.DataFrame, left_texts: Any = None) -> pd.DataF
     else:
         raise LinkInputError("the pairs need an id_l column (or the rank column of a merge_knn output)")
     right = pairs["id_r"] if "id_r" in pairs.columns else pd.Series(np.arange(len(pairs)), index=pairs.index)
-    keyed = pd.DataFrame({"row": row.to_numpy(), "id_r": right.to_numpy()}, index=pairs.index)
+    rows, rights = row.to_numpy(), right.to_numpy()
     for column, name in (("score_semantic", "semantic"), ("score_lexical", "lexical")):
         if column not in pairs.columns:
             continue
-        keyed["score"] = pairs[column].to_numpy()
-        ordered = keyed.sort_values(["row", "score", "id_r"], ascending=[True, False, True], kind="stable")
-        pairs[f"rank_{name}"] = (ordered.groupby("row", sort=False).cumcount().astype(np.int64) + 1).reindex(pairs.index)
-        pairs[f"gap_{name}"] = keyed["score"] - keyed.groupby("row", sort=False)["score"].transform("max")
+        scores = pairs[column].to_numpy()
+        order = order_within_rows(rows, scores, rights)
+        ranks = np.empty(len(pairs), dtype=np.int64)
+        ranks[order] = ranks_in_sorted_rows(rows[order])
+        pairs[f"rank_{name}"] = ranks
+        pairs[f"gap_{name}"] = scores - pd.Series(scores, index=pairs.index).groupby(rows, sort=False).transform("max")
     if left_texts is not None:
         texts = pd.Series(np.asarray(left_texts, dtype=object), index=pairs.index)
         scripts = {text: dominant_script(text) or "none" for text in pd.unique(texts)}

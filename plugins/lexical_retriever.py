@@ -12,15 +12,17 @@ vector of character n-grams (scikit-learn, ``analyzer="char_wb"``), so ``Газ�
 and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n-gram are never
 returned.
 
-Search is a sparse matrix product in chunks of query rows sized so that one chunk never holds more
-than ``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes
-a score, ~200 MiB), with top-k per row by ``argpartition``: memory stays bounded at a million
-right-hand rows (16 query rows per chunk there).
+Top-k search is ``sparse_dot_topn``'s multi-threaded sparse product that keeps only each query row's
+``k`` best scores (no dense score matrix; exact, ties broken by lower row position).  Range search is a
+sparse matrix product in chunks of query rows sized so that one chunk never holds more than
+``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes a score,
+~200 MiB): memory stays bounded at a million right-hand rows (16 query rows per chunk there).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -87,6 +89,8 @@ class CharNgramRetriever(Retriever):
                 raise ConfigError(f"char-ngram option max_cells must be positive; got {self.max_cells}")
 
     size = 0
+    #: Query rows per top-k product (bounds the sparse query block and the kept scores).
+    QUERY_ROWS = 65_536
     #: Most query keys remembered (a hybrid link romanises each left text for the search, then
     #: again for the string similarities of its candidate pairs: the second time is a lookup).
     KEY_CACHE_SIZE = 200_000
@@ -130,12 +134,35 @@ class CharNgramRetriever(Retriever):
     def transform(self, texts: Sequence[str]) -> Any:
         """Sparse TF-IDF rows (CSR, float32) of query ``texts`` in the index's vocabulary: one L2-normalised
         block per part, scaled by the text's weight for that part (so a dot product with an index row
-        is the weighted sum of the parts' cosines)."""
+        is the weighted sum of the parts' cosines).  Rows are remembered (bounded): a hybrid link
+        transforms each left text for the search, then again for the features of its candidate pairs."""
         import scipy.sparse as sp
 
         texts = [str(t) for t in texts]
+        blocks, where = self.__dict__.setdefault("_query_rows", ([], {}))
+        missing = list(dict.fromkeys(t for t in texts if t not in where))
+        if len(where) + len(missing) > self.KEY_CACHE_SIZE:
+            blocks.clear()
+            where.clear()
+            missing = list(dict.fromkeys(texts))
+        if missing:
+            where.update((text, (len(blocks), row)) for row, text in enumerate(missing))
+            blocks.append(self._transform_new(missing))
+        located = np.array([where[t] for t in texts], dtype=np.int64).reshape(len(texts), 2)
+        if len(blocks) == 1:
+            return blocks[0][located[:, 1]]
+        order = np.argsort(located[:, 0], kind="stable")
+        parts = [blocks[b][located[order[located[order, 0] == b], 1]] for b in np.unique(located[:, 0])]
+        rows = sp.vstack(parts, format="csr", dtype=np.float32)
+        inverse = np.empty(len(texts), dtype=np.int64)
+        inverse[order] = np.arange(len(texts))
+        return rows[inverse]
+
+    def _transform_new(self, texts: list[str]) -> Any:
+        import scipy.sparse as sp
+
         if self.parts == ("romanised",):
-            return self.vectorizers[0].transform(self.query_keys(texts))
+            return self.vectorizers[0].transform(self.query_keys(texts)).astype(np.float32, copy=False).tocsr()
         weights = self._weights(texts)
         blocks = [sp.diags(weights[:, i]) @ vectorizer.transform(self._part_inputs(part, texts, query=True))
                   if weights[:, i].any() else sp.csr_matrix((len(texts), len(vectorizer.vocabulary_)), dtype=np.float32)
@@ -184,8 +211,7 @@ class CharNgramRetriever(Retriever):
             self.right_keys = np.asarray(raw, dtype=object)
         self.vectorizer = self.vectorizers[0]
         self.matrix = blocks[0].tocsr() if len(blocks) == 1 else sp.hstack(blocks, format="csr", dtype=np.float32)
-        self._columns = self.matrix.T.tocsr()  # features x rows, for the chunked products
-        self._order = np.argsort(self.ids, kind="stable")
+        self._ready()
 
     # -- search ---------------------------------------------------------------------------------
     def _chunks(self, queries: Any) -> Any:
@@ -194,23 +220,22 @@ class CharNgramRetriever(Retriever):
             yield start, (queries[start : start + rows] @ self._columns).toarray()
 
     def search(self, vectors: Sequence[str], ids: np.ndarray, k: int) -> pd.DataFrame:
+        from sparse_dot_topn import sp_matmul_topn
+
         k = min(k, self.size)
         if k == 0 or len(vectors) == 0:
             return empty_candidates()
-        queries = self.transform(vectors)
+        queries = self.transform(vectors).tocsr()
         ids = np.asarray(ids, dtype=np.int64)
+        threads = min(os.cpu_count() or 1, 8)
         frames = []
-        for start, scores in self._chunks(queries):
-            if k < scores.shape[1]:
-                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            else:
-                top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
-            top_scores = np.take_along_axis(scores, top, axis=1)
-            order = np.lexsort((top, -top_scores), axis=1)  # score desc, then lower position
-            top = np.take_along_axis(top, order, axis=1)
-            top_scores = np.take_along_axis(top_scores, order, axis=1)
-            top[top_scores <= 0] = -1  # no shared n-gram: no candidate
-            frames.append(topk_to_frame(top, top_scores, ids[start : start + len(scores)], self.ids))
+        for start in range(0, queries.shape[0], self.QUERY_ROWS):
+            chunk = queries[start : start + self.QUERY_ROWS]
+            # k + 1 kept so that a tie at the k-th score is broken by position below, not by thread order
+            best = sp_matmul_topn(chunk, self._columns, top_n=min(k + 1, self.size), threshold=0.0,
+                                  n_threads=threads if threads > 1 else None)
+            top, top_scores = sparse_rows_topk(best, k)
+            frames.append(topk_to_frame(top, top_scores, ids[start : start + chunk.shape[0]], self.ids))
         return pd.concat(frames, ignore_index=True)
 
     def search_range(self, vectors: Sequence[str], ids: np.ndarray, threshold: float) -> pd.DataFrame:
@@ -278,9 +303,27 @@ class CharNgramRetriever(Retriever):
         self._ready()
 
     def _ready(self) -> None:
+        self.__dict__.pop("_query_rows", None)  # query rows in the old vocabulary
         self.size = len(self.ids)
         self._columns = self.matrix.T.tocsr()
         self._order = np.argsort(self.ids, kind="stable")
+
+
+def sparse_rows_topk(best: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's ``k`` best (column, score) of a CSR matrix of positive scores, score descending then
+    lower column; -1 / 0 where a row has fewer."""
+    rows = best.shape[0]
+    counts = np.diff(best.indptr)
+    row_of = np.repeat(np.arange(rows), counts)
+    order = np.lexsort((best.indices, -best.data, row_of))
+    cols, scores = best.indices[order], best.data[order]
+    rank = np.arange(len(order)) - np.repeat(best.indptr[:-1], counts)
+    keep = rank < k
+    top = np.full((rows, k), -1, dtype=np.int64)
+    top_scores = np.zeros((rows, k), dtype=np.float32)
+    top[row_of[keep], rank[keep]] = cols[keep]
+    top_scores[row_of[keep], rank[keep]] = scores[keep]
+    return top, top_scores
 
 
 @hookimpl

@@ -198,8 +198,7 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
     # EM only sees each pair's bins and starting class: the distinct (bins, start) patterns with their counts
     # give the same fit as the pairs one by one, in a fraction of the time
     columns = [_bins(features[name].to_numpy(), e) for name, e in zip(names, edges)] + [np.asarray(top, dtype=np.int64)]
-    patterns, mass = (np.unique(np.stack(columns, axis=1), axis=0, return_counts=True) if n
-                      else (np.zeros((0, len(columns)), dtype=np.int64), np.zeros(0, dtype=np.int64)))
+    patterns, mass = distinct_patterns(np.stack(columns, axis=1), [*sizes, 2])
     bins, mass = [patterns[:, f] for f in range(len(names))], mass.astype(np.float64)
     r = np.where(patterns[:, -1] == 1, 0.9, 0.05)
     cap = matches_per_row * left_rows / n if n else 0.5
@@ -225,6 +224,20 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
             break
     return MatchModel(names, tuple(tuple(map(float, e)) for e in edges),
                       tuple(tuple(map(float, w)) for w in weights), prior_logit, n, left_rows, iteration, converged)
+
+
+def distinct_patterns(rows: np.ndarray, sizes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(rows, axis=0, return_counts=True)`` for small non-negative integer columns (column ``j`` below
+    ``sizes[j]``): each row read as one mixed-radix number, which is the same order and many times faster."""
+    if not len(rows):
+        return np.zeros((0, rows.shape[1]), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    if float(np.prod(np.asarray(sizes, dtype=np.float64))) >= 2.0**62:
+        return np.unique(rows, axis=0, return_counts=True)
+    key = np.zeros(len(rows), dtype=np.int64)
+    for column, size in zip(rows.T, sizes):
+        key = key * size + column
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    return rows[first], counts
 
 
 def _edges(values: np.ndarray, margin: bool = False, bins: int = N_BINS) -> np.ndarray:

@@ -5,19 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
+
 
 def best_per_left(pairs: pd.DataFrame, score: str = "score") -> pd.DataFrame:
     """Keep the highest-scoring candidate of each left row (ties: lowest right id)."""
-    ordered = pairs.sort_values(["id_l", score, "id_r"], ascending=[True, False, True], kind="stable")
+    ordered = pairs.iloc[order_within_rows(pairs["id_l"], pairs[score], pairs["id_r"])]
     return ordered.drop_duplicates("id_l", keep="first")
 
 
 def top_k_per_left(pairs: pd.DataFrame, k: int, score: str = "score") -> pd.DataFrame:
     """Keep the ``k`` best candidates of each left row and renumber ``rank`` (1 = best)."""
-    ordered = pairs.sort_values(["id_l", score, "id_r"], ascending=[True, False, True], kind="stable")
-    ordered = ordered.reset_index(drop=True)
-    ordered["rank"] = ordered.groupby("id_l", sort=False).cumcount().astype(np.int64) + 1
-    return ordered[ordered["rank"] <= k].reset_index(drop=True)
+    order = order_within_rows(pairs["id_l"], pairs[score], pairs["id_r"])
+    ranks = ranks_in_sorted_rows(pairs["id_l"].to_numpy()[order])
+    keep = ranks <= k
+    ordered = pairs.iloc[order[keep]].reset_index(drop=True)
+    ordered["rank"] = ranks[keep]
+    return ordered
 
 
 def one_to_one(pairs: pd.DataFrame, score: str = "score") -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """String similarities of candidate pairs' lexical keys (romanised names), for the hybrid fusers.
 
 The character n-gram cosine (``score_lexical``) sees which n-grams two names share, not their order
-or how transliteration bends them.  These measures (rapidfuzz, computed pairwise in C) add that:
+or how transliteration bends them.  These measures (rapidfuzz, computed pairwise in C on all cores) add that:
 
 - ``string_jaro_winkler``: Jaro-Winkler similarity (agreement of the characters, weighted to the start);
 - ``string_indel``: 1 - normalised insert/delete distance (longest common subsequence);
@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 STRING_FEATURES = ("string_jaro_winkler", "string_indel", "string_token_sort", "string_skeleton",
                    "string_first_letter")
@@ -37,22 +38,27 @@ def string_features(left_keys: Sequence[str], right_keys: Sequence[str]) -> dict
     from rapidfuzz.distance import Indel, JaroWinkler
     from rapidfuzz.process import cpdist
 
-    left, right = [str(k) for k in left_keys], [str(k) for k in right_keys]
-    if len(left) != len(right):
-        raise ValueError(f"string_features needs as many left keys as right keys: {len(left)} vs {len(right)}")
-    if not left:
+    n = len(left_keys)
+    if n != len(right_keys):
+        raise ValueError(f"string_features needs as many left keys as right keys: {n} vs {len(right_keys)}")
+    if not n:
         return {name: np.zeros(0, dtype=np.float32) for name in STRING_FEATURES}
+    # each distinct key is read once (pairs repeat their left and right keys many times)
+    codes, distinct = pd.factorize(pd.Series([*left_keys, *right_keys], dtype=object))
+    keys = np.asarray([str(k) for k in distinct], dtype=object)
+    skeletons = np.asarray([skeleton(k) for k in keys], dtype=object)
+    first_codes, _ = pd.factorize(pd.Series([k[:1] for k in keys], dtype=object))
+    left, right = codes[:n], codes[n:]
 
-    def pairwise(scorer, a=left, b=right, scale=1.0):
-        return (cpdist(a, b, scorer=scorer, dtype=np.float32, workers=1) / np.float32(scale)).astype(np.float32)
+    def pairwise(scorer, values=keys, scale=1.0):
+        found = cpdist(values[left], values[right], scorer=scorer, dtype=np.float32, workers=-1)
+        return (found / np.float32(scale)).astype(np.float32)
 
-    skeletons = {key: skeleton(key) for key in {*left, *right}}  # each distinct key once
-    first = np.fromiter((bool(a) and a[:1] == b[:1] for a, b in zip(left, right)), dtype=np.float32, count=len(left))
+    first = ((first_codes[left] == first_codes[right]) & (keys[left] != "")).astype(np.float32)
     return {
         "string_jaro_winkler": pairwise(JaroWinkler.normalized_similarity),
         "string_indel": pairwise(Indel.normalized_similarity),
         "string_token_sort": pairwise(fuzz.token_sort_ratio, scale=100.0),
-        "string_skeleton": pairwise(Indel.normalized_similarity, [skeletons[k] for k in left],
-                                    [skeletons[k] for k in right]),
+        "string_skeleton": pairwise(Indel.normalized_similarity, skeletons),
         "string_first_letter": first,
     }

@@ -1,0 +1,114 @@
+"""The speed-ups of the default chain give the answers of the plain computations they replace."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ltengine_plugins.lexical_retriever import CharNgramRetriever
+from ltengine_plugins.usem3_encoder import USEM3Encoder
+
+from ltengine.engine.calibration import distinct_patterns
+from ltengine.engine.decide import top_k_per_left
+from ltengine.lexical.string_features import skeleton, string_features
+from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
+
+NAMES = ["Moskva", "Moscow", "Москва", "Saint Petersburg", "Sankt-Peterburg", "Санкт-Петербург", "Kyiv",
+         "Kiev", "Київ", "München", "Munich", "Monaco di Baviera", "Den Haag", "The Hague", "'s-Gravenhage",
+         "Genève", "Geneva", "Genf", "Zürich", "Zurich", "北京", "Beijing", "東京", "Tokyo", "とうきょう"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from([0.1, 0.5, 0.9, float("nan")]), st.integers(0, 9)),
+                max_size=60))
+def test_order_within_rows_is_pandas_order(rows):
+    frame = pd.DataFrame(rows, columns=["id_l", "score", "id_r"]).astype({"score": np.float32})
+    expected = frame.sort_values(["id_l", "score", "id_r"], ascending=[True, False, True], kind="stable").index
+    order = order_within_rows(frame["id_l"], frame["score"], frame["id_r"])
+    assert list(order) == list(expected)
+    ranks = ranks_in_sorted_rows(frame["id_l"].to_numpy()[order])
+    assert list(ranks) == list(frame.loc[expected].groupby("id_l", sort=False).cumcount() + 1)
+
+
+def test_order_within_rows_with_object_ids_uses_pandas():
+    order = order_within_rows(np.array(["b", "a", "a"], dtype=object), [0.2, 0.1, 0.9], ["x", "y", "z"])
+    assert list(order) == [2, 1, 0]
+
+
+def test_top_k_per_left_keeps_the_best_k_in_order():
+    pairs = pd.DataFrame({"id_l": [1, 1, 1, 0, 0], "id_r": [5, 3, 4, 9, 8], "score": [0.5, 0.9, 0.9, 0.1, 0.2]})
+    out = top_k_per_left(pairs, 2)
+    assert out[["id_l", "id_r", "rank"]].values.tolist() == [[0, 8, 1], [0, 9, 2], [1, 3, 1], [1, 4, 2]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 4), min_size=3, max_size=3), max_size=80))
+def test_distinct_patterns_is_unique_rows(rows):
+    array = np.asarray(rows, dtype=np.int64).reshape(len(rows), 3)
+    patterns, counts = distinct_patterns(array, [5, 5, 5])
+    expected, expected_counts = np.unique(array, axis=0, return_counts=True)
+    assert np.array_equal(patterns, expected) and np.array_equal(counts, expected_counts)
+
+
+def _dense_topk(retriever, queries, k):
+    scores = (retriever.transform(queries) @ retriever.matrix.T).toarray()
+    best = []
+    for row in scores:
+        order = np.lexsort((np.arange(len(row)), -row))[:k]
+        best.append([(int(j), round(float(row[j]), 5)) for j in order if row[j] > 0])
+    return best
+
+
+@pytest.mark.parametrize("analyzer", ["romanised", "auto"])
+def test_lexical_topk_search_matches_the_dense_product(analyzer):
+    retriever = CharNgramRetriever(analyzer=analyzer)
+    retriever.build(NAMES, np.arange(len(NAMES)) * 10)
+    queries = ["Moskau", "Petersburg", "Kyjiw", "Munchen", "Haag", "Geneve", "Pekin", "Tokio"]
+    found = retriever.search(queries, np.arange(len(queries)), 4)
+    expected = _dense_topk(retriever, queries, 4)
+    for row, pairs in enumerate(expected):
+        mine = found[found["id_l"] == row].sort_values("rank")
+        assert [(int(r) // 10, round(float(s), 5)) for r, s in zip(mine["id_r"], mine["retrieval_score"])] == pairs
+
+
+def test_remembered_query_rows_equal_fresh_ones():
+    retriever = CharNgramRetriever(analyzer="auto")
+    retriever.build(NAMES, np.arange(len(NAMES)))
+    retriever.transform(NAMES[:7])
+    retriever.transform(["Kiev", "Paris"])
+    mixed = ["Paris", *NAMES[3:12], "Roma", "Kiev"]
+    fresh = CharNgramRetriever(analyzer="auto")
+    fresh.build(NAMES, np.arange(len(NAMES)))
+    assert abs(retriever.transform(mixed) - fresh.transform(mixed)).max() == 0
+    retriever.add(["Roma", "Rome"], np.array([100, 101]))  # a new vocabulary: rows are computed again
+    fresh.add(["Roma", "Rome"], np.array([100, 101]))
+    assert abs(retriever.transform(mixed) - fresh.transform(mixed)).max() == 0
+
+
+def test_string_features_match_rapidfuzz_pair_by_pair():
+    from rapidfuzz import fuzz
+    from rapidfuzz.distance import Indel, JaroWinkler
+
+    left = ["moskva", "kiev", "", "den haag", "geneve", "kiev"]
+    right = ["moscow", "kyiv", "paris", "haag den", "", "kiev"]
+    found = string_features(left, right)
+    for i, (a, b) in enumerate(zip(left, right)):
+        assert found["string_jaro_winkler"][i] == pytest.approx(JaroWinkler.normalized_similarity(a, b), abs=1e-6)
+        assert found["string_indel"][i] == pytest.approx(Indel.normalized_similarity(a, b), abs=1e-6)
+        assert found["string_token_sort"][i] == pytest.approx(fuzz.token_sort_ratio(a, b) / 100, abs=1e-6)
+        assert found["string_skeleton"][i] == pytest.approx(
+            Indel.normalized_similarity(skeleton(a), skeleton(b)), abs=1e-6)
+        assert found["string_first_letter"][i] == float(bool(a) and a[:1] == b[:1])
+
+
+def test_usem3_batches_on_threads_give_the_serial_vectors():
+    from threadpoolctl import threadpool_info
+
+    texts = [f"{name} {i}" for i in range(40) for name in NAMES]  # 1,000 texts: several batches
+    threaded = USEM3Encoder(threads=2, batch_size=64)
+    serial = USEM3Encoder(threads=1, batch_size=64)
+    before = [(i["user_api"], i["num_threads"]) for i in threadpool_info()]
+    assert np.array_equal(threaded.encode(texts, role="query"), serial.encode(texts, role="query"))
+    assert [(i["user_api"], i["num_threads"]) for i in threadpool_info()] == before  # BLAS threads restored

@@ -280,6 +280,10 @@ class Reranker(Component):
     #: True for rerankers that call an LLM: they take the CLI's ``--rerank-task``/``--api-base``
     #: and spend the run's budget (``max_cost``, ``max_calls``).
     calls_llm: ClassVar[bool] = False
+    #: True when a pair's score depends only on that pair's row (its texts and retrieval score), not on
+    #: the other pairs, the run's budget or ``left``/``right``: the pairs can then be split over workers
+    #: (``executor="ray"`` scores them on an actor pool).  The cross-encoder sets it.
+    scores_pairs_independently: ClassVar[bool] = False
 
     def __init__(self, model: str | None = None, options: Mapping[str, Any] | None = None, **kw: Any):
         super().__init__(options, **kw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +30,9 @@ class StageHost(Protocol):
     def registry(self) -> Registry: ...
 
 
+_TIMINGS_LOCK = threading.Lock()
+
+
 @dataclasses.dataclass
 class RunContext:
     """State shared by the stages of one run: config, plugin host, timings and a report."""
@@ -42,7 +46,8 @@ class RunContext:
         """Run ``stage`` through the ``run_stage`` hook (so plugins can wrap it) and time it."""
         start = time.perf_counter()
         result = self.host.hook.run_stage(stage=stage, component=component, payload=payload, context=self)
-        self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
+        with _TIMINGS_LOCK:  # stages may run on two threads at once (hybrid: both searches)
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - start
         return result
 
     def create(self, kind: Any, name: str, **kwargs: Any) -> Any:

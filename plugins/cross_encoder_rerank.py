@@ -90,6 +90,7 @@ class CrossEncoderReranker(Reranker):
     aliases = ("ce", "cross_encoder", "crossencoder")
     #: Cheap enough to score every candidate.
     cascade_default = False
+    scores_pairs_independently = True  # each pair scored from its own texts: Ray splits them over actors
 
     @dataclasses.dataclass(frozen=True)
     class Options:

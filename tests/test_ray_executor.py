@@ -136,3 +136,50 @@ def test_bad_executor_settings_are_config_errors() -> None:
         lt.merge(df, df, on="name", executor="ray", executor_options={"shard": 2})
     with pytest.raises(ConfigError, match="shards must be a positive integer"):
         lt.merge(df, df, on="name", executor="ray", executor_options={"shards": 0})
+
+
+def test_cross_encoder_reranking_runs_on_ray_actors(tmp_path_factory) -> None:
+    """A reranker that scores each pair on its own (the cross-encoder) scores the pairs on an actor pool."""
+    from llm_fixtures import build_cross_encoder
+
+    model = build_cross_encoder(tmp_path_factory.mktemp("ray_ce") / "mini-ce")
+    left, right = _tables()
+    options = {"on": "name", "k": 3, "mode": "semantic", "progress": False, "cache": False,
+               "rerank": f"cross-encoder:{model}"}
+    local = lt.merge_knn(left, right, **options)
+    ray_run = {**RAY, "executor_options": {**RAY["executor_options"], "rerank_actors": 2, "rerank_batch_size": 64}}
+    distributed = lt.merge_knn(left, right, **options, **ray_run)
+    key = ["lid", "rid"]
+    joined = local[[*key, "rerank_score", "is_match"]].merge(distributed[[*key, "rerank_score", "is_match"]], on=key,
+                                                              suffixes=("_local", "_ray"), validate="1:1")
+    assert len(joined) == len(local) == len(distributed)  # the same candidate pairs
+    np.testing.assert_allclose(joined["rerank_score_ray"], joined["rerank_score_local"], atol=1e-5)
+    stage = distributed.attrs["ltengine"]["report"]["rerank"]["stages"][0]
+    assert stage["ray"]["pairs"] == len(distributed) and stage["ray"]["batches"] >= 2
+    assert len(stage["ray"]["actors"]) >= 2, stage["ray"]  # not everything in one actor
+    assert "ray" not in local.attrs["ltengine"]["report"]["rerank"]["stages"][0]
+
+
+def test_hard_negative_mining_runs_on_ray(monkeypatch) -> None:
+    """train_model's hard-negative mining (a semantic kNN link) with executor="ray" mines the local negatives."""
+    from ltengine.execution.ray_linker import RayLinker
+    from ltengine.learn.data import training_pairs
+    from ltengine.learn.negatives import mine_hard_negatives
+
+    left, right = _tables()
+    frame = training_pairs(pd.DataFrame({"l": left["name"], "r": right["name"].to_numpy()[
+        [int(name.split()[3]) for name in left["name"]]], "y": 1}), left_on="l", right_on="r", label="y")
+    runs = []
+    original = RayLinker.candidates
+
+    def counted(self, *args, **kwargs):
+        pairs = original(self, *args, **kwargs)
+        runs.append(self.execution_report())
+        return pairs
+
+    monkeypatch.setattr(RayLinker, "candidates", counted)
+    options = {"progress": False, "cache": False}
+    local = mine_hard_negatives(frame, model="fast", per_left=2, options=options)
+    distributed = mine_hard_negatives(frame, model="fast", per_left=2, options={**options, **RAY})
+    assert distributed == local and len(local) == len(left)
+    assert len(runs) == 1 and len(runs[0]["encode_actors"]) >= 2 and runs[0]["shards_used"] >= 2, runs

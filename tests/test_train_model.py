@@ -135,6 +135,10 @@ def test_unknown_training_args_and_untrainable_models(tmp_path) -> None:
         lt.train_model(_pairs(), left_col_names=["left"], right_col_names=["right"], training_args={"epochz": 1})
     with pytest.raises(ConfigError, match="cannot be fine-tuned"):
         lt.train_model(_pairs(), left_on="left", right_on="right", base_model="fast", output_dir=tmp_path / "m")
+    with pytest.raises(ConfigError, match="executor must be one of"):
+        lt.train_model(_pairs(), left_on="left", right_on="right", base_model=MINILM, output_dir=tmp_path / "x",
+                       executor="spark")
+    assert not (tmp_path / "x").exists()
 
 
 def test_hard_negatives_are_near_misses_and_never_known_positives() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -224,15 +225,22 @@ class Linker:
             found = search_blocks(right, retrievers, block_groups, ids, payload, k, threshold, desc, ctx, cfg.progress)
             return found if self_offset is None else drop_self_pairs(found, self_offset)
 
-        vectors = None if mode == "lexical" else encode_texts(self.encoder, texts[ids], "query", ctx)
         if mode == "lexical":
+            vectors = None
             pairs = search(self._lexical_index(ctx), True, k, threshold, "searching (lexical)")
         elif mode == "semantic":
+            vectors = encode_texts(self.encoder, texts[ids], "query", ctx)
             pairs = search(right.blocks, False, k, threshold, "searching")
         else:
             depth = max(k, cfg.hybrid_depth)
-            semantic = search(right.blocks, False, depth, None, "searching (semantic)")
-            lexical = search(self._lexical_index(ctx), True, depth, None, "searching (lexical)")
+            # the lexical search (mostly Python: romanising, n-grams) runs on a second thread while the left
+            # texts are encoded and searched (mostly native code that releases the GIL)
+            with ThreadPoolExecutor(1, thread_name_prefix="ltengine-lexical") as pool:
+                lexical_search = pool.submit(lambda: search(self._lexical_index(ctx), True, depth, None,
+                                                            "searching (lexical)"))  # the index is built there too
+                vectors = encode_texts(self.encoder, texts[ids], "query", ctx)
+                semantic = search(right.blocks, False, depth, None, "searching (semantic)")
+                lexical = lexical_search.result()
             pairs = self._fuse(semantic, lexical, block_groups, ids, vectors, left_lexical, k, threshold, ctx,
                                script_mode if mode == "adaptive" else None)
         pairs = pairs.rename(columns={"retrieval_score": "score"})

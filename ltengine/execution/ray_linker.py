@@ -4,11 +4,13 @@ of its components distributed:
 - the encoder: each side's distinct texts are encoded by Ray Data ``map_batches`` over an actor pool
   before the Linker asks for them (:mod:`ltengine.execution.ray_encoding`);
 - the semantic retriever: the right side is sharded over actors, one index per shard, queries fanned
-  out and the per-shard top-k merged (:mod:`ltengine.execution.ray_shards`).
+  out and the per-shard top-k merged (:mod:`ltengine.execution.ray_shards`);
+- rerankers that score each pair on its own (the cross-encoder): the pairs are split over an actor pool
+  (:mod:`ltengine.execution.ray_rerank`).
 
 Everything fitted globally stays global and in this process: the lexical vocabulary and IDF, the
-fusion, the match-probability calibration, reranking and the output, so a Ray run gives the local
-run's links.  ``out.attrs["ltengine"]["report"]["execution"]`` lists the actors and shards used.
+fusion, the match-probability calibration, the LLM judge (its budget and cache are the run's) and the
+output, so a Ray run gives the local run's links.  ``out.attrs["ltengine"]["report"]["execution"]`` lists the actors and shards used.
 """
 
 from __future__ import annotations
@@ -25,10 +27,28 @@ from ltengine.engine.encoding import resolve_encoder
 from ltengine.engine.linker import Linker, Mode
 from ltengine.engine.text import check_columns, check_frame, serialize
 from ltengine.execution.ray_encoding import RayEncoder
-from ltengine.execution.ray_session import ray_options, start_ray
+from ltengine.execution.ray_rerank import RayRerankerSpec
+from ltengine.execution.ray_session import RayOptions, ray_options, start_ray
 from ltengine.execution.ray_shards import ShardingHost, ShardingRegistry, ShardPool
 from ltengine.plugins import PluginHost, get_host
+from ltengine.registry import ComponentSpec, Registry
 from ltengine.run import RunContext
+
+
+class RayRegistry(ShardingRegistry):
+    """The plugin host's components for a Ray run: the semantic retriever sharded, and rerankers that score
+    each pair on its own run on an actor pool (:mod:`ltengine.execution.ray_rerank`)."""
+
+    def __init__(self, registry: Registry, retriever: str, pool: ShardPool, split: bool, options: RayOptions) -> None:
+        super().__init__(registry, retriever, pool, split)
+        self.ray_options = options
+
+    def get(self, kind: Any, name: str) -> ComponentSpec:
+        spec = super().get(kind, name)
+        if kind == "reranker" and spec.cls.scores_pairs_independently:  # type: ignore[attr-defined]
+            return RayRerankerSpec(spec.kind, spec.name, spec.cls, spec.aliases, spec.plugin,
+                                   ray_options=self.ray_options)
+        return spec
 
 
 class RayLinker(Linker):
@@ -42,7 +62,7 @@ class RayLinker(Linker):
         self.ray_options = ray_options(config.executor_options)  # bad options fail before Ray starts
         base = host or get_host()
         self.pool = ShardPool(self.ray_options, config.retriever, dict(config.retriever_options))
-        registry = ShardingRegistry(base.registry, config.retriever, self.pool, split=not config.block_on)
+        registry = RayRegistry(base.registry, config.retriever, self.pool, not config.block_on, self.ray_options)
         self.ray_session: dict[str, Any] = {}
         self._ray_encoder: RayEncoder | None = None
         super().__init__(config, host=ShardingHost(base, registry))  # type: ignore[arg-type]

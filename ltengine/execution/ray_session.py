@@ -35,13 +35,24 @@ class RayOptions:
     shards: int = 2
     #: CPUs reserved per shard actor (0: they never keep the encoding actors from starting).
     shard_cpus: float = 0.0
+    #: Reranking actors for rerankers that score each pair on its own (the cross-encoder); each loads
+    #: the model once.
+    rerank_actors: int = 2
+    #: Candidate pairs per reranking batch.
+    rerank_batch_size: int = 512
+    #: CPUs reserved per reranking actor.
+    rerank_cpus: float = 1.0
+    #: GPUs per reranking actor; None: 1 when the cluster has GPUs, else 0.
+    rerank_gpus: float | None = None
 
     def __post_init__(self) -> None:
         for name, value in (("encode_actors", self.encode_actors), ("encode_batch_size", self.encode_batch_size),
-                            ("shards", self.shards)):
+                            ("shards", self.shards), ("rerank_actors", self.rerank_actors),
+                            ("rerank_batch_size", self.rerank_batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"executor_options {name} must be a positive integer; got {value!r}")
-        for name, value in (("encode_cpus", self.encode_cpus), ("shard_cpus", self.shard_cpus)):
+        for name, value in (("encode_cpus", self.encode_cpus), ("shard_cpus", self.shard_cpus),
+                            ("rerank_cpus", self.rerank_cpus)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"executor_options {name} must be a number >= 0; got {value!r}")
         if self.address is not None and not isinstance(self.address, str):

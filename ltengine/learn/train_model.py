@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ltengine.config import EXECUTORS
 from ltengine.errors import ConfigError, LinkWarning, ModelUnavailableError
 from ltengine.learn.data import entity_split, read_training_table, training_pairs
 from ltengine.learn.encoder_training import TrainSettings, fine_tune, seed_everything, top1
@@ -66,13 +67,14 @@ def _load(model: str) -> Any:
 
 
 def _triples(train: pd.DataFrame, base_model: str, encoder_options: Mapping[str, Any] | None, hard_negatives: bool,
-             progress: bool | None, seed: int) -> tuple[pd.DataFrame, int]:
-    """The positive pairs of ``train`` with a ``negative`` column (mined near miss, else random)."""
+             progress: bool | None, seed: int, execution: Mapping[str, Any]) -> tuple[pd.DataFrame, int]:
+    """The positive pairs of ``train`` with a ``negative`` column (mined near miss, else random); ``execution``:
+    the mining link's ``executor``/``executor_options``."""
     positives = train[train["label"] == 1].reset_index(drop=True)
     mined: dict[str, list[str]] = {}
     if hard_negatives:
         mined = mine_hard_negatives(train, model=base_model, options={
-            "encoder_options": dict(encoder_options or {}), "progress": progress})
+            "encoder_options": dict(encoder_options or {}), "progress": progress, **execution})
     lefts = positives["left_text"].tolist()
     fallback = random_negatives(train, [t for t in dict.fromkeys(lefts) if not mined.get(t)], seed)
     negative = [(mined.get(t) or [fallback.get(t, "")])[0] for t in lefts]
@@ -117,6 +119,8 @@ def train_model(
     hard_negatives: bool = True,
     encoder_options: Mapping[str, Any] | None = None,
     progress: bool | None = None,
+    executor: str = "local",
+    executor_options: Mapping[str, Any] | None = None,
     train_data: Any = None,
     val_data: Any = None,
     test_data: Any = None,
@@ -142,6 +146,9 @@ def train_model(
         if "model_save_dir" not in lt and "model_save_name" not in lt and model_path is None:
             raise ConfigError("train_model needs output_dir= (the folder the trained model is written to)")
         output_dir = Path(lt.get("model_save_dir", "models")) / lt.get("model_save_name", "linkage")
+    if executor not in EXECUTORS:
+        raise ConfigError(f"train_model: executor must be one of {', '.join(EXECUTORS)} (it runs the hard-negative "
+                          f"mining); got {executor!r}")
     folder = prepare_output_dir(output_dir, overwrite)  # before any work
     base_model = base_model or model_path or "accurate"
     data = train_data if data is None else data
@@ -165,7 +172,8 @@ def train_model(
                           LinkWarning, stacklevel=2)
     started, cpu_started = time.monotonic(), time.process_time()
     base, _ = training_base(base_model, encoder_options)
-    triples, n_mined = _triples(train, base_model, encoder_options, hard_negatives, progress, seed)
+    execution = {"executor": executor, "executor_options": dict(executor_options or {})} if executor != "local" else {}
+    triples, n_mined = _triples(train, base_model, encoder_options, hard_negatives, progress, seed, execution)
     if triples.empty:
         raise ConfigError("train_model: no training pair has a negative (the data holds a single entity)")
     settings = TrainSettings(
@@ -188,7 +196,7 @@ def train_model(
             "kind": "bi-encoder", "encoder": base["encoder"], "base_model": base_model, "base_weights": base["model"],
             "query_prefix": settings.query_prefix, "document_prefix": settings.document_prefix,
             "training_pairs": int(len(triples)), "labelled_negatives": int((train["label"] == 0).sum()),
-            "mined_hard_negatives": n_mined, "validation_pairs": int((val["label"] == 1).sum()),
+            "mined_hard_negatives": n_mined, "mining_executor": executor, "validation_pairs": int((val["label"] == 1).sum()),
             "seed": seed, "loss": "MultipleNegativesRankingLoss (in-batch + one hard negative per pair)", **facts,
         }
         write_model_card(tmp, info)  # the encoder reads the prefixes from it (below and at merge time)

@@ -20,7 +20,7 @@ Each step records wall seconds, process CPU seconds and the 1-minute load averag
 wall times are inflated by other jobs' load; CPU seconds less so).  Run::
 
     python -m evals.persistence                       # 100,000 + 10,000 rows (about 10 minutes on 2 busy cores)
-    python -m evals.persistence --rows 1000000        # the issue's size (about an hour of encoding)
+    python -m evals.persistence --rows 1000000 --out-name persistence_1m   # the issue's size
 
 Writes ``evals/results/persistence.json``.
 """
@@ -120,13 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--add", type=int, default=10_000)
     parser.add_argument("--left", type=int, default=2_000)
     parser.add_argument("--mode", choices=["semantic", "hybrid"], default="semantic")
+    parser.add_argument("--out-name", default="persistence", help="result file name (evals/results/<name>.json)")
     args = parser.parse_args(argv)
     home = tempfile.mkdtemp(prefix="lt-home-")
     os.environ["LTENGINE_HOME"] = home  # a cold embedding cache
     start = time.perf_counter()
     result = run(args.rows, args.add, args.left, args.mode)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    print(f"wrote {write_result(result)}")
+    print(f"wrote {write_result(result, args.out_name)}")
 
 
 if __name__ == "__main__":

@@ -80,9 +80,8 @@ def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser,
     :meth:`~ltengine.Retriever.pair_features`.  Returns the ``k`` best per left row (or, with
     ``threshold``, every pair whose fused score reaches it) with the component scores.
     """
-    pairs = pd.concat([semantic[["id_l", "id_r"]], lexical[["id_l", "id_r"]]], ignore_index=True)
-    pairs = pairs.drop_duplicates().sort_values(["id_l", "id_r"], kind="stable").reset_index(drop=True)
-    id_l, id_r = pairs["id_l"].to_numpy(), pairs["id_r"].to_numpy()
+    id_l, id_r = union_pairs(semantic, lexical)
+    pairs = pd.DataFrame({"id_l": id_l, "id_r": id_r})
     semantic_scores = np.empty(len(pairs), dtype=np.float32)
     features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
     pair_blocks = block_of[id_l]
@@ -112,6 +111,17 @@ def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser,
     else:
         pairs = top_k_per_left(pairs, k, score="retrieval_score")
     return pairs[["id_l", "id_r", "retrieval_score", "rank", *SCORE_COLUMNS]]
+
+
+def union_pairs(*frames: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (id_l, id_r) row-position pairs of ``frames``, sorted by id_l then id_r."""
+    id_l = np.concatenate([f["id_l"].to_numpy(dtype=np.int64) for f in frames])
+    id_r = np.concatenate([f["id_r"].to_numpy(dtype=np.int64) for f in frames])
+    if not len(id_l):
+        return id_l, id_r
+    width = int(id_r.max()) + 1
+    keys = np.unique(id_l * width + id_r)  # one int64 key per pair: sorted, distinct
+    return keys // width, keys % width
 
 
 def fuse(fuser: Fuser, pairs: pd.DataFrame) -> np.ndarray:

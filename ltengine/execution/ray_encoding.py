@@ -14,7 +14,7 @@ import pandas as pd
 from ltengine.components import Encoder, Role
 from ltengine.config import LinkConfig
 from ltengine.errors import PluginError
-from ltengine.execution.ray_session import RayOptions, remote_cause
+from ltengine.execution.ray_session import RayOptions, collect_batches
 
 
 class _EncodeBatches:
@@ -57,27 +57,19 @@ def encode_with_ray(texts: list[str], role: Role, config: LinkConfig, options: R
         num_cpus=options.encode_cpus, num_gpus=gpus,
     )
     start = time.perf_counter()
-    vectors: np.ndarray | None = None
-    actors: dict[str, int] = {}
-    batches = 0
-    try:
-        for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
-            part = np.asarray(batch["vector"], dtype=np.float32)
-            if part.ndim != 2:
-                raise PluginError(f"encoder returned vectors of shape {part.shape} under Ray; expected 2-d")
-            if vectors is None:
-                vectors = np.zeros((n, part.shape[1]), dtype=np.float32)
-            vectors[batch["row"]] = part
-            for actor, count in zip(*np.unique(batch["actor"].astype(str), return_counts=True)):
-                actors[str(actor)] = actors.get(str(actor), 0) + int(count)
-            batches += 1
-    except Exception as exc:  # a remote error: raise the ltengine error raised in the actor, if any
-        cause = remote_cause(exc)
-        if cause is exc:
-            raise
-        raise cause from None
-    assert vectors is not None
-    return vectors, {"texts": n, "batches": batches, "actors": actors, "gpus_per_actor": gpus,
+    found: list[np.ndarray] = []
+
+    def keep(batch: dict[str, np.ndarray]) -> None:
+        part = np.asarray(batch["vector"], dtype=np.float32)
+        if part.ndim != 2:
+            raise PluginError(f"encoder returned vectors of shape {part.shape} under Ray; expected 2-d")
+        if not found:
+            found.append(np.zeros((n, part.shape[1]), dtype=np.float32))
+        found[0][batch["row"]] = part
+
+    actors, batches = collect_batches(dataset, keep)
+    assert found, "Ray Data returned no batch"
+    return found[0], {"texts": n, "batches": batches, "actors": actors, "gpus_per_actor": gpus,
                      "seconds": round(time.perf_counter() - start, 3)}
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ltengine.components import Reranker
 from ltengine.errors import PluginError
-from ltengine.execution.ray_session import RayOptions, remote_cause
+from ltengine.execution.ray_session import RayOptions, collect_batches
 from ltengine.registry import ComponentSpec
 
 #: The pair columns a reranker reads (``Reranker.score``'s documented input).
@@ -82,25 +82,17 @@ class RayReranker(Reranker):
             compute=ray.data.ActorPoolStrategy(size=o.rerank_actors), num_cpus=o.rerank_cpus, num_gpus=gpus)
         start = time.perf_counter()
         found: dict[str, np.ndarray] = {}
-        actors: dict[str, int] = {}
-        batches = 0
-        try:
-            for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
-                rows = np.asarray(batch["row"], dtype=np.int64)
-                for column, values in batch.items():
-                    if column in ("row", "actor"):
-                        continue
-                    if column not in found:
-                        found[column] = np.full(n, np.nan) if values.dtype.kind in "fiu" else np.full(n, None, object)
-                    found[column][rows] = values
-                for actor, count in zip(*np.unique(batch["actor"].astype(str), return_counts=True)):
-                    actors[str(actor)] = actors.get(str(actor), 0) + int(count)
-                batches += 1
-        except Exception as exc:  # a remote error: raise the ltengine error raised in the actor, if any
-            cause = remote_cause(exc)
-            if cause is exc:
-                raise
-            raise cause from None
+
+        def keep(batch: dict[str, np.ndarray]) -> None:
+            rows = np.asarray(batch["row"], dtype=np.int64)
+            for column, values in batch.items():
+                if column in ("row", "actor"):
+                    continue
+                if column not in found:
+                    found[column] = np.full(n, np.nan) if values.dtype.kind in "fiu" else np.full(n, None, object)
+                found[column][rows] = values
+
+        actors, batches = collect_batches(dataset, keep)
         if self._run is not None:
             self._run.report["ray"] = {"actors": actors, "batches": batches, "pairs": n, "gpus_per_actor": gpus,
                                        "seconds": round(time.perf_counter() - start, 3)}

@@ -6,8 +6,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from ltengine.components import build_options
 from ltengine.errors import ConfigError, LTEngineError, ModelUnavailableError
@@ -95,6 +97,25 @@ def start_ray(options: RayOptions) -> dict[str, Any]:
     resources = ray.cluster_resources()
     return {"address": options.address or "local", "cpus": resources.get("CPU", 0.0),
             "gpus": resources.get("GPU", 0.0), "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
+
+
+def collect_batches(dataset: Any, handle: Callable[[dict[str, np.ndarray]], None]) -> tuple[dict[str, int], int]:
+    """Pass each numpy batch of the Ray Data ``dataset`` (with an ``actor`` column) to ``handle``; return the rows
+    each actor produced and the number of batches.  An ltengine error raised in an actor is raised here as itself."""
+    actors: dict[str, int] = {}
+    batches = 0
+    try:
+        for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
+            handle(batch)
+            for actor, count in zip(*np.unique(batch["actor"].astype(str), return_counts=True)):
+                actors[str(actor)] = actors.get(str(actor), 0) + int(count)
+            batches += 1
+    except Exception as exc:  # a remote error: raise the ltengine error raised in the actor, if any
+        cause = remote_cause(exc)
+        if cause is exc:
+            raise
+        raise cause from None
+    return actors, batches
 
 
 def ray_get(refs: Any) -> Any:

@@ -35,6 +35,7 @@ from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
+from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
 
 HAN_MODES = ("auto", "chinese", "japanese")
 #: The ``analyzer`` option's default.
@@ -315,9 +316,9 @@ def sparse_rows_topk(best: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows = best.shape[0]
     counts = np.diff(best.indptr)
     row_of = np.repeat(np.arange(rows), counts)
-    order = np.lexsort((best.indices, -best.data, row_of))
+    order = order_within_rows(row_of, best.data, best.indices)
     cols, scores = best.indices[order], best.data[order]
-    rank = np.arange(len(order)) - np.repeat(best.indptr[:-1], counts)
+    rank = ranks_in_sorted_rows(row_of[order]) - 1
     keep = rank < k
     top = np.full((rows, k), -1, dtype=np.int64)
     top_scores = np.zeros((rows, k), dtype=np.float32)

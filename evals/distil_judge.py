@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -115,6 +116,7 @@ def run(suite: str, api_base: str | None, model: str, epochs: int = 3, learning_
     finally:
         if server is not None:
             server.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the trained model and caches are scratch
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -65,8 +65,9 @@ def run(rows: int, add: int, n_left: int, mode: str = "semantic") -> dict[str, A
     config = {"left_on": "name", "right_on": "name", "mode": mode, "retriever_options": {"index": "flat"},
               "progress": False}
     steps: dict[str, Any] = {}
-    folder = Path(tempfile.mkdtemp(prefix="lt-persist-"))
-    with peak_rss() as memory:
+    scratch = tempfile.TemporaryDirectory(prefix="lt-persist-")  # the 2 GiB saved registry is removed below
+    folder = Path(scratch.name)
+    with scratch, peak_rss() as memory:
         fitted = _timed(steps, "fit base (cold cache) = rebuild", lambda: Linker(**config).fit(base))
         fitted.calibrate(left)
         _timed(steps, "fit base again (warm cache)", lambda: Linker(**config).fit(base))
@@ -129,10 +130,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=["semantic", "hybrid"], default="semantic")
     parser.add_argument("--out-name", default="persistence", help="result file name (evals/results/<name>.json)")
     args = parser.parse_args(argv)
-    home = tempfile.mkdtemp(prefix="lt-home-")
-    os.environ["LTENGINE_HOME"] = home  # a cold embedding cache
     start = time.perf_counter()
-    result = run(args.rows, args.add, args.left, args.mode)
+    with tempfile.TemporaryDirectory(prefix="lt-home-") as home:
+        os.environ["LTENGINE_HOME"] = home  # a cold embedding cache, removed afterwards
+        result = run(args.rows, args.add, args.left, args.mode)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(f"wrote {write_result(result, args.out_name)}")
 

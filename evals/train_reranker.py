@@ -111,9 +111,13 @@ def timing(path: str, pairs: list[tuple[str, str]], steps: int = 8, batch_size: 
 
 
 def run(suite: str = "full") -> dict:
+    with tempfile.TemporaryDirectory(prefix="ltengine-train-reranker-") as workdir:  # trained models are scratch
+        return _run_in(suite, workdir)
+
+
+def _run_in(suite: str, workdir: str) -> dict:
     quick = suite == "quick"
     k = 10
-    workdir = tempfile.mkdtemp(prefix="ltengine-train-reranker-")
     train_options = {"epochs": 2 if quick else 3, "batch_size": 16, "max_length": 64, "seed": 0,
                      "max_minutes": 12.0}
     results: dict[str, Any] = {"benchmark": "train_reranker", "suite": suite,
@@ -148,7 +152,8 @@ def onnx_int8_check(path: str, pairs: list[tuple[str, str]], batch_size: int = 6
 
     model = load_cross_encoder(path, 128)
     net, tok = model.model.eval(), model.tokenizer
-    folder = tempfile.mkdtemp(prefix="ce-onnx-")
+    scratch = tempfile.TemporaryDirectory(prefix="ce-onnx-")  # removed when the check returns
+    folder = scratch.name
     sample = tok(["a b"], ["c"], return_tensors="pt")
     names = list(sample.keys())
     with torch.inference_mode():
@@ -179,6 +184,7 @@ def onnx_int8_check(path: str, pairs: list[tuple[str, str]], batch_size: int = 6
                          "pairs_per_s_cpu": round(len(pairs) / max(time.process_time() - cpu, 1e-9), 1),
                          "logits": logits}
     a, b = timings["torch_fp32"].pop("logits"), timings["onnx_int8"].pop("logits")
+    scratch.cleanup()  # the session holds the model in memory
     return {**timings, "pairs": len(pairs), "max_abs_logit_diff": round(float(np.abs(a - b).max()), 4),
             "spearman": round(float(pd.Series(a).corr(pd.Series(b), method="spearman")), 4),
             "speedup_cpu": round(timings["onnx_int8"]["pairs_per_s_cpu"] / timings["torch_fp32"]["pairs_per_s_cpu"], 2),

@@ -42,6 +42,7 @@ class DiskCacheStore:
         self._cache: Any = None
         self._lock = threading.Lock()
         self._warned: set[str] = set()
+        self._identity: tuple[int, int] | None = None
         try:
             self._cache = self._open()
         except Exception as exc:  # noqa: BLE001 - classified below
@@ -60,7 +61,13 @@ class DiskCacheStore:
             str(self.directory), size_limit=SIZE_LIMIT, eviction_policy="least-recently-stored", disk=SafeDisk
         )
         cache.get("\x00ltengine-probe")  # a damaged database fails here, not in the middle of a run
+        self._identity = _file_identity(self.directory / "cache.db")
         return cache
+
+    def is_current(self) -> bool:
+        """False once the folder's database was deleted or replaced since it was opened (the user
+        removed the cache folder): the store must be opened again, not go on writing to a deleted file."""
+        return self._cache is None or _file_identity(self.directory / "cache.db") == self._identity
 
     def _warn(self, kind: str, message: str) -> None:
         if kind not in self._warned:
@@ -167,6 +174,17 @@ def make_cache(namespace: str, config: Any) -> Any:
     root = Path(config.cache_dir) if getattr(config, "cache_dir", None) else default_cache_dir()
     directory = (root / namespace).expanduser().resolve()
     store = _OPEN.get(str(directory))
+    if store is not None and not store.is_current():
+        store.close()
+        store = None
     if store is None:
         store = _OPEN[str(directory)] = DiskCacheStore(directory)
     return store
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino

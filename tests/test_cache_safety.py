@@ -167,6 +167,18 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(warm_cache, damage: str) ->
     _assert_same(again, expected)
 
 
+def test_cache_folder_deleted_while_the_process_runs_is_created_again(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    expected = _merge(cache_dir)
+    shutil.rmtree(cache_dir)  # the user clears the cache between two runs of one notebook
+    again = _merge(cache_dir)
+    _assert_same(again, expected)
+    assert again.attrs["ltengine"]["report"]["encoding"]["document"]["cache_hits"] == 0
+    assert _rows(cache_dir / "embeddings" / "cache.db"), "the vectors are stored in the new folder"
+    third = _merge(cache_dir)
+    assert third.attrs["ltengine"]["report"]["encoding"]["document"]["cache_hits"] == len(RIGHT)
+
+
 def test_cache_dir_that_cannot_be_created_turns_the_cache_off(tmp_path: Path) -> None:
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

@@ -39,9 +39,11 @@ class TrainSettings:
     progress: bool | None = None
 
 
-def load_cross_encoder(folder: str, max_length: int, *, num_labels: int | None = 1) -> Any:
-    """A CrossEncoder from a local folder (a base encoder gets a fresh one-logit head)."""
+def load_cross_encoder(folder: str, max_length: int, *, num_labels: int | None = 1, device: str | None = None) -> Any:
+    """A CrossEncoder from a local folder (a base encoder gets a fresh one-logit head), on ``device``
+    (None: CUDA when a GPU is present, else the CPU)."""
     try:
+        import torch
         import transformers
         from sentence_transformers import CrossEncoder
     except ImportError as exc:  # pragma: no cover - the 'learn' extra installs them
@@ -49,7 +51,8 @@ def load_cross_encoder(folder: str, max_length: int, *, num_labels: int | None =
     level = transformers.logging.get_verbosity()
     transformers.logging.set_verbosity_error()  # "newly initialized weights": expected for a base model
     try:
-        return CrossEncoder(folder, num_labels=num_labels, max_length=max_length, device="cpu")
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        return CrossEncoder(folder, num_labels=num_labels, max_length=max_length, device=device)
     except Exception as exc:
         raise ModelUnavailableError(f"cannot load {folder!r} as a cross-encoder: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -57,10 +60,11 @@ def load_cross_encoder(folder: str, max_length: int, *, num_labels: int | None =
 
 
 def _encode(model: Any, batch: Pairs, max_length: int) -> Any:
+    """The tokenised pairs on the model's device."""
     return model.tokenizer(
         [a for a, _ in batch], [b for _, b in batch], padding=True, truncation="longest_first",
         max_length=max_length, return_tensors="pt",
-    )
+    ).to(model.model.device)
 
 
 def predict_logits(model: Any, pairs: Pairs, max_length: int, batch_size: int = 64) -> np.ndarray:
@@ -76,7 +80,7 @@ def predict_logits(model: Any, pairs: Pairs, max_length: int, batch_size: int = 
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             enc = _encode(model, [pairs[i] for i in idx], max_length)
-            out[idx] = net(**enc).logits.view(-1).double().numpy()
+            out[idx] = net(**enc).logits.view(-1).double().cpu().numpy()
     net.train(was_training)
     return out
 
@@ -122,7 +126,7 @@ def train_loop(
     )
     loss_fn = torch.nn.BCEWithLogitsLoss()
     eval_every = s.eval_every or max(1, steps_per_epoch // 4)
-    labels = torch.as_tensor(np.asarray(train_labels, dtype=np.float32))
+    labels = torch.as_tensor(np.asarray(train_labels, dtype=np.float32), device=net.device)
     groups = None if val_groups is None else np.asarray(val_groups)
 
     def evaluate() -> tuple[float, float]:

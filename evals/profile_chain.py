@@ -5,6 +5,7 @@ Run::
 
     python -m evals.profile_chain                 # 20,000 x 20,000 (the issue's task)
     python -m evals.profile_chain --n 2000        # reduced size
+    python -m evals.profile_chain --n 10000 --right 1000000 --out-name profile_chain_1m   # the 1M scale run
 
 Two views, both in ``evals/results/profile_chain.json``:
 
@@ -81,19 +82,26 @@ def top_functions(stats: pstats.Stats, count: int = 25) -> list[list[Any]]:
             for (path, line, func), (_, nc, tt, ct, _) in rows]
 
 
-def run(suite: str = "quick", n: int | None = None, cpu_timer: bool = False) -> dict[str, Any]:
+def run(suite: str = "quick", n: int | None = None, cpu_timer: bool = False, right: int | None = None) -> dict[str, Any]:
     """Profile one cold ``lt.merge`` with ltengine's defaults on ``n`` x ``n`` GeoNames names
-    (``cpu_timer``: the profile counts CPU time, all threads, instead of wall time: steadier on a loaded machine)."""
+    (``cpu_timer``: the profile counts CPU time, all threads, instead of wall time: steadier on a loaded machine).
+    ``right``: ``n`` left names against ``right`` right rows of :func:`evals.scale.frames` (the scale run's data)."""
     import ltengine as lt
     from evals.datasets import geonames_link_task
 
     n = n or (2_000 if suite == "quick" else 20_000)
-    task = geonames_link_task(n)
+    if right is None:
+        task = geonames_link_task(n)
+        left_rows, right_rows = task.left, task.right
+    else:
+        from evals.scale import frames
+
+        left_rows, right_rows = frames(right, n_left=n)
     load_start = round(os.getloadavg()[0], 2)
     profiler = cProfile.Profile(time.process_time) if cpu_timer else cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="lt_profile_") as tmp:
         wall, cpu = time.perf_counter(), time.process_time()
-        out = profiler.runcall(lt.merge, task.left, task.right, on="name", cache_dir=Path(tmp) / "cache",
+        out = profiler.runcall(lt.merge, left_rows, right_rows, on="name", cache_dir=Path(tmp) / "cache",
                                progress=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stats = pstats.Stats(profiler)
@@ -103,9 +111,10 @@ def run(suite: str = "quick", n: int | None = None, cpu_timer: bool = False) -> 
     load_end = round(os.getloadavg()[0], 2)
     return {
         "benchmark": "profile_chain",
-        "title": f"where the default chain's time goes: lt.merge, {n:,} x {n:,} GeoNames names",
-        "suite": "full" if n >= 20_000 else "quick",
-        "command": f"python -m evals.profile_chain --n {n}" + (" --cpu-timer" if cpu_timer else ""),
+        "title": f"where the default chain's time goes: lt.merge, {n:,} x {len(right_rows):,} GeoNames names",
+        "suite": "full" if n >= 20_000 or right else "quick",
+        "command": f"python -m evals.profile_chain --n {n}" + (f" --right {right}" if right else "")
+        + (" --cpu-timer" if cpu_timer else ""),
         "profile_timer": "process_time (CPU, all threads)" if cpu_timer else "perf_counter (wall)",
         "tables": [
             {"title": "time inside each stage (profiled, inclusive; stages can nest)",
@@ -124,6 +133,7 @@ def run(suite: str = "quick", n: int | None = None, cpu_timer: bool = False) -> 
         "merge_seconds": round(wall, 2),
         "merge_cpu_seconds": round(cpu, 2),
         "records_per_second": round(n / wall, 1),
+        "right_rows": len(right_rows),
         "mode": info.get("report", {}).get("mode"),
         "stages": stages,
         "stage_timers": timers,
@@ -139,11 +149,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="cProfile of the default chain, by stage")
     parser.add_argument("--n", type=int, default=20_000, help="rows per side (default 20,000)")
     parser.add_argument("--cpu-timer", action="store_true", help="profile CPU time instead of wall time")
+    parser.add_argument("--right", type=int, help="right rows from the scale run's data (default: the n x n task)")
+    parser.add_argument("--out-name", help="result file name (evals/results/<name>.json)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = run("full" if args.n >= 20_000 else "quick", args.n, args.cpu_timer)
+    result = run("full" if args.n >= 20_000 else "quick", args.n, args.cpu_timer, args.right)
     result["seconds"] = round(time.perf_counter() - start, 1)
-    print(f"wrote {write_result(result)}")
+    print(f"wrote {write_result(result, args.out_name)}")
 
 
 if __name__ == "__main__":

@@ -81,6 +81,14 @@ class SafeDisk(diskcache.Disk):
             raise TypeError(f"SafeDisk refuses to pickle a {type(value).__name__}; serialise it to bytes first")
         return super().store(value, read, key)
 
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: str | None = None) -> int | None:
+        """diskcache hands a large value over as ``io.BytesIO`` and writes it line by line: float32 vectors
+        hold a newline byte every ~256 bytes, so a 9 MiB batch of vectors took ~36,000 ``write`` calls.
+        One write of the whole value: 5.8x faster (``python -m evals.cache_write``)."""
+        if isinstance(iterator, io.BytesIO):
+            iterator = iter((iterator.getvalue(),))
+        return super()._write(full_path, iterator, mode, encoding)
+
     def fetch(self, mode: int, filename: str | None, value: Any, read: bool) -> Any:
         if mode == MODE_PICKLE:
             raise CorruptEntry("a pickled value (refused: reading it could run code)")

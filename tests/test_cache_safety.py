@@ -308,3 +308,39 @@ def test_cached_vectors_of_the_wrong_shape_are_recomputed(tmp_path: Path, tamper
         store.set(key, original[:, 0].copy() if tamper == "1-d" else np.full_like(original, np.nan))
     store.close()
     _assert_same(_merge(cache_dir), expected)
+
+
+def test_large_values_are_written_whole_and_read_back_byte_for_byte(tmp_path: Path, monkeypatch) -> None:
+    import diskcache
+    from ltengine_plugins._safe_disk import SafeDisk, decode_value, encode_value
+
+    vectors = np.frombuffer(b"\n\x00\x0a\xff" * 100_000, dtype=np.float32).reshape(-1, 100)  # newline bytes
+    value = encode_value(vectors)
+    writes: list[int] = []
+    real_open = open
+
+    class CountingFile:
+        def __init__(self, handle) -> None:
+            self.handle = handle
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.handle.close()
+
+        def write(self, chunk) -> int:
+            writes.append(len(chunk))
+            return self.handle.write(chunk)
+
+    def counting_open(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        return CountingFile(handle) if "x" in mode else handle
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    cache = diskcache.Cache(str(tmp_path / "c"), disk=SafeDisk)
+    cache.set("k", value)
+    monkeypatch.undo()
+    assert writes == [len(value)], "one write of the whole value"
+    assert np.array_equal(decode_value(cache.get("k")), vectors)
+    cache.close()

@@ -107,6 +107,22 @@ def test_sharded_retriever_matches_exact_search() -> None:
     ranged = sharded.search_range(queries, np.arange(40), 0.5)
     assert set(zip(ranged.id_l, ranged.id_r)) == {(i, right_ids[j]) for i, j in zip(*np.nonzero(scores >= 0.5))}
     assert [row["rows"] > 0 for row in pool.report()] == [True, True, True]
+    assert [row["threads"] for row in pool.report()] == [1, 1, 1]  # 2 CPUs among 3 shards: at least one each
+
+
+def test_shard_actors_get_the_cores_they_share() -> None:
+    """Ray gives an actor one OpenMP thread; a shard gets its node's CPUs over the shards on that node."""
+    from ltengine.execution.ray_session import RayOptions
+    from ltengine.execution.ray_shards import ShardPool
+
+    one = ShardPool(RayOptions(shards=1), "faiss", {"index": "flat"})
+    one.start()
+    told = ShardPool(RayOptions(shards=2, shard_threads=2), "faiss", {"index": "flat"})
+    told.start()
+    assert [row["threads"] for row in one.report()] == [2]  # the local Ray of these tests has 2 CPUs
+    assert [row["threads"] for row in told.report()] == [2, 2]
+    with pytest.raises(ConfigError, match="shard_threads must be a positive integer"):
+        RayOptions(shard_threads=0)
 
 
 def test_cluster_rows_matches_local() -> None:

@@ -37,6 +37,9 @@ class RayOptions:
     shards: int = 2
     #: CPUs reserved per shard actor (0: they never keep the encoding actors from starting).
     shard_cpus: float = 0.0
+    #: OpenMP threads per shard actor (FAISS build and search); None: each node's CPUs shared among the
+    #: shards placed on it.  (Ray gives an actor one OpenMP thread by default.)
+    shard_threads: int | None = None
     #: Reranking actors for rerankers that score each pair on its own (the cross-encoder); each loads
     #: the model once.
     rerank_actors: int = 2
@@ -57,6 +60,10 @@ class RayOptions:
                             ("rerank_cpus", self.rerank_cpus)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"executor_options {name} must be a number >= 0; got {value!r}")
+        if self.shard_threads is not None and (not isinstance(self.shard_threads, int)
+                                               or isinstance(self.shard_threads, bool) or self.shard_threads < 1):
+            raise ConfigError(f"executor_options shard_threads must be a positive integer or None; "
+                              f"got {self.shard_threads!r}")
         if self.address is not None and not isinstance(self.address, str):
             raise ConfigError(f"executor_options address must be a string such as 'ray://host:10001'; "
                               f"got {self.address!r}")

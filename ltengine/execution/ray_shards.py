@@ -65,7 +65,8 @@ class _Shard:
         import ray
 
         context = ray.get_runtime_context()
-        return {"actor": context.get_actor_id(), "node": context.get_node_id(), "pid": os.getpid()}
+        return {"actor": context.get_actor_id(), "node": context.get_node_id(), "pid": os.getpid(),
+                "threads": int(os.environ.get("OMP_NUM_THREADS") or 0)}
 
 
 @dataclasses.dataclass
@@ -74,6 +75,7 @@ class ShardStats:
 
     actor: str = ""
     node: str = ""
+    threads: int = 0
     rows: int = 0
     parts: int = 0
     searches: int = 0
@@ -100,11 +102,13 @@ class ShardPool:
             return
         import ray
 
-        remote = ray.remote(_Shard).options(num_cpus=self.options.shard_cpus, scheduling_strategy="SPREAD")
+        threads = {"OMP_NUM_THREADS": str(self.options.shard_threads or shard_threads(self.options.shards))}
+        remote = ray.remote(_Shard).options(num_cpus=self.options.shard_cpus, scheduling_strategy="SPREAD",
+                                            runtime_env={"env_vars": threads})
         self.actors = [remote.remote(self.retriever, self.retriever_options) for _ in range(self.options.shards)]
         self.stats = [ShardStats() for _ in self.actors]
         for stats, where in zip(self.stats, ray_get([actor.where.remote() for actor in self.actors])):
-            stats.actor, stats.node = where["actor"], where["node"]
+            stats.actor, stats.node, stats.threads = where["actor"], where["node"], where["threads"]
 
     def new_part(self) -> int:
         self.next_part += 1
@@ -112,6 +116,15 @@ class ShardPool:
 
     def report(self) -> list[dict[str, Any]]:
         return [{"shard": number, **dataclasses.asdict(stats)} for number, stats in enumerate(self.stats)]
+
+
+def shard_threads(shards: int) -> int:
+    """OpenMP threads per shard actor: the smallest node's CPUs over the shards SPREAD puts on a node (>= 1)."""
+    import ray
+
+    cpus = [node["Resources"].get("CPU", 1.0) for node in ray.nodes() if node.get("Alive")] or [1.0]
+    per_node = -(-shards // len(cpus))
+    return max(1, int(min(cpus) // per_node))
 
 
 class ShardedRetriever(Retriever):

@@ -265,6 +265,18 @@ class Retriever(Component):
         return type(self).add is not Retriever.add and type(self).remove is not Retriever.remove
 
 
+class RequestPools:
+    """Where a reranker's requests to a service run (:meth:`Reranker.use_request_pools`): calling it with a
+    concurrency gives a ``concurrent.futures.Executor`` that runs that many calls at once (``executor="ray"``:
+    as Ray tasks); :meth:`report` says what ran where, for the run report."""
+
+    def __call__(self, concurrency: int) -> Any:
+        raise NotImplementedError
+
+    def report(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 class Reranker(Component):
     """Re-scores candidate pairs with a stronger (slower) model."""
 
@@ -302,6 +314,11 @@ class Reranker(Component):
         """Called before :meth:`score` with the run, a :class:`ltengine.engine.rerank.RerankRun`
         (``context``, ``budget``, ``dry_run``, this stage's ``report``, ``cache(namespace)``);
         the default does nothing.  (Typed ``Any``: the SDK sits below the engine.)"""
+
+    def use_request_pools(self, pools: RequestPools) -> None:
+        """Send this reranker's requests to its service through ``pools`` instead of threads of this process
+        (``executor="ray"`` hands rerankers that ``calls_llm`` a pool of Ray tasks); the default ignores it,
+        so such a reranker simply runs its requests here."""
 
 
 class Fuser(Component):

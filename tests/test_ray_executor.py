@@ -26,13 +26,22 @@ WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda"]
 CITIES = ["Paris", "Lyon", "Nice", "Lille"]
 
 
+pytest_plugins = ["llm_fixtures"]  # fixtures: fake_openai, rerank_plugins
+
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
+    from llm_fixtures import SECRET
+
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    had_key = "LTENGINE_TEST_KEY" in os.environ
+    os.environ.setdefault("LTENGINE_TEST_KEY", SECRET)  # a local Ray's workers inherit the environment at start
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     yield
     ray.shutdown()
+    if not had_key:
+        del os.environ["LTENGINE_TEST_KEY"]
 
 
 def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -199,3 +208,37 @@ def test_hard_negative_mining_runs_on_ray(monkeypatch) -> None:
     distributed = mine_hard_negatives(frame, model="fast", per_left=2, options={**options, **RAY})
     assert distributed == local and len(local) == len(left)
     assert len(runs) == 1 and len(runs[0]["encode_actors"]) >= 2 and runs[0]["shards_used"] >= 2, runs
+
+
+def test_llm_judge_requests_are_sent_from_ray_tasks(fake_openai, tmp_path) -> None:
+    """The judge's budget, cache and journal stay in this process; its requests run as Ray tasks, and give the
+    local verdicts."""
+    from llm_fixtures import firms, judge_options
+
+    from ltengine.errors import ComponentError
+
+    left, right = firms()
+    options = {"on": "name", "k": 3, "mode": "lexical", "progress": False, "rerank": "llm:openai/gpt-4o-mini",
+               "rerank_options": judge_options(fake_openai, cascade=False, concurrency=2, batch_size=4)}
+    local = lt.merge_knn(left, right, cache_dir=str(tmp_path / "local"), **options)
+    n_local = len(fake_openai.chat_requests())
+    distributed = lt.merge_knn(left, right, cache_dir=str(tmp_path / "ray"), **options, **RAY)
+    sent = fake_openai.chat_requests()[n_local:]
+    assert n_local >= 4 and len(sent) == n_local and all(request.had_auth for request in sent)
+    key = ["name_x", "name_y"]
+    columns = [*key, "rerank_score", "is_match", "judge_error"]
+    pd.testing.assert_frame_equal(local[columns].sort_values(key, ignore_index=True),
+                                  distributed[columns].sort_values(key, ignore_index=True))
+    stage = distributed.attrs["ltengine"]["report"]["rerank"]["stages"][0]
+    assert stage["requests"] == len(sent) and stage["ray"]["tasks"] == len(sent), stage
+    pids = {int(worker.split(":")[1]) for worker in stage["ray"]["workers"]}
+    assert pids and os.getpid() not in pids  # sent from Ray workers, not from this process
+    assert "ray" not in local.attrs["ltengine"]["report"]["rerank"]["stages"][0]
+    # the cache is the run's: the same run again asks nothing
+    again = lt.merge_knn(left, right, cache_dir=str(tmp_path / "ray"), **options, **RAY)
+    assert len(fake_openai.chat_requests()) == n_local + len(sent)
+    assert again["is_match"].equals(distributed["is_match"])
+    # a key variable the workers do not have is a clear error, raised here from the worker's answer
+    missing = {**options["rerank_options"], "api_key_env": "LTENGINE_KEY_NOT_SET_ANYWHERE"}
+    with pytest.raises(ComponentError, match="LTENGINE_KEY_NOT_SET_ANYWHERE.*not set in the process"):
+        lt.merge_knn(left, right, cache_dir=str(tmp_path / "none"), **{**options, "rerank_options": missing}, **RAY)

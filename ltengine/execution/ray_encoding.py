@@ -106,20 +106,33 @@ class RayEncoder(Encoder):
     def _store_role(self, role: Role) -> str:
         return "any" if self.inner.symmetric else role
 
-    def prepare(self, texts: np.ndarray, role: Role) -> None:
-        """Encode with Ray the distinct ``texts`` not yet held for ``role``."""
+    def prepare(self, texts: np.ndarray, role: Role, *, whole_side: bool = False) -> None:
+        """Encode with Ray the distinct ``texts`` not yet held for ``role``.
+
+        ``whole_side``: ``texts`` are all a side's texts (the Linker is about to ask for them): the store then
+        keeps only these (the vectors already held for some of them are reused, not encoded again), so a
+        symmetric encoder does not hold the right side's vectors beside the left's for the rest of the run.
+        """
         key = self._store_role(role)
         index, held = self.stores.get(key, (pd.Index([], dtype=object), np.zeros((0, 0), dtype=np.float32)))
         unique = pd.Index(pd.unique(pd.Series(texts, dtype=object)))
-        missing = unique[index.get_indexer(unique) < 0] if len(index) else unique
-        if len(missing) == 0:
+        found = index.get_indexer(unique) if len(index) else np.full(len(unique), -1)
+        missing = unique[found < 0]
+        if len(missing) == 0 and not (whole_side and len(unique) < len(index)):
             return
-        vectors, run = encode_with_ray([str(t) for t in missing], role, self.config, self.ray_options)
-        self.runs.setdefault(role, []).append(run)
-        if len(index):
-            self.stores[key] = (index.append(missing), np.concatenate([held, vectors]))
-        else:
+        vectors = np.zeros((0, held.shape[1]), dtype=np.float32)
+        if len(missing):
+            vectors, run = encode_with_ray([str(t) for t in missing], role, self.config, self.ray_options)
+            self.runs.setdefault(role, []).append(run)
+        if not len(index):
             self.stores[key] = (missing, vectors)
+        elif whole_side:  # keep only this side's texts: held vectors gathered, new ones placed
+            kept = np.empty((len(unique), vectors.shape[1] if len(missing) else held.shape[1]), dtype=np.float32)
+            kept[found >= 0] = held[found[found >= 0]]
+            kept[found < 0] = vectors
+            self.stores[key] = (unique, kept)
+        else:
+            self.stores[key] = (index.append(missing), np.concatenate([held, vectors]))
 
     def forget(self, role: Role) -> None:
         """Drop the vectors held for ``role`` (a new left table is coming)."""

@@ -9,8 +9,8 @@ of its components distributed:
   (:mod:`ltengine.execution.ray_rerank`).
 
 Everything fitted globally stays global and in this process: the lexical vocabulary and IDF, the
-fusion, the match-probability calibration, the LLM judge (its budget and cache are the run's) and the
-output, so a Ray run gives the local run's links.  ``out.attrs["ltengine"]["report"]["execution"]`` lists the actors and shards used.
+fusion, the match-probability calibration, the LLM judge's budget, cache and journal (its requests run as Ray
+tasks) and the output, so a Ray run gives the local run's links.  ``out.attrs["ltengine"]["report"]["execution"]`` lists the actors and shards used.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from ltengine.engine.encoding import resolve_encoder
 from ltengine.engine.linker import Linker, Mode
 from ltengine.engine.text import check_columns, check_frame, serialize
 from ltengine.execution.ray_encoding import RayEncoder
-from ltengine.execution.ray_rerank import RayRerankerSpec
+from ltengine.execution.ray_rerank import RayRequestsSpec, RayRerankerSpec
 from ltengine.execution.ray_session import RayOptions, ray_options, start_ray
 from ltengine.execution.ray_shards import ShardingHost, ShardingRegistry, ShardPool
 from ltengine.plugins import PluginHost, get_host
@@ -36,8 +36,9 @@ from ltengine.run import RunContext
 
 
 class RayRegistry(ShardingRegistry):
-    """The plugin host's components for a Ray run: the semantic retriever sharded, and rerankers that score
-    each pair on its own run on an actor pool (:mod:`ltengine.execution.ray_rerank`)."""
+    """The plugin host's components for a Ray run: the semantic retriever sharded, rerankers that score each
+    pair on its own run on an actor pool, and rerankers that call an LLM send their requests from Ray tasks
+    (:mod:`ltengine.execution.ray_rerank`)."""
 
     def __init__(self, registry: Registry, retriever: str, pool: ShardPool, split: bool, options: RayOptions) -> None:
         super().__init__(registry, retriever, pool, split)
@@ -47,6 +48,9 @@ class RayRegistry(ShardingRegistry):
         spec = super().get(kind, name)
         if kind == "reranker" and spec.cls.scores_pairs_independently:  # type: ignore[attr-defined]
             return RayRerankerSpec(spec.kind, spec.name, spec.cls, spec.aliases, spec.plugin,
+                                   ray_options=self.ray_options)
+        if kind == "reranker" and spec.cls.calls_llm:  # type: ignore[attr-defined]
+            return RayRequestsSpec(spec.kind, spec.name, spec.cls, spec.aliases, spec.plugin,
                                    ray_options=self.ray_options)
         return spec
 
@@ -86,7 +90,7 @@ class RayLinker(Linker):
         df = check_frame(df, side)
         check_columns(df, columns, side)
         texts = serialize(df, columns, side, keep_symbols=self.config.keep_symbol_records).to_numpy(dtype=object)
-        self.encoder.prepare(texts[texts != ""], role)
+        self.encoder.prepare(texts[texts != ""], role, whole_side=True)
 
     def execution_report(self) -> dict[str, Any]:
         """The Ray session, the encoding actors per role and the shards (rows, parts, searches)."""

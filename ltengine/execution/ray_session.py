@@ -49,6 +49,8 @@ class RayOptions:
     rerank_cpus: float = 1.0
     #: GPUs per reranking actor; None: 1 when the cluster has GPUs, else 0.
     rerank_gpus: float | None = None
+    #: CPUs reserved per request task of a reranker that calls an LLM (0: they wait on the service).
+    request_cpus: float = 0.0
 
     def __post_init__(self) -> None:
         for name, value in (("encode_actors", self.encode_actors), ("encode_batch_size", self.encode_batch_size),
@@ -57,7 +59,7 @@ class RayOptions:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"executor_options {name} must be a positive integer; got {value!r}")
         for name, value in (("encode_cpus", self.encode_cpus), ("shard_cpus", self.shard_cpus),
-                            ("rerank_cpus", self.rerank_cpus)):
+                            ("rerank_cpus", self.rerank_cpus), ("request_cpus", self.request_cpus)):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"executor_options {name} must be a number >= 0; got {value!r}")
         if self.shard_threads is not None and (not isinstance(self.shard_threads, int)

@@ -2,7 +2,7 @@
 Ollama, vLLM, llama.cpp, ... anything litellm speaks; local servers through ``api_base``).
 
 Several pairs go in one request (``batch_size``), each with an id; ``concurrency`` requests are in
-flight at once.  Every answer is stored in the disk cache (namespace ``llm_judge``) as soon as it
+flight at once (threads of this process, or Ray tasks under ``executor="ray"``: ``use_request_pools``).  Every answer is stored in the disk cache (namespace ``llm_judge``) as soon as it
 arrives, keyed by model, prompt version, the options that change answers (task, temperature,
 logprobs, JSON mode, extra litellm parameters) and the two records, so a rerun, or a run resumed
 after a crash, only asks for what is missing.  ``api_base``, keys, batch size and concurrency
@@ -32,6 +32,7 @@ confidence of the verdict mapped to 0..1), ``is_match`` (the verdict), ``judge_c
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import logging
 import math
@@ -41,7 +42,7 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from ltengine.cache import NullCache, content_key
-from ltengine.components import Reranker
+from ltengine.components import RequestPools, Reranker
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.numeric import is_integer, is_real
@@ -165,10 +166,23 @@ class LLMJudge(Reranker):
             )
         )
         self._run: Any = None
+        self._pools: RequestPools | None = None
 
     def attach(self, run: Any) -> None:
         """Receive the run's cache, budget, progress setting and this stage's report."""
         self._run = run
+
+    def use_request_pools(self, pools: RequestPools) -> None:
+        """Send the requests through ``pools`` (Ray tasks under ``executor="ray"``); the budget, cache and
+        journal stay in this process."""
+        self._pools = pools
+
+    def request_pool(self, concurrency: int) -> concurrent.futures.Executor:
+        """The executor one judging session sends its requests on: ``concurrency`` threads here, or the pool
+        given to :meth:`use_request_pools`."""
+        if self._pools is not None:
+            return self._pools(concurrency)
+        return concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm-judge")
 
     # -- identity ---------------------------------------------------------------------------
     @property
@@ -251,7 +265,7 @@ class LLMJudge(Reranker):
             reasked=int(stats["reasked"]),
             splits=int(stats["splits"]),
             rejected_answers=rejected,
-            retries=dict(self.client.retries),
+            retries=session.retries(),
             prompt_tokens=int(stats["prompt_tokens"]),
             completion_tokens=int(stats["completion_tokens"]),
             cost=None if stats["cost_unknown"] else round(float(stats["cost"]), 8),
@@ -262,6 +276,8 @@ class LLMJudge(Reranker):
             seconds=round(elapsed, 3),
             pairs_per_s=round(judged / elapsed, 2) if elapsed > 0 and judged else None,
         )
+        if self._pools is not None:
+            report["ray"] = self._pools.report()
         if stats["deadline_reached"]:
             _warn(
                 f"LLM judge: deadline_s={self.options.deadline_s:g} passed; "

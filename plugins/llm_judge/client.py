@@ -15,7 +15,6 @@ import email.utils
 import os
 import random
 import re
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -41,11 +40,20 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 
 class RequestFailed(Exception):
-    """A request failed for good.  ``fatal``: every later request would fail too (auth, unknown model)."""
+    """A request failed for good.  ``fatal``: every later request would fail too (auth, unknown model);
+    ``retries``: the retries it made, by kind of failure."""
 
-    def __init__(self, message: str, *, kind: str, fatal: bool = False, attempts: int = 1) -> None:
+    def __init__(self, message: str, *, kind: str, fatal: bool = False, attempts: int = 1,
+                 retries: dict[str, int] | None = None) -> None:
         super().__init__(message)
-        self.kind, self.fatal, self.attempts = kind, fatal, attempts
+        self.kind, self.fatal, self.attempts, self.retries = kind, fatal, attempts, dict(retries or {})
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keyword arguments survive pickling (Ray sends it back)
+        return _request_failed, (str(self), self.kind, self.fatal, self.attempts, self.retries)
+
+
+def _request_failed(message: str, kind: str, fatal: bool, attempts: int, retries: dict[str, int]) -> RequestFailed:
+    return RequestFailed(message, kind=kind, fatal=fatal, attempts=attempts, retries=retries)
 
 
 @dataclasses.dataclass
@@ -59,6 +67,8 @@ class Reply:
     cost: float | None
     attempts: int
     finish_reason: str | None = None
+    #: Retries this request made, by kind of failure ("rate_limited", "timeout", ...).
+    retries: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _header(exc: BaseException, name: str) -> str | None:
@@ -195,20 +205,27 @@ class ClientSettings:
 
 
 class Client:
-    """Sends chat requests for one judge; thread-safe counters of attempts and retries."""
+    """Sends chat requests for one judge.  It holds only its settings, so it can be sent to another
+    process (``executor="ray"`` sends requests from Ray tasks); each reply counts its own attempts and retries."""
 
     def __init__(self, settings: ClientSettings) -> None:
         self.s = settings
-        self.attempts = 0
-        self.retries: dict[str, int] = {}
-        self._lock = threading.Lock()
 
     # -- secrets ---------------------------------------------------------------------------
     def _api_key(self) -> str | None:
-        return os.environ.get(self.s.api_key_env) if self.s.api_key_env else None
+        if not self.s.api_key_env:
+            return None
+        key = os.environ.get(self.s.api_key_env)
+        if key is None:
+            raise RequestFailed(
+                f"auth: the environment variable {self.s.api_key_env!r} (api_key_env) is not set in the process "
+                f"sending the request (pid {os.getpid()}). With executor='ray' requests are sent from Ray workers: "
+                "set it on every node, or before Ray starts (a local Ray inherits the environment it starts with)",
+                kind="auth", fatal=True, attempts=0)
+        return key
 
     def secrets(self) -> list[str]:
-        found = [self._api_key()]
+        found = [os.environ.get(self.s.api_key_env) if self.s.api_key_env else None]
         for name, value in os.environ.items():
             if name.endswith(("_API_KEY", "_KEY", "_TOKEN", "_SECRET")) and value:
                 found.append(value)
@@ -269,6 +286,11 @@ class Client:
         kwargs.update(s.litellm_params)
         return kwargs
 
+    def complete_within(self, messages: list[dict[str, str]], max_tokens: int, seconds: float | None) -> Reply:
+        """:meth:`complete` with a deadline ``seconds`` from now (None: none): a deadline that can cross
+        processes and machines, unlike a ``time.monotonic()`` instant."""
+        return self.complete(messages, max_tokens, None, None if seconds is None else time.monotonic() + seconds)
+
     def complete(
         self,
         messages: list[dict[str, str]],
@@ -284,6 +306,7 @@ class Client:
         litellm.suppress_debug_info = True
         kwargs = self._kwargs(messages, max_tokens)
         attempts = 0
+        retries: dict[str, int] = {}
 
         def transient(exc: BaseException) -> bool:
             return _classify(exc)[1]
@@ -291,8 +314,7 @@ class Client:
         def before_sleep(state: Any) -> None:
             exc = state.outcome.exception()
             kind = _classify(exc)[0] if exc is not None else "error"
-            with self._lock:
-                self.retries[kind] = self.retries.get(kind, 0) + 1
+            retries[kind] = retries.get(kind, 0) + 1
             if on_retry is not None:
                 on_retry(kind)
 
@@ -314,8 +336,6 @@ class Client:
                     if deadline is not None:
                         kwargs["timeout"] = attempt_timeout(self.s.timeout, deadline - time.monotonic())
                     attempts += 1
-                    with self._lock:
-                        self.attempts += 1
                     response = litellm.completion(**kwargs)
         except Exception as exc:  # noqa: BLE001 - classified and redacted
             kind, _, fatal = _classify(exc)
@@ -323,10 +343,11 @@ class Client:
                 kind, fatal = "deadline", False
             detail = self.redact(f"{type(exc).__name__}: {exc}")[:300]
             suffix = f" after {attempts} attempts" if attempts > 1 else ""
-            raise RequestFailed(f"{kind}{suffix}: {detail}", kind=kind, fatal=fatal, attempts=attempts) from None
-        return self._reply(response, attempts)
+            raise RequestFailed(f"{kind}{suffix}: {detail}", kind=kind, fatal=fatal, attempts=attempts,
+                                retries=retries) from None
+        return self._reply(response, attempts, retries)
 
-    def _reply(self, response: Any, attempts: int) -> Reply:
+    def _reply(self, response: Any, attempts: int, retries: dict[str, int]) -> Reply:
         choice = response.choices[0]
         content = getattr(choice.message, "content", None) or ""
         logprobs = getattr(choice, "logprobs", None)
@@ -345,4 +366,5 @@ class Client:
             cost,
             attempts,
             getattr(choice, "finish_reason", None),
+            retries,
         )

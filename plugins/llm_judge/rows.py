@@ -176,6 +176,7 @@ class RowTask:
         if kind not in KINDS:
             raise ConfigError(f"unknown row task {kind!r}; use one of {KINDS}")
         self.kind, self.model, self.options, self.client = kind, judge.model, judge.options, judge.client
+        self.request_pool = judge.request_pool  # the judge's: threads here, or Ray tasks
         self.labels = normalise_labels(labels) if kind == "classify" else []
         self.instruction = instruction
         if kind == "transform" and not (instruction or "").strip():
@@ -244,7 +245,7 @@ class RowTask:
             "reasked": int(stats["reasked"]),
             "splits": int(stats["splits"]),
             "rejected_answers": {k[len("rejected ") :]: int(n) for k, n in stats.items() if k.startswith("rejected ")},
-            "retries": dict(self.client.retries),
+            "retries": session.retries(),
             "prompt_tokens": int(stats["prompt_tokens"]),
             "completion_tokens": int(stats["completion_tokens"]),
             "cost": None if stats["cost_unknown"] else round(float(stats["cost"]), 8),

@@ -30,13 +30,16 @@ TOKENS_PER_ANSWER, MAX_TOKENS_PER_ANSWER = 22, 48
 
 
 class Judge(Protocol):
-    """What a session needs of the judge: its model, options, client and answer-token limit."""
+    """What a session needs of the judge: its model, options, client, answer-token limit and the pool its
+    requests run on."""
 
     model: str
     options: Any
     client: Client
 
     def max_tokens_for(self, n_pairs: int) -> int: ...
+
+    def request_pool(self, concurrency: int) -> cf.Executor: ...
 
 
 class Session:
@@ -114,7 +117,7 @@ class Session:
         fatal: RequestFailed | None = None
         late = False  # the deadline passed
         total = sum(len(b) for b in batches)
-        pool = cf.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="llm-judge")
+        pool = self.judge.request_pool(concurrency)
         with progress_bar(total, f"{self.activity} ({self.judge.model})", self.progress, unit=self.unit) as bar:
             try:
                 while pending or inflight:
@@ -131,7 +134,8 @@ class Session:
                         stats["requests"] += 1
                         stats["reasked"] += job.how == "reask"
                         limit = self.judge.max_tokens_for(len(job.keys))
-                        inflight[pool.submit(self.client.complete, messages, limit, None, deadline)] = (job, worst)
+                        seconds = None if deadline is None else deadline - time.monotonic()
+                        inflight[pool.submit(self.client.complete_within, messages, limit, seconds)] = (job, worst)
                     if not inflight:
                         break
                     wait = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -158,6 +162,14 @@ class Session:
                 "fix the problem and rerun."
             )
 
+    def count_retries(self, retries: dict[str, int]) -> None:
+        for kind, count in retries.items():
+            self.stats["retry " + kind] += count
+
+    def retries(self) -> dict[str, int]:
+        """Retries of this session's requests, by kind of failure."""
+        return {kind[len("retry "):]: int(n) for kind, n in self.stats.items() if kind.startswith("retry ")}
+
     def settle(self, future: cf.Future, job: Job, worst: float | None, pending: collections.deque) -> int:
         """Handle one finished request; return how many pairs are finished (judged or failed)."""
         budget, stats, errors = self.budget, self.stats, self.errors
@@ -169,11 +181,13 @@ class Session:
             message = str(exc) if isinstance(exc, RequestFailed) else self.client.redact(f"{type(exc).__name__}: {exc}")
             logger.warning("llm judge request failed (%d pairs): %s", len(batch), message)
             stats["attempts"] += exc.attempts if isinstance(exc, RequestFailed) else 1
+            self.count_retries(exc.retries if isinstance(exc, RequestFailed) else {})
             deadline = isinstance(exc, RequestFailed) and exc.kind == "deadline"
             errors.update({key: "deadline" if deadline else f"request failed: {message}" for key in batch})
             return len(batch)
         reply = future.result()
         stats["attempts"] += reply.attempts
+        self.count_retries(reply.retries)
         stats["prompt_tokens"] += reply.prompt_tokens
         stats["completion_tokens"] += reply.completion_tokens
         if reply.cost is None:

@@ -242,3 +242,24 @@ def test_llm_judge_requests_are_sent_from_ray_tasks(fake_openai, tmp_path) -> No
     missing = {**options["rerank_options"], "api_key_env": "LTENGINE_KEY_NOT_SET_ANYWHERE"}
     with pytest.raises(ComponentError, match="LTENGINE_KEY_NOT_SET_ANYWHERE.*not set in the process"):
         lt.merge_knn(left, right, cache_dir=str(tmp_path / "none"), **{**options, "rerank_options": missing}, **RAY)
+
+
+def test_ray_encoder_keeps_only_the_side_being_linked() -> None:
+    """A symmetric encoder's store holds the left texts once the left side is linked (not both sides' vectors),
+    and texts of the left that were on the right are not encoded again."""
+    from ltengine.execution.ray_linker import RayLinker
+
+    left, right = _tables()
+    left = pd.concat([left, right.head(20).assign(lid=range(1000, 1020))], ignore_index=True)  # 20 texts on both sides
+    linker = RayLinker(lt.LinkConfig(left_on="name", right_on="name", mode="semantic", progress=False, cache=False),
+                       **{"executor": "ray", "executor_options": RAY["executor_options"]})
+    linker.fit(right)
+    assert linker.encoder.inner.symmetric
+    (index, vectors), = linker.encoder.stores.values()
+    assert len(index) == right["name"].nunique() == len(vectors)
+    pairs = linker.candidates(left, k=1)
+    (index, vectors), = linker.encoder.stores.values()
+    assert set(index) == set(left["name"]) and len(vectors) == len(index)
+    encoded = sum(run["texts"] for run in linker.encoder.runs["query"])
+    assert encoded == left["name"].nunique() - 20  # the 20 right texts came from the store
+    assert (pairs.groupby("id_l")["rank"].min() == 1).all()

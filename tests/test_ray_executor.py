@@ -252,7 +252,7 @@ def test_ray_encoder_keeps_only_the_side_being_linked() -> None:
     left, right = _tables()
     left = pd.concat([left, right.head(20).assign(lid=range(1000, 1020))], ignore_index=True)  # 20 texts on both sides
     linker = RayLinker(lt.LinkConfig(left_on="name", right_on="name", mode="semantic", progress=False, cache=False),
-                       **{"executor": "ray", "executor_options": RAY["executor_options"]})
+                       executor="ray", executor_options=RAY["executor_options"])
     linker.fit(right)
     assert linker.encoder.inner.symmetric
     (index, vectors), = linker.encoder.stores.values()

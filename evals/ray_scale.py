@@ -23,6 +23,7 @@ Run::
     python -m evals.ray_scale --suite quick          # 20,000 right x 5,000 left
     python -m evals.ray_scale --sizes 100000 10000   # right rows, left rows
     python -m evals.ray_scale --sizes 1000000 1000000 --workers --out-name link_1m   # local only
+    python -m evals.ray_scale --sizes 200000 50000 --workers --local-chunk 1024      # local against itself
 
 Writes ``evals/results/ray_scale.json``.
 """
@@ -151,7 +152,8 @@ def overlapping_frames(n_right: int, n_left: int, seed: int = 0) -> tuple[Any, A
     return left, records.iloc[:n_right][cols].reset_index(drop=True)
 
 
-def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str = "custom") -> dict[str, Any]:
+def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str = "custom",
+        local_chunk: int | None = None) -> dict[str, Any]:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     from evals.scale import frames
 
@@ -183,9 +185,14 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
                 "top1_same_place": round(float((out["city_y"].to_numpy() == gold).mean()), 4)}
 
     local_row.update(quality(local))
-    import ray
-
+    if local_chunk:  # the local executor against itself, the encoder fed other batches: the floor of agreement
+        row, out = measure(f"local, encode_chunk_size={local_chunk}", left, right, {"encode_chunk_size": local_chunk})
+        row.update(quality(out))
+        row["overhead_vs_local"] = round(row["wall_s"] / local_row["wall_s"] - 1, 3)
+        rows.append(row)
     if workers:
+        import ray
+
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     for count in workers:
         options = {"executor": "ray", "executor_options": {"num_cpus": 2, "encode_actors": count, "shards": count,
@@ -209,7 +216,8 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
         "benchmark": "ray_scale", "suite": suite,
         "title": f"lt.merge local vs executor='ray' ({n_right:,} right x {n_left:,} left GeoNames names, usem3, "
                  "mode='semantic', no cache)",
-        "command": f"python -m evals.ray_scale --sizes {n_right} {n_left} --workers {' '.join(map(str, workers))}",
+        "command": f"python -m evals.ray_scale --sizes {n_right} {n_left} --workers {' '.join(map(str, workers))}"
+                   + (f" --local-chunk {local_chunk}" if local_chunk else ""),
         "left_names_may_be_right_rows": overlap,
         "tables": [{"title": "local vs Ray (1 and 2 workers) on this 2-core machine", "columns": columns,
                     "rows": table}],
@@ -233,10 +241,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2],
                         help="Ray worker counts to run after the local run (none: the local run only)")
     parser.add_argument("--out-name", default="ray_scale", help="result file name (evals/results/<name>.json)")
+    parser.add_argument("--local-chunk", type=int, help="also run the local executor again with this "
+                        "encode_chunk_size (the encoder sees other batches; float rounding differs in the last bits)")
     args = parser.parse_args(argv)
     n_right, n_left = args.sizes or SUITES[args.suite]
     start = time.perf_counter()
-    result = run(n_right, n_left, tuple(args.workers), suite="custom" if args.sizes else args.suite)
+    result = run(n_right, n_left, tuple(args.workers), suite="custom" if args.sizes else args.suite,
+                 local_chunk=args.local_chunk)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(f"wrote {write_result(result, args.out_name)}")
     print(np.array(result["tables"][0]["rows"], dtype=object))

@@ -2,10 +2,11 @@
 Ollama, vLLM, llama.cpp, ... anything litellm speaks; local servers through ``api_base``).
 
 Several pairs go in one request (``batch_size``), each with an id; ``concurrency`` requests are in
-flight at once (threads of this process, or Ray tasks under ``executor="ray"``: ``use_request_pools``).  Every answer is stored in the disk cache (namespace ``llm_judge``) as soon as it
-arrives, keyed by model, prompt version, the options that change answers (task, temperature,
-logprobs, JSON mode, extra litellm parameters) and the two records, so a rerun, or a run resumed
-after a crash, only asks for what is missing.  ``api_base``, keys, batch size and concurrency
+flight at once (threads of this process, or Ray tasks under ``executor="ray"``: ``use_request_pools``).
+Every answer is stored in the disk cache (namespace ``llm_judge``) as soon as it arrives, keyed by
+model, prompt version, the options that change answers (task, temperature, logprobs, JSON mode,
+extra litellm parameters) and the two records, so a rerun, or a run resumed after a crash, only
+asks for what is missing.  ``api_base``, keys, batch size and concurrency
 are not part of the key.  Keys are read from the environment (the provider's usual variable, or
 ``api_key_env``) and never written to the cache, logs or error messages.
 

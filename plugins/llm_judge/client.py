@@ -4,7 +4,7 @@ Transient failures (429, 5xx, timeouts, connection errors, truncated bodies) are
 exponential backoff and full jitter, bounded by ``max_attempts``; a 429's ``Retry-After`` /
 ``retry-after-ms`` header sets the wait instead (capped at ``max_retry_after``).  litellm's and
 the OpenAI SDK's own retries are switched off so every attempt is counted here.  With a
-``deadline`` (a ``time.monotonic()`` instant), no attempt starts or waits past it and each
+deadline (``seconds`` from the call), no attempt starts or waits past it and each
 attempt's timeout is cut to the time left; a request stopped by it fails with kind "deadline".
 """
 
@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 # litellm fetches its price list from the network at import unless told otherwise.
@@ -286,24 +286,15 @@ class Client:
         kwargs.update(s.litellm_params)
         return kwargs
 
-    def complete_within(self, messages: list[dict[str, str]], max_tokens: int, seconds: float | None) -> Reply:
-        """:meth:`complete` with a deadline ``seconds`` from now (None: none): a deadline that can cross
-        processes and machines, unlike a ``time.monotonic()`` instant."""
-        return self.complete(messages, max_tokens, None, None if seconds is None else time.monotonic() + seconds)
-
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        max_tokens: int,
-        on_retry: Callable[[str], None] | None = None,
-        deadline: float | None = None,
-    ) -> Reply:
-        """One request, retried on transient errors, none of it past ``deadline`` (``time.monotonic()``);
+    def complete(self, messages: list[dict[str, str]], max_tokens: int, seconds: float | None = None) -> Reply:
+        """One request, retried on transient errors, none of it later than ``seconds`` from now (None: no
+        deadline; seconds rather than an instant, so the deadline crosses processes and machines);
         raises RequestFailed (message redacted)."""
         import litellm
         from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
         litellm.suppress_debug_info = True
+        deadline = None if seconds is None else time.monotonic() + seconds
         kwargs = self._kwargs(messages, max_tokens)
         attempts = 0
         retries: dict[str, int] = {}
@@ -315,8 +306,6 @@ class Client:
             exc = state.outcome.exception()
             kind = _classify(exc)[0] if exc is not None else "error"
             retries[kind] = retries.get(kind, 0) + 1
-            if on_retry is not None:
-                on_retry(kind)
 
         by_count = stop_after_attempt(max(1, self.s.max_attempts))
 

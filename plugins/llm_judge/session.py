@@ -135,7 +135,7 @@ class Session:
                         stats["reasked"] += job.how == "reask"
                         limit = self.judge.max_tokens_for(len(job.keys))
                         seconds = None if deadline is None else deadline - time.monotonic()
-                        inflight[pool.submit(self.client.complete_within, messages, limit, seconds)] = (job, worst)
+                        inflight[pool.submit(self.client.complete, messages, limit, seconds)] = (job, worst)
                     if not inflight:
                         break
                     wait = None if deadline is None else max(0.0, deadline - time.monotonic())

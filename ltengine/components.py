@@ -267,8 +267,9 @@ class Retriever(Component):
 
 class RequestPools:
     """Where a reranker's requests to a service run (:meth:`Reranker.use_request_pools`): calling it with a
-    concurrency gives a ``concurrent.futures.Executor`` that runs that many calls at once (``executor="ray"``:
-    as Ray tasks); :meth:`report` says what ran where, for the run report."""
+    concurrency gives the ``concurrent.futures.Executor`` one judging session submits its calls to (the session
+    keeps at most that many in flight; ``executor="ray"``: each call a Ray task); :meth:`report` says what ran
+    where, for the run report."""
 
     def __call__(self, concurrency: int) -> Any:
         raise NotImplementedError

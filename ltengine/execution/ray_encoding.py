@@ -127,7 +127,7 @@ class RayEncoder(Encoder):
         if not len(index):
             self.stores[key] = (missing, vectors)
         elif whole_side:  # keep only this side's texts: held vectors gathered, new ones placed
-            kept = np.empty((len(unique), vectors.shape[1] if len(missing) else held.shape[1]), dtype=np.float32)
+            kept = np.empty((len(unique), held.shape[1]), dtype=np.float32)
             kept[found >= 0] = held[found[found >= 0]]
             kept[found < 0] = vectors
             self.stores[key] = (unique, kept)

@@ -212,11 +212,13 @@ class Client:
         self.s = settings
 
     # -- secrets ---------------------------------------------------------------------------
+    def _named_key(self) -> str | None:
+        """The value of the ``api_key_env`` variable (None: no variable named, or not set)."""
+        return os.environ.get(self.s.api_key_env) if self.s.api_key_env else None
+
     def _api_key(self) -> str | None:
-        if not self.s.api_key_env:
-            return None
-        key = os.environ.get(self.s.api_key_env)
-        if key is None:
+        key = self._named_key()
+        if key is None and self.s.api_key_env:
             raise RequestFailed(
                 f"auth: the environment variable {self.s.api_key_env!r} (api_key_env) is not set in the process "
                 f"sending the request (pid {os.getpid()}). With executor='ray' requests are sent from Ray workers: "
@@ -225,7 +227,7 @@ class Client:
         return key
 
     def secrets(self) -> list[str]:
-        found = [os.environ.get(self.s.api_key_env) if self.s.api_key_env else None]
+        found = [self._named_key()]
         for name, value in os.environ.items():
             if name.endswith(("_API_KEY", "_KEY", "_TOKEN", "_SECRET")) and value:
                 found.append(value)

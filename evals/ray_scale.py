@@ -197,7 +197,7 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning")
     for count in workers:
         options = {"executor": "ray", "executor_options": {"num_cpus": 2, "encode_actors": count, "shards": count,
-                                                           "encode_batch_size": 1024}}
+                                                           }}
         row, out = measure(f"ray, {count} worker{'s' if count > 1 else ''}", left, right, options)
         row.update(quality(out))
         row["overhead_vs_local"] = round(row["wall_s"] / local_row["wall_s"] - 1, 3)

@@ -20,8 +20,10 @@ from ltengine.errors import ConfigError
 
 ray = pytest.importorskip("ray")
 
-RAY = {"executor": "ray", "executor_options": {"num_cpus": 2, "encode_actors": 2, "shards": 2,
-                                               "encode_batch_size": 64}}
+#: Texts per encoder call, in local and Ray runs alike (Ray encodes the local executor's chunks): small, so these
+#: small tables still give several chunks to spread over the encoding actors.
+CHUNK = 64
+RAY = {"executor": "ray", "executor_options": {"num_cpus": 2, "encode_actors": 2, "shards": 2}}
 WORDS = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "lambda"]
 CITIES = ["Paris", "Lyon", "Nice", "Lille"]
 
@@ -66,7 +68,7 @@ def _check_report(out: pd.DataFrame) -> dict:
 def test_hybrid_merge_matches_local() -> None:
     """Hybrid: the lexical IDF, the fusion and the match-probability model are fitted once, globally."""
     left, right = _tables()
-    options = {"on": "name", "mode": "hybrid", "progress": False, "cache": False}
+    options = {"on": "name", "mode": "hybrid", "progress": False, "cache": False, "encode_chunk_size": CHUNK}
     local = lt.merge(left, right, **options)
     distributed = lt.merge(left, right, **options, **RAY)
     assert list(distributed.columns) == list(local.columns)
@@ -82,7 +84,8 @@ def test_hybrid_merge_matches_local() -> None:
 def test_blocked_knn_matches_local() -> None:
     """Blocked: whole blocks go to shards; the per-shard top-k is the block's top-k."""
     left, right = _tables()
-    options = {"on": "name", "block_on": "city", "k": 3, "mode": "semantic", "progress": False, "cache": False}
+    options = {"on": "name", "block_on": "city", "k": 3, "mode": "semantic", "progress": False, "cache": False,
+               "encode_chunk_size": CHUNK}
     local = lt.merge_knn(left, right, **options)
     distributed = lt.merge_knn(left, right, **options, **RAY)
     assert distributed[["lid", "rank"]].values.tolist() == local[["lid", "rank"]].values.tolist()
@@ -138,7 +141,7 @@ def test_cluster_rows_matches_local() -> None:
     names = ["Acme Corp", "ACME Corporation", "acme corp.", "Globex Inc", "Globex Incorporated", "Initech",
              "Umbrella plc", "Umbrella PLC", "Hooli", "Hooli Inc"] * 3
     df = pd.DataFrame({"name": names})
-    options = {"on": "name", "threshold": 0.8, "progress": False, "cache": False}
+    options = {"on": "name", "threshold": 0.8, "progress": False, "cache": False, "encode_chunk_size": CHUNK}
     local = lt.cluster_rows(df, **options)
     distributed = lt.cluster_rows(df, **options, **RAY)
     assert distributed["cluster"].tolist() == local["cluster"].tolist()
@@ -170,7 +173,7 @@ def test_cross_encoder_reranking_runs_on_ray_actors(tmp_path_factory) -> None:
     model = build_cross_encoder(tmp_path_factory.mktemp("ray_ce") / "mini-ce")
     left, right = _tables()
     options = {"on": "name", "k": 3, "mode": "semantic", "progress": False, "cache": False,
-               "rerank": f"cross-encoder:{model}"}
+               "encode_chunk_size": CHUNK, "rerank": f"cross-encoder:{model}"}
     local = lt.merge_knn(left, right, **options)
     ray_run = {**RAY, "executor_options": {**RAY["executor_options"], "rerank_actors": 2, "rerank_batch_size": 64}}
     distributed = lt.merge_knn(left, right, **options, **ray_run)
@@ -203,7 +206,7 @@ def test_hard_negative_mining_runs_on_ray(monkeypatch) -> None:
         return pairs
 
     monkeypatch.setattr(RayLinker, "candidates", counted)
-    options = {"progress": False, "cache": False}
+    options = {"progress": False, "cache": False, "encode_chunk_size": CHUNK}
     local = mine_hard_negatives(frame, model="fast", per_left=2, options=options)
     distributed = mine_hard_negatives(frame, model="fast", per_left=2, options={**options, **RAY})
     assert distributed == local and len(local) == len(left)
@@ -244,22 +247,40 @@ def test_llm_judge_requests_are_sent_from_ray_tasks(fake_openai, tmp_path) -> No
         lt.merge_knn(left, right, cache_dir=str(tmp_path / "none"), **{**options, "rerank_options": missing}, **RAY)
 
 
-def test_ray_encoder_keeps_only_the_side_being_linked() -> None:
-    """A symmetric encoder's store holds the left texts once the left side is linked (not both sides' vectors),
-    and texts of the left that were on the right are not encoded again."""
-    from ltengine.execution.ray_linker import RayLinker
+def test_ray_encoder_gives_the_local_vectors_chunk_by_chunk(tmp_path) -> None:
+    """Ray encodes the chunks the Linker asks for (the sorted distinct texts, encode_chunk_size at a time), so its
+    vectors are the local executor's bit for bit; each chunk is handed over once, then dropped; with the
+    embedding cache on, chunks handed over already (so cached) are not encoded again."""
+    from ltengine.engine.encoding import encode_texts, resolve_encoder
+    from ltengine.execution.ray_encoding import RayEncoder
+    from ltengine.execution.ray_session import ray_options
+    from ltengine.plugins import get_host
+    from ltengine.run import RunContext
 
     left, right = _tables()
-    left = pd.concat([left, right.head(20).assign(lid=range(1000, 1020))], ignore_index=True)  # 20 texts on both sides
-    linker = RayLinker(lt.LinkConfig(left_on="name", right_on="name", mode="semantic", progress=False, cache=False),
-                       executor="ray", executor_options=RAY["executor_options"])
-    linker.fit(right)
-    assert linker.encoder.inner.symmetric
-    (index, vectors), = linker.encoder.stores.values()
-    assert len(index) == right["name"].nunique() == len(vectors)
-    pairs = linker.candidates(left, k=1)
-    (index, vectors), = linker.encoder.stores.values()
-    assert set(index) == set(left["name"]) and len(vectors) == len(index)
-    encoded = sum(run["texts"] for run in linker.encoder.runs["query"])
-    assert encoded == left["name"].nunique() - 20  # the 20 right texts came from the store
-    assert (pairs.groupby("id_l")["rank"].min() == 1).all()
+    texts = np.asarray(list(right["name"]) * 2 + list(left["name"]), dtype=object)  # duplicates, unsorted
+    config = lt.LinkConfig(progress=False, cache=True, cache_dir=str(tmp_path), encode_chunk_size=CHUNK)
+    host = get_host()
+    inner = resolve_encoder(host.registry, config)
+    local = encode_texts(inner, texts, "document", RunContext(config.replace(cache=False), host))
+    encoder = RayEncoder(inner, config, ray_options(RAY["executor_options"]))
+    context = RunContext(config, host)
+    encoder.prepare(texts, "document", context.cache("embeddings"))
+    (run,) = encoder.runs["document"]
+    assert run["chunks"] == len(encoder.held) == -(-len(set(texts)) // CHUNK) >= 2
+    assert len(run["actors"]) >= 2, run
+    assert np.array_equal(encode_texts(encoder, texts, "document", context), local)  # bit for bit
+    assert not encoder.held  # each chunk handed over once, then dropped
+    assert encoder.runs["document"] == [run]  # nothing was encoded on request
+    encoder.prepare(texts, "query", context.cache("embeddings"))  # a symmetric encoder: the same chunks, cached
+    assert "query" not in encoder.runs and not encoder.held
+    # texts that were not prepared are encoded on request, as one chunk
+    assert np.array_equal(encoder.encode(["omega sigma"], role="query"), inner.encode(["omega sigma"], role="query"))
+    assert len(encoder.runs["query"]) == 1 and not encoder.held
+
+
+def test_bad_ray_encoding_option_says_what_replaced_it() -> None:
+    left, right = _tables()
+    with pytest.raises(ConfigError, match="encode_batch_size.*encode_chunk_size"):
+        lt.merge(left, right, on="name", progress=False, executor="ray",
+                 executor_options={"encode_batch_size": 64})

@@ -86,6 +86,22 @@ def _usable_hit(vectors: Any, n: int) -> bool:
     )
 
 
+def distinct_sorted(texts: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """The distinct ``texts`` in sorted order (so the chunks the encoder sees, and their cache keys, do not
+    depend on row order or duplicates), and each text's position among them."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=True)
+    return codes, [str(u) for u in uniques]
+
+
+def chunk_identity(encoder: Encoder, role: Role) -> tuple[str, str]:
+    """What an encoded chunk's cache key starts with: the encoder's identity and the role (``"any"`` for a
+    symmetric encoder).  Compute it once per side: a local model's identity hashes its folder (memoised,
+    but still a walk and stats)."""
+    return encoder.cache_id, "any" if encoder.symmetric else role
+
+
 def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> np.ndarray:
     """Encode ``texts`` (non-empty strings) to unit-length float32 rows.
 
@@ -96,14 +112,9 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
     config = context.config
     if len(texts) == 0:
         return np.zeros((0, 0), dtype=np.float32)
-    import pandas as pd
-
-    # sorted unique texts: the cache keys don't depend on row order or duplicates
-    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), sort=True)
-    uniques = [str(u) for u in uniques]
+    codes, uniques = distinct_sorted(texts)
     cache = context.cache("embeddings")
-    # once per call: a local model's identity hashes its folder (memoised, but still a walk and stats)
-    identity = (encoder.cache_id, "any" if encoder.symmetric else role)
+    identity = chunk_identity(encoder, role)
     chunk = config.encode_chunk_size
     unique_vectors: np.ndarray | None = None  # filled chunk by chunk: no list of parts to concatenate
     hits = 0

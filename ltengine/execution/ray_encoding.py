@@ -1,7 +1,12 @@
-"""Encoding with Ray Data: the distinct texts of one side go through ``map_batches`` over an actor pool,
-each actor loading the model once; the vectors are then served to the ordinary Linker by
-:class:`RayEncoder`, an encoder that looks them up (so caching, dedup and normalisation stay the
-engine's own, :func:`ltengine.engine.encoding.encode_texts`)."""
+"""Encoding with Ray Data: the distinct texts of one side, in the chunks the Linker will ask for, go through
+``map_batches`` over an actor pool, each actor loading the model once; the vectors are then served to the
+ordinary Linker by :class:`RayEncoder`, an encoder that hands each chunk over once (so caching, dedup and
+normalisation stay the engine's own, :func:`ltengine.engine.encoding.encode_texts`).
+
+The chunks are the local executor's: the side's distinct texts sorted, ``LinkConfig.encode_chunk_size`` at a
+time, each encoded by one call of the encoder.  So a Ray run feeds the model exactly the batches a local run
+does and gets the same vectors, bit for bit (an encoder's float rounding can depend on the batch a text is in).
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,18 @@ import time
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
+from ltengine.cache import Cache, NullCache, content_key
 from ltengine.components import Encoder, Role
 from ltengine.config import LinkConfig
+from ltengine.engine.encoding import chunk_identity, distinct_sorted
 from ltengine.errors import PluginError
 from ltengine.execution.ray_session import RayOptions, collect_batches
 
 
-class _EncodeBatches:
-    """A Ray Data actor: resolves and loads the run's encoder once, then encodes batches of texts."""
+class _EncodeChunks:
+    """A Ray Data actor: resolves and loads the run's encoder once, then encodes chunks of texts, one encoder
+    call per chunk (as the local executor calls it)."""
 
     def __init__(self, config: LinkConfig, role: Role) -> None:
         import ray
@@ -31,51 +38,59 @@ class _EncodeBatches:
         self.actor = ray.get_runtime_context().get_actor_id() or "driver"
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        texts = [str(text) for text in batch["text"]]
-        vectors = np.asarray(self.encoder.encode(texts, role=self.role), dtype=np.float32)
-        return {"row": batch["row"], "vector": vectors, "actor": np.full(len(texts), self.actor, dtype=object)}
+        chunks, positions, parts = [], [], []
+        for chunk, texts in zip(batch["chunk"], batch["texts"]):
+            vectors = np.asarray(self.encoder.encode([str(text) for text in texts], role=self.role), dtype=np.float32)
+            if vectors.ndim != 2 or len(vectors) != len(texts):
+                raise PluginError(f"encoder returned vectors of shape {vectors.shape} for {len(texts)} texts "
+                                  "under Ray; expected (texts, dimension)")
+            chunks.append(np.full(len(texts), chunk))
+            positions.append(np.arange(len(texts)))
+            parts.append(vectors)
+        rows = sum(map(len, parts))
+        return {"chunk": np.concatenate(chunks), "position": np.concatenate(positions), "vector": np.concatenate(parts),
+                "actor": np.full(rows, self.actor, dtype=object)}
 
 
-def encode_with_ray(texts: list[str], role: Role, config: LinkConfig, options: RayOptions
-                    ) -> tuple[np.ndarray, dict[str, Any]]:
-    """Encode ``texts`` with ``options.encode_actors`` actors; the (n, d) vectors in order, and a report
-    (actors used, batches, texts)."""
+def encode_with_ray(chunks: list[list[str]], role: Role, config: LinkConfig, options: RayOptions
+                    ) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """Encode each chunk of texts with one encoder call, on ``options.encode_actors`` actors; the (n, d) vectors
+    of each chunk, in order, and a report (actors used, batches, texts)."""
     import ray
     import ray.data
 
-    n = len(texts)
-    batch_size = options.encode_batch_size
-    blocks = max(options.encode_actors, min(-(-n // batch_size), 4096))
     gpus = options.encode_gpus
     if gpus is None:
         gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
-    # from_items builds the blocks in this process (from_pandas starts a metadata task per block)
-    items = [{"text": text, "row": row} for row, text in enumerate(texts)]
-    dataset = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-        _EncodeBatches, fn_constructor_kwargs={"config": config, "role": role}, batch_size=batch_size,
+    # from_items builds the blocks in this process (from_pandas starts a metadata task per block); one block per
+    # chunk, so no batch ever holds more than one chunk's texts
+    items = [{"chunk": number, "texts": texts} for number, texts in enumerate(chunks)]
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096))).map_batches(
+        _EncodeChunks, fn_constructor_kwargs={"config": config, "role": role}, batch_size=1,
         batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=options.encode_actors),
         num_cpus=options.encode_cpus, num_gpus=gpus,
     )
     start = time.perf_counter()
-    found: list[np.ndarray] = []
+    found: list[np.ndarray | None] = [None] * len(chunks)
 
     def keep(batch: dict[str, np.ndarray]) -> None:
         part = np.asarray(batch["vector"], dtype=np.float32)
-        if part.ndim != 2:
-            raise PluginError(f"encoder returned vectors of shape {part.shape} under Ray; expected 2-d")
-        if not found:
-            found.append(np.zeros((n, part.shape[1]), dtype=np.float32))
-        found[0][batch["row"]] = part
+        for chunk in np.unique(batch["chunk"]):  # a block may hold one chunk's rows, or (split) some of them
+            rows = batch["chunk"] == chunk
+            if found[chunk] is None:
+                found[chunk] = np.empty((len(chunks[chunk]), part.shape[1]), dtype=np.float32)
+            found[chunk][batch["position"][rows]] = part[rows]  # type: ignore[index]
 
     actors, batches = collect_batches(dataset, keep)
-    assert found, "Ray Data returned no batch"
-    return found[0], {"texts": n, "batches": batches, "actors": actors, "gpus_per_actor": gpus,
-                     "seconds": round(time.perf_counter() - start, 3)}
+    assert all(vectors is not None for vectors in found), "Ray Data returned no vectors for a chunk"
+    return found, {"texts": sum(map(len, chunks)), "chunks": len(chunks), "batches": batches,  # type: ignore[return-value]
+                   "actors": actors, "gpus_per_actor": gpus, "seconds": round(time.perf_counter() - start, 3)}
 
 
 class RayEncoder(Encoder):
-    """The run's encoder as the Linker sees it: same name, cache identity and roles, but vectors come
-    from :meth:`prepare` (Ray Data) and :meth:`encode` only looks them up."""
+    """The run's encoder as the Linker sees it: same name, cache identity and roles, but the vectors of each chunk
+    come from :meth:`prepare` (Ray Data) and :meth:`encode` hands each one over once, then forgets it (so the
+    vectors are not held twice while the Linker gathers them)."""
 
     def __init__(self, inner: Encoder, config: LinkConfig, options: RayOptions) -> None:
         super().__init__()
@@ -85,9 +100,13 @@ class RayEncoder(Encoder):
         self.normalized = inner.normalized
         self.config = config
         self.ray_options = options
-        self.stores: dict[str, tuple[pd.Index, np.ndarray]] = {}
-        #: role -> the Ray Data runs of this encoder (texts, batches, actors used).
+        #: chunk cache key -> the chunk's vectors, encoded and not yet handed over.
+        self.held: dict[str, np.ndarray] = {}
+        #: the chunks handed over (the Linker wrote them to its embedding cache, if it has one).
+        self.served: set[str] = set()
+        #: role -> the Ray Data runs of this encoder (texts, chunks, batches, actors used).
         self.runs: dict[str, list[dict[str, Any]]] = {}
+        self._dimension: int | None = None
 
     @property
     def cache_id(self) -> str:
@@ -99,54 +118,42 @@ class RayEncoder(Encoder):
 
     @property
     def dimension(self) -> int:
-        for _, vectors in self.stores.values():
-            return int(vectors.shape[1])
-        return self.inner.dimension
+        return self._dimension if self._dimension is not None else self.inner.dimension
 
-    def _store_role(self, role: Role) -> str:
-        return "any" if self.inner.symmetric else role
+    def prepare(self, texts: np.ndarray, role: Role, cache: Cache | None = None) -> None:
+        """Encode with Ray the chunks of ``texts`` (a side's non-empty texts) the Linker will ask for: its
+        distinct texts sorted, ``encode_chunk_size`` at a time, except chunks held already and those the
+        Linker will find in ``cache`` (its embedding cache)."""
+        cache = cache if cache is not None else NullCache()
+        caching = not isinstance(cache, NullCache)
+        _, uniques = distinct_sorted(texts)
+        identity, size = chunk_identity(self, role), self.config.encode_chunk_size
+        todo: dict[str, list[str]] = {}
+        for start in range(0, len(uniques), size):
+            chunk = uniques[start : start + size]
+            key = content_key(*identity, chunk)
+            if key in self.held or key in todo:
+                continue
+            if caching and (key in self.served or cache.get(key) is not None):
+                continue  # the Linker reads it from its cache (a value it cannot use is encoded on request)
+            todo[key] = chunk
+        if todo:
+            self._encode(todo, role)
 
-    def prepare(self, texts: np.ndarray, role: Role, *, whole_side: bool = False) -> None:
-        """Encode with Ray the distinct ``texts`` not yet held for ``role``.
+    def _encode(self, chunks: dict[str, list[str]], role: Role) -> None:
+        vectors, run = encode_with_ray(list(chunks.values()), role, self.config, self.ray_options)
+        self.runs.setdefault(role, []).append(run)
+        self.held.update(zip(chunks, vectors))
+        if vectors:
+            self._dimension = int(vectors[0].shape[1])
 
-        ``whole_side``: ``texts`` are all a side's texts (the Linker is about to ask for them): the store then
-        keeps only these (the vectors already held for some of them are reused, not encoded again), so a
-        symmetric encoder does not hold the right side's vectors beside the left's for the rest of the run.
-        """
-        key = self._store_role(role)
-        index, held = self.stores.get(key, (pd.Index([], dtype=object), np.zeros((0, 0), dtype=np.float32)))
-        unique = pd.Index(pd.unique(pd.Series(texts, dtype=object)))
-        found = index.get_indexer(unique) if len(index) else np.full(len(unique), -1)
-        missing = unique[found < 0]
-        if len(missing) == 0 and not (whole_side and len(unique) < len(index)):
-            return
-        vectors = np.zeros((0, held.shape[1]), dtype=np.float32)
-        if len(missing):
-            vectors, run = encode_with_ray([str(t) for t in missing], role, self.config, self.ray_options)
-            self.runs.setdefault(role, []).append(run)
-        if not len(index):
-            self.stores[key] = (missing, vectors)
-        elif whole_side:  # keep only this side's texts: held vectors gathered, new ones placed
-            kept = np.empty((len(unique), held.shape[1]), dtype=np.float32)
-            kept[found >= 0] = held[found[found >= 0]]
-            kept[found < 0] = vectors
-            self.stores[key] = (unique, kept)
-        else:
-            self.stores[key] = (index.append(missing), np.concatenate([held, vectors]))
-
-    def forget(self, role: Role) -> None:
-        """Drop the vectors held for ``role`` (a new left table is coming)."""
-        if not self.inner.symmetric:
-            self.stores.pop(role, None)
+    def forget(self) -> None:
+        """Drop the vectors not handed over (a side is linked; they are not needed)."""
+        self.held.clear()
 
     def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
-        key = self._store_role(role)
-        if key not in self.stores:
-            self.prepare(np.asarray(texts, dtype=object), role)
-        index, vectors = self.stores[key]
-        rows = index.get_indexer(pd.Index(texts, dtype=object))
-        if (rows < 0).any():  # texts the Linker encodes that were not prepared: encode them now
-            self.prepare(np.asarray(texts, dtype=object), role)
-            index, vectors = self.stores[key]
-            rows = index.get_indexer(pd.Index(texts, dtype=object))
-        return vectors[rows]
+        key = content_key(*chunk_identity(self, role), texts)
+        if key not in self.held:  # texts the Linker encodes that were not prepared: encode them now, as one chunk
+            self._encode({key: list(texts)}, role)
+        self.served.add(key)
+        return self.held.pop(key)

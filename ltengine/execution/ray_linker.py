@@ -1,8 +1,8 @@
 """The Linker on Ray Data (``executor="ray"``): the ordinary :class:`~ltengine.engine.linker.Linker` with two
 of its components distributed:
 
-- the encoder: each side's distinct texts are encoded by Ray Data ``map_batches`` over an actor pool
-  before the Linker asks for them (:mod:`ltengine.execution.ray_encoding`);
+- the encoder: each side's distinct texts are encoded by Ray Data ``map_batches`` over an actor pool, in the
+  chunks the Linker will ask for, before it asks (:mod:`ltengine.execution.ray_encoding`);
 - the semantic retriever: the right side is sharded over actors, one index per shard, queries fanned
   out and the per-shard top-k merged (:mod:`ltengine.execution.ray_shards`);
 - rerankers that score each pair on its own (the cross-encoder): the pairs are split over an actor pool
@@ -24,7 +24,7 @@ import pandas as pd
 from ltengine.components import Role
 from ltengine.config import LinkConfig, as_config
 from ltengine.engine.encoding import resolve_encoder
-from ltengine.engine.linker import Linker, Mode
+from ltengine.engine.linker import Linker
 from ltengine.engine.text import check_columns, check_frame, serialize
 from ltengine.execution.ray_encoding import RayEncoder
 from ltengine.execution.ray_rerank import RayRequestsSpec, RayRerankerSpec
@@ -90,7 +90,8 @@ class RayLinker(Linker):
         df = check_frame(df, side)
         check_columns(df, columns, side)
         texts = serialize(df, columns, side, keep_symbols=self.config.keep_symbol_records).to_numpy(dtype=object)
-        self.encoder.prepare(texts[texts != ""], role, whole_side=True)
+        cache = RunContext(self.config, self.host).cache("embeddings")  # type: ignore[arg-type]
+        self.encoder.prepare(texts[texts != ""], role, cache)
 
     def execution_report(self) -> dict[str, Any]:
         """The Ray session, the encoding actors per role and the shards (rows, parts, searches)."""
@@ -98,6 +99,7 @@ class RayLinker(Linker):
         runs = encoder.runs if encoder is not None else {}
         actors = sorted({actor for role_runs in runs.values() for run in role_runs for actor in run["actors"]})
         encoding = {role: {"runs": len(role_runs), "texts": sum(r["texts"] for r in role_runs),
+                           "chunks": sum(r["chunks"] for r in role_runs),
                            "batches": sum(r["batches"] for r in role_runs),
                            "seconds": round(sum(r["seconds"] for r in role_runs), 3),
                            "actors": sorted({a for r in role_runs for a in r["actors"]})}
@@ -108,19 +110,25 @@ class RayLinker(Linker):
 
     def fit(self, right: pd.DataFrame, *, expected_queries: int | None = None) -> RayLinker:
         self._prepare(right, self.config.right_on, "right", "document")
-        super().fit(right, expected_queries=expected_queries)
+        try:
+            super().fit(right, expected_queries=expected_queries)
+        finally:
+            self.encoder.forget()
+        # the shards finish building before the left side is encoded: while a shard builds, its vectors are in
+        # Ray's object store beside the index; waiting keeps them from also being there beside the left's
+        for retriever in self._right.blocks.values() if self._right is not None else ():
+            retriever.wait_built()
         self.context.report["execution"] = self.execution_report()
         return self
 
     def candidates(self, left: pd.DataFrame, *, k: int | None = None, threshold: float | None = None,
                    context: RunContext | None = None, self_offset: int | None = None) -> pd.DataFrame:
         self._prepare(left, self.config.left_on, "left", "query")
-        pairs = super().candidates(left, k=k, threshold=threshold, context=context, self_offset=self_offset)
+        try:
+            pairs = super().candidates(left, k=k, threshold=threshold, context=context, self_offset=self_offset)
+        finally:
+            self.encoder.forget()
         (context or self.context).report["execution"] = self.execution_report()
         return pairs
 
-    def merge(self, left: pd.DataFrame, mode: Mode = "best") -> pd.DataFrame:
-        if self._ray_encoder is not None:
-            self._ray_encoder.forget("query")  # the last left table's vectors
-        return super().merge(left, mode=mode)
 

@@ -27,8 +27,6 @@ class RayOptions:
     num_gpus: int | None = None
     #: Encoding actors (each loads the model once); Ray Data's ``map_batches`` actor pool size.
     encode_actors: int = 2
-    #: Texts per ``map_batches`` batch.
-    encode_batch_size: int = 1024
     #: CPUs reserved per encoding actor.
     encode_cpus: float = 1.0
     #: GPUs per encoding actor; None: 1 when the cluster has GPUs, else 0.
@@ -53,7 +51,7 @@ class RayOptions:
     request_cpus: float = 0.0
 
     def __post_init__(self) -> None:
-        for name, value in (("encode_actors", self.encode_actors), ("encode_batch_size", self.encode_batch_size),
+        for name, value in (("encode_actors", self.encode_actors),
                             ("shards", self.shards), ("rerank_actors", self.rerank_actors),
                             ("rerank_batch_size", self.rerank_batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -73,6 +71,9 @@ class RayOptions:
 
 def ray_options(options: Mapping[str, Any]) -> RayOptions:
     """``executor_options`` as :class:`RayOptions`; unknown keys raise ConfigError naming the valid ones."""
+    if "encode_batch_size" in options:
+        raise ConfigError("executor_options encode_batch_size is no longer used: Ray encodes in the chunks the "
+                          "local executor uses, so set LinkConfig encode_chunk_size (texts per encoder call) instead")
     return build_options(RayOptions, options, "executor 'ray'")
 
 

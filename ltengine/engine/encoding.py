@@ -102,16 +102,47 @@ def chunk_identity(encoder: Encoder, role: Role) -> tuple[str, str]:
     return encoder.cache_id, "any" if encoder.symmetric else role
 
 
-def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> np.ndarray:
-    """Encode ``texts`` (non-empty strings) to unit-length float32 rows.
+class SideVectors:
+    """A side's unit-length vectors, each distinct text's held once: ``side[rows]`` gives the vectors of those
+    rows (a copy of just them), so a side whose texts repeat never has its (rows, d) matrix built whole."""
 
-    Duplicate texts are encoded once; unique texts go to the encoder in chunks of
-    ``config.encode_chunk_size``, each cached on disk under (encoder id + model + options, role,
-    the chunk's texts), so re-encoding the same table costs no model call.
+    def __init__(self, unique: np.ndarray, codes: np.ndarray) -> None:
+        self.unique = unique  #: (distinct texts, d), in sorted text order
+        self.codes = codes  #: row -> its text's row in ``unique``
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.codes), int(self.unique.shape[1])
+
+    def __getitem__(self, rows: Any) -> np.ndarray:
+        return self.unique[self.codes[rows]]
+
+    def dense(self) -> np.ndarray:
+        """The (rows, d) matrix (``unique`` itself when every row's text is distinct and in sorted order)."""
+        codes = self.codes
+        if len(codes) == len(self.unique) and (codes[1:] > codes[:-1]).all():
+            return self.unique
+        return self.unique[codes]
+
+
+def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> np.ndarray:
+    """Encode ``texts`` (non-empty strings) to unit-length float32 rows: :func:`encode_side` as one matrix."""
+    return encode_side(encoder, texts, role, context).dense()
+
+
+def encode_side(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> SideVectors:
+    """Encode ``texts`` (non-empty strings) to unit-length float32 vectors, each distinct text once.
+
+    Distinct texts go to the encoder in sorted chunks of ``config.encode_chunk_size``, each cached on disk
+    under (encoder id + model + options, role, the chunk's texts), so re-encoding the same table costs no
+    model call.
     """
     config = context.config
     if len(texts) == 0:
-        return np.zeros((0, 0), dtype=np.float32)
+        return SideVectors(np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64))
     codes, uniques = distinct_sorted(texts)
     cache = context.cache("embeddings")
     identity = chunk_identity(encoder, role)
@@ -143,6 +174,4 @@ def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCo
     entry["unique"] += len(uniques)
     entry["cache_hits"] += hits
     assert unique_vectors is not None
-    if len(codes) == len(uniques) and (codes[1:] > codes[:-1]).all():
-        return unique_vectors  # distinct texts already in sorted order: no copy
-    return unique_vectors[codes]
+    return SideVectors(unique_vectors, codes)

@@ -23,6 +23,7 @@ from ltengine.retrieval import inner_products
 if TYPE_CHECKING:
     from ltengine.components import Fuser, Retriever
     from ltengine.config import LinkConfig
+    from ltengine.engine.encoding import SideVectors
     from ltengine.plugins import PluginHost
 
 #: Component score columns kept in the output of the hybrid mode (registered in :mod:`ltengine.engine.output`).
@@ -67,7 +68,7 @@ def row_map(n: int, ids: np.ndarray) -> np.ndarray:
 
 
 def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser, *, block_of: np.ndarray,
-                    blocks: list[tuple[Retriever, Retriever]], left_rows: np.ndarray, vectors: np.ndarray,
+                    blocks: list[tuple[Retriever, Retriever]], left_rows: np.ndarray, vectors: SideVectors,
                     lexical_texts: np.ndarray, right_vectors: np.ndarray | None, right_rows: np.ndarray | None,
                     k: int, threshold: float | None) -> pd.DataFrame:
     """Union two candidate lists, score every pair with both components, fuse, keep the best.

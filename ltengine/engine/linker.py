@@ -25,7 +25,7 @@ from ltengine.engine.adaptive import plan as adaptive_plan
 from ltengine.engine.blocks import FittedRight, drop_self_pairs, groups, matched_groups, search_blocks
 from ltengine.engine.calibration import CALIBRATION_K, MatchModel, ModelStore, model_columns, pair_features
 from ltengine.engine.decide import best_per_left, one_to_one, top_k_per_left
-from ltengine.engine.encoding import encode_texts, resolve_encoder
+from ltengine.engine.encoding import SideVectors, encode_side, encode_texts, resolve_encoder
 from ltengine.engine.fusion import auto_mode, check_hybrid_components, create_fuser, fuse_candidates, row_map
 from ltengine.engine.output import (
     added_columns,
@@ -229,7 +229,7 @@ class Linker:
             vectors = None
             pairs = search(self._lexical_index(ctx), True, k, threshold, "searching (lexical)")
         elif mode == "semantic":
-            vectors = encode_texts(self.encoder, texts[ids], "query", ctx)
+            vectors = encode_side(self.encoder, texts[ids], "query", ctx)
             pairs = search(right.blocks, False, k, threshold, "searching")
         else:
             depth = max(k, cfg.hybrid_depth)
@@ -238,7 +238,7 @@ class Linker:
             with ThreadPoolExecutor(1, thread_name_prefix="ltengine-lexical") as pool:
                 lexical_search = pool.submit(lambda: search(self._lexical_index(ctx), True, depth, None,
                                                             "searching (lexical)"))  # the index is built there too
-                vectors = encode_texts(self.encoder, texts[ids], "query", ctx)
+                vectors = encode_side(self.encoder, texts[ids], "query", ctx)
                 semantic = search(right.blocks, False, depth, None, "searching (semantic)")
                 lexical = lexical_search.result()
             pairs = self._fuse(semantic, lexical, block_groups, ids, vectors, left_lexical, k, threshold, ctx,
@@ -249,7 +249,7 @@ class Linker:
         return pairs
 
     def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
-              ids: np.ndarray, vectors: np.ndarray, lexical_texts: np.ndarray, k: int, threshold: float | None,
+              ids: np.ndarray, vectors: SideVectors, lexical_texts: np.ndarray, k: int, threshold: float | None,
               ctx: RunContext, adaptive: str | None = None) -> pd.DataFrame:
         """Fuse the two candidate lists (:func:`ltengine.engine.fusion.fuse_candidates`), timed as ``fuse``;
         ``adaptive`` (the scripts' mode): rank by the fusion fitted on the run (:mod:`~ltengine.engine.adaptive`)."""

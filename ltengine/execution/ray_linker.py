@@ -114,10 +114,6 @@ class RayLinker(Linker):
             super().fit(right, expected_queries=expected_queries)
         finally:
             self.encoder.forget()
-        # the shards finish building before the left side is encoded: while a shard builds, its vectors are in
-        # Ray's object store beside the index; waiting keeps them from also being there beside the left's
-        for retriever in self._right.blocks.values() if self._right is not None else ():
-            retriever.wait_built()
         self.context.report["execution"] = self.execution_report()
         return self
 

@@ -165,9 +165,8 @@ class ShardedRetriever(Retriever):
             pool.stats[shard].parts += 1
         self.size = len(ids)
 
-    def wait_built(self) -> None:
-        """Wait for the shards' builds of this block (they run in parallel; the first search waits for them)."""
-        if self.pending:
+    def _built(self) -> None:
+        if self.pending:  # builds run in parallel; the first search (or report) waits for them
             built = ray_get(self.pending)
             self.kinds = [kind for kind, _ in built]
             for (shard, _, _), (kind, seconds) in zip(self.parts, built):
@@ -178,13 +177,13 @@ class ShardedRetriever(Retriever):
 
     @property
     def index_type(self) -> str:
-        self.wait_built()
+        self._built()
         return self.kinds[0] if len(set(self.kinds)) == 1 else "+".join(sorted(set(self.kinds))) or self.name
 
     def _fan_out(self, vectors: np.ndarray, ids: np.ndarray, k: int, threshold: float | None) -> pd.DataFrame:
         import ray
 
-        self.wait_built()
+        self._built()
         queries = ray.put(np.ascontiguousarray(vectors))
         refs, shards = [], []
         for shard, part, rows in self.parts:

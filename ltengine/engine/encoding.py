@@ -110,13 +110,6 @@ class SideVectors:
         self.unique = unique  #: (distinct texts, d), in sorted text order
         self.codes = codes  #: row -> its text's row in ``unique``
 
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return len(self.codes), int(self.unique.shape[1])
-
     def __getitem__(self, rows: Any) -> np.ndarray:
         return self.unique[self.codes[rows]]
 

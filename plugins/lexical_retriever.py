@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,9 @@ from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
 from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
 
 HAN_MODES = ("auto", "chinese", "japanese")
+#: Guards the remembered query keys and rows: threads share a fitted Linker (module-level, so that
+#: retrievers stay picklable for Ray and saving).
+_MEMO_LOCK = threading.RLock()
 #: The ``analyzer`` option's default.
 DEFAULT_ANALYZER = "romanised"
 
@@ -110,6 +114,10 @@ class CharNgramRetriever(Retriever):
         return self._cached("_query_keys", texts, self.keys)
 
     def _cached(self, slot: str, texts: Sequence[str], compute: Any) -> list[Any]:
+        with _MEMO_LOCK:
+            return self._cached_locked(slot, texts, compute)
+
+    def _cached_locked(self, slot: str, texts: Sequence[str], compute: Any) -> list[Any]:
         cache = self.__dict__.setdefault(slot, {})
         unique = list(dict.fromkeys(texts))
         missing = [t for t in unique if t not in cache]
@@ -137,9 +145,13 @@ class CharNgramRetriever(Retriever):
         block per part, scaled by the text's weight for that part (so a dot product with an index row
         is the weighted sum of the parts' cosines).  Rows are remembered (bounded): a hybrid link
         transforms each left text for the search, then again for the features of its candidate pairs."""
+        texts = [str(t) for t in texts]
+        with _MEMO_LOCK:
+            return self._transform_locked(texts)
+
+    def _transform_locked(self, texts: list[str]) -> Any:
         import scipy.sparse as sp
 
-        texts = [str(t) for t in texts]
         blocks, where = self.__dict__.setdefault("_query_rows", ([], {}))
         missing = list(dict.fromkeys(t for t in texts if t not in where))
         if len(where) + len(missing) > self.KEY_CACHE_SIZE:
@@ -147,8 +159,9 @@ class CharNgramRetriever(Retriever):
             where.clear()
             missing = list(dict.fromkeys(texts))
         if missing:
+            block = self._transform_new(missing)  # before `where` points at it: a failure leaves no dangling rows
             where.update((text, (len(blocks), row)) for row, text in enumerate(missing))
-            blocks.append(self._transform_new(missing))
+            blocks.append(block)
         located = np.array([where[t] for t in texts], dtype=np.int64).reshape(len(texts), 2)
         if len(blocks) == 1:
             return blocks[0][located[:, 1]]
@@ -304,7 +317,8 @@ class CharNgramRetriever(Retriever):
         self._ready()
 
     def _ready(self) -> None:
-        self.__dict__.pop("_query_rows", None)  # query rows in the old vocabulary
+        with _MEMO_LOCK:
+            self.__dict__.pop("_query_rows", None)  # query rows in the old vocabulary
         self.size = len(self.ids)
         self._columns = self.matrix.T.tocsr()
         self._order = np.argsort(self.ids, kind="stable")

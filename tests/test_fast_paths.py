@@ -87,6 +87,21 @@ def test_remembered_query_rows_equal_fresh_ones():
     assert abs(retriever.transform(mixed) - fresh.transform(mixed)).max() == 0
 
 
+def test_threads_sharing_a_retriever_get_their_own_rows():
+    """Threads sharing a fitted Linker transform queries at once: each gets its texts' rows."""
+    import concurrent.futures as cf
+
+    retriever = CharNgramRetriever(analyzer="auto")
+    retriever.build(NAMES, np.arange(len(NAMES)))
+    fresh = CharNgramRetriever(analyzer="auto")
+    fresh.build(NAMES, np.arange(len(NAMES)))
+    batches = [[f"{name} {i}" for name in NAMES[i % 5 :: 3]] + NAMES[:3] for i in range(48)]
+    with cf.ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(retriever.transform, batches))
+    for batch, rows in zip(batches, found):
+        assert abs(rows - fresh.transform(batch)).max() == 0
+
+
 def test_string_features_match_rapidfuzz_pair_by_pair():
     from rapidfuzz import fuzz
     from rapidfuzz.distance import Indel, JaroWinkler

@@ -267,16 +267,22 @@ def test_ray_encoder_gives_the_local_vectors_chunk_by_chunk(tmp_path) -> None:
     context = RunContext(config, host)
     encoder.prepare(texts, "document", context.cache("embeddings"))
     (run,) = encoder.runs["document"]
-    assert run["chunks"] == len(encoder.held) == -(-len(set(texts)) // CHUNK) >= 2
-    assert len(run["actors"]) >= 2, run
+    assert encoder.stream is not None
+    assert run["chunks"] == len(encoder.stream.waiting) == -(-len(set(texts)) // CHUNK) >= 2
+    assert not encoder.held  # streamed: nothing is read before the Linker asks for it
     assert np.array_equal(encode_texts(encoder, texts, "document", context), local)  # bit for bit
-    assert not encoder.held  # each chunk handed over once, then dropped
+    assert len(run["actors"]) >= 2, run
+    assert encoder.stream is None and not encoder.held  # each chunk handed over once, then dropped
+    assert encoder.most_held == 1  # in order: this process held one chunk at a time
     assert encoder.runs["document"] == [run]  # nothing was encoded on request
     encoder.prepare(texts, "query", context.cache("embeddings"))  # a symmetric encoder: the same chunks, cached
     assert "query" not in encoder.runs and not encoder.held
     # texts that were not prepared are encoded on request, as one chunk
     assert np.array_equal(encoder.encode(["omega sigma"], role="query"), inner.encode(["omega sigma"], role="query"))
     assert len(encoder.runs["query"]) == 1 and not encoder.held
+    encoder.prepare(np.asarray(["alpha beta", "gamma delta"], dtype=object), "query")  # a side not linked: dropped
+    encoder.forget()
+    assert encoder.stream is None and not encoder.held
 
 
 def test_bad_ray_encoding_option_says_what_replaced_it() -> None:

@@ -143,15 +143,16 @@ class Linker:
             for key, positions in groups(keys, ids):
                 retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
                 retriever.expected_queries = expected_queries
-                block = vectors if len(positions) == len(vectors) else vectors[positions]  # one block: no copy
-                self.context.run("build", retriever, vectors=block, ids=ids[positions])
+                self.context.run("build", retriever, ids=ids[positions],  # one block: no copy
+                                 vectors=vectors if len(positions) == len(vectors) else vectors[positions])
                 blocks[key] = retriever
-            kinds = Counter(r.index_type for r in blocks.values())
-            self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
             fitted.semantic = True
             if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in blocks.values()):
                 fitted.vectors = vectors
                 fitted.vector_rows = row_map(len(right), ids)
+            del vectors  # before waiting for the index kinds: an index built elsewhere (Ray shards) has its own copy
+            kinds = Counter(r.index_type for r in blocks.values())
+            self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
         self._right, self._models = fitted, ModelStore()
         if cfg.mode in ("lexical", "hybrid"):
             self._lexical_index()

@@ -1,7 +1,8 @@
 """Encoding with Ray Data: the distinct texts of one side, in the chunks the Linker will ask for, go through
-``map_batches`` over an actor pool, each actor loading the model once; the vectors are then served to the
-ordinary Linker by :class:`RayEncoder`, an encoder that hands each chunk over once (so caching, dedup and
-normalisation stay the engine's own, :func:`ltengine.engine.encoding.encode_texts`).
+``map_batches`` over an actor pool, each actor loading the model once; the vectors are streamed, in order, to
+the ordinary Linker by :class:`RayEncoder`, an encoder that hands each chunk over once as it is asked for (so
+caching, dedup and normalisation stay the engine's own, :func:`ltengine.engine.encoding.encode_texts`, and this
+process never holds a side's vectors twice).
 
 The chunks are the local executor's: the side's distinct texts sorted, ``LinkConfig.encode_chunk_size`` at a
 time, each encoded by one call of the encoder.  So a Ray run feeds the model exactly the batches a local run
@@ -20,7 +21,7 @@ from ltengine.components import Encoder, Role
 from ltengine.config import LinkConfig
 from ltengine.engine.encoding import chunk_identity, distinct_sorted
 from ltengine.errors import PluginError
-from ltengine.execution.ray_session import RayOptions, collect_batches
+from ltengine.execution.ray_session import RayOptions, stream_batches
 
 
 class _EncodeChunks:
@@ -52,45 +53,69 @@ class _EncodeChunks:
                 "actor": np.full(rows, self.actor, dtype=object)}
 
 
-def encode_with_ray(chunks: list[list[str]], role: Role, config: LinkConfig, options: RayOptions
-                    ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Encode each chunk of texts with one encoder call, on ``options.encode_actors`` actors; the (n, d) vectors
-    of each chunk, in order, and a report (actors used, batches, texts)."""
-    import ray
-    import ray.data
+class ChunkStream:
+    """Prepared chunks going through Ray Data ``map_batches`` on ``options.encode_actors`` actors (each chunk one
+    encoder call), read as Ray Data finishes them, in order: a chunk's vectors reach this process when the Linker
+    asks for them, so a side's vectors are never held here beside the Linker's copy."""
 
-    gpus = options.encode_gpus
-    if gpus is None:
-        gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
-    # from_items builds the blocks in this process (from_pandas starts a metadata task per block); one block per
-    # chunk, so no batch ever holds more than one chunk's texts
-    items = [{"chunk": number, "texts": texts} for number, texts in enumerate(chunks)]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096))).map_batches(
-        _EncodeChunks, fn_constructor_kwargs={"config": config, "role": role}, batch_size=1,
-        batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=options.encode_actors),
-        num_cpus=options.encode_cpus, num_gpus=gpus,
-    )
-    start = time.perf_counter()
-    found: list[np.ndarray | None] = [None] * len(chunks)
+    def __init__(self, chunks: dict[str, list[str]], role: Role, config: LinkConfig, options: RayOptions) -> None:
+        import ray
+        import ray.data
 
-    def keep(batch: dict[str, np.ndarray]) -> None:
+        gpus = options.encode_gpus
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
+        # from_items builds the blocks in this process (from_pandas starts a metadata task per block); one block per
+        # chunk, so no batch ever holds more than one chunk's texts
+        items = [{"chunk": number, "texts": texts} for number, texts in enumerate(chunks.values())]
+        dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096))).map_batches(
+            _EncodeChunks, fn_constructor_kwargs={"config": config, "role": role}, batch_size=1,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=options.encode_actors),
+            num_cpus=options.encode_cpus, num_gpus=gpus,
+        )
+        dataset.context.execution_options.preserve_order = True  # chunks arrive in the order the Linker asks
+        self.keys = list(chunks)
+        self.sizes = [len(texts) for texts in chunks.values()]
+        #: the chunks not read yet.
+        self.waiting: set[str] = set(self.keys)
+        self.partial: dict[int, tuple[np.ndarray, int]] = {}  # chunk -> (its vectors, rows filled), while split
+        #: what the run did: texts, chunks, batches, actors (rows each produced), seconds.
+        self.run: dict[str, Any] = {"texts": sum(self.sizes), "chunks": len(self.keys), "batches": 0, "actors": {},
+                                    "gpus_per_actor": gpus, "seconds": 0.0}
+        self._start = time.perf_counter()
+        self._batches = stream_batches(dataset, self.run["actors"])
+
+    def read(self) -> list[tuple[str, np.ndarray]]:
+        """Read one more batch from Ray Data; the (cache key, vectors) of the chunks it completes."""
+        batch = next(self._batches, None)
+        if batch is None:
+            raise PluginError(f"Ray Data returned no vectors for {len(self.waiting)} of {len(self.keys)} chunks")
+        self.run["batches"] += 1
         part = np.asarray(batch["vector"], dtype=np.float32)
+        done = []
         for chunk in np.unique(batch["chunk"]):  # a block may hold one chunk's rows, or (split) some of them
             rows = batch["chunk"] == chunk
-            if found[chunk] is None:
-                found[chunk] = np.empty((len(chunks[chunk]), part.shape[1]), dtype=np.float32)
-            found[chunk][batch["position"][rows]] = part[rows]  # type: ignore[index]
+            vectors, filled = self.partial.pop(chunk, None) or (
+                np.empty((self.sizes[chunk], part.shape[1]), dtype=np.float32), 0)
+            vectors[batch["position"][rows]] = part[rows]  # a copy: Ray's block is released with the batch
+            filled += int(rows.sum())
+            if filled < self.sizes[chunk]:
+                self.partial[chunk] = (vectors, filled)
+            else:
+                self.waiting.discard(self.keys[chunk])
+                done.append((self.keys[chunk], vectors))
+        self.run["seconds"] = round(time.perf_counter() - self._start, 3)
+        return done
 
-    actors, batches = collect_batches(dataset, keep)
-    assert all(vectors is not None for vectors in found), "Ray Data returned no vectors for a chunk"
-    return found, {"texts": sum(map(len, chunks)), "chunks": len(chunks), "batches": batches,  # type: ignore[return-value]
-                   "actors": actors, "gpus_per_actor": gpus, "seconds": round(time.perf_counter() - start, 3)}
+    def close(self) -> None:
+        """Stop reading (Ray Data stops the run's actors)."""
+        self._batches.close()
 
 
 class RayEncoder(Encoder):
     """The run's encoder as the Linker sees it: same name, cache identity and roles, but the vectors of each chunk
-    come from :meth:`prepare` (Ray Data) and :meth:`encode` hands each one over once, then forgets it (so the
-    vectors are not held twice while the Linker gathers them)."""
+    come from Ray Data (:meth:`prepare` starts a :class:`ChunkStream`) and :meth:`encode` hands each one over once,
+    reading the stream up to it."""
 
     def __init__(self, inner: Encoder, config: LinkConfig, options: RayOptions) -> None:
         super().__init__()
@@ -100,8 +125,12 @@ class RayEncoder(Encoder):
         self.normalized = inner.normalized
         self.config = config
         self.ray_options = options
-        #: chunk cache key -> the chunk's vectors, encoded and not yet handed over.
+        #: the prepared chunks being encoded, if any.
+        self.stream: ChunkStream | None = None
+        #: chunk cache key -> the chunk's vectors, read from Ray and not yet handed over.
         self.held: dict[str, np.ndarray] = {}
+        #: the most chunks held at once (the stream arrives in order: 1 when the Linker asks in order).
+        self.most_held = 0
         #: the chunks handed over (the Linker wrote them to its embedding cache, if it has one).
         self.served: set[str] = set()
         #: role -> the Ray Data runs of this encoder (texts, chunks, batches, actors used).
@@ -121,9 +150,10 @@ class RayEncoder(Encoder):
         return self._dimension if self._dimension is not None else self.inner.dimension
 
     def prepare(self, texts: np.ndarray, role: Role, cache: Cache | None = None) -> None:
-        """Encode with Ray the chunks of ``texts`` (a side's non-empty texts) the Linker will ask for: its
+        """Start encoding with Ray the chunks of ``texts`` (a side's non-empty texts) the Linker will ask for: its
         distinct texts sorted, ``encode_chunk_size`` at a time, except chunks held already and those the
         Linker will find in ``cache`` (its embedding cache)."""
+        self.forget()
         cache = cache if cache is not None else NullCache()
         caching = not isinstance(cache, NullCache)
         _, uniques = distinct_sorted(texts)
@@ -132,28 +162,39 @@ class RayEncoder(Encoder):
         for start in range(0, len(uniques), size):
             chunk = uniques[start : start + size]
             key = content_key(*identity, chunk)
-            if key in self.held or key in todo:
-                continue
             if caching and (key in self.served or cache.get(key) is not None):
                 continue  # the Linker reads it from its cache (a value it cannot use is encoded on request)
             todo[key] = chunk
         if todo:
-            self._encode(todo, role)
+            self.stream = ChunkStream(todo, role, self.config, self.ray_options)
+            self.runs.setdefault(role, []).append(self.stream.run)
 
-    def _encode(self, chunks: dict[str, list[str]], role: Role) -> None:
-        vectors, run = encode_with_ray(list(chunks.values()), role, self.config, self.ray_options)
-        self.runs.setdefault(role, []).append(run)
-        self.held.update(zip(chunks, vectors))
-        if vectors:
-            self._dimension = int(vectors[0].shape[1])
+    def _read(self, stream: ChunkStream) -> None:
+        for key, vectors in stream.read():
+            self.held[key] = vectors
+            self._dimension = int(vectors.shape[1])
+        self.most_held = max(self.most_held, len(self.held))
+        if not stream.waiting:  # all read: the actors (and their models) go now, not when the side is linked
+            stream.close()
+            if stream is self.stream:
+                self.stream = None
 
     def forget(self) -> None:
-        """Drop the vectors not handed over (a side is linked; they are not needed)."""
+        """Stop the stream and drop the vectors not handed over (a side is linked; they are not needed)."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
         self.held.clear()
 
     def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
         key = content_key(*chunk_identity(self, role), texts)
+        stream = self.stream
+        while key not in self.held and stream is not None and key in stream.waiting:
+            self._read(stream)
         if key not in self.held:  # texts the Linker encodes that were not prepared: encode them now, as one chunk
-            self._encode({key: list(texts)}, role)
+            once = ChunkStream({key: list(texts)}, role, self.config, self.ray_options)
+            self.runs.setdefault(role, []).append(once.run)
+            while once.waiting:
+                self._read(once)
         self.served.add(key)
         return self.held.pop(key)

@@ -2,7 +2,7 @@
 of its components distributed:
 
 - the encoder: each side's distinct texts are encoded by Ray Data ``map_batches`` over an actor pool, in the
-  chunks the Linker will ask for, before it asks (:mod:`ltengine.execution.ray_encoding`);
+  chunks the Linker will ask for, and streamed to it in that order (:mod:`ltengine.execution.ray_encoding`);
 - the semantic retriever: the right side is sharded over actors, one index per shard, queries fanned
   out and the per-shard top-k merged (:mod:`ltengine.execution.ray_shards`);
 - rerankers that score each pair on its own (the cross-encoder): the pairs are split over an actor pool
@@ -83,7 +83,7 @@ class RayLinker(Linker):
             self.ray_session = start_ray(self.ray_options)
 
     def _prepare(self, df: Any, columns: tuple[str, ...], side: str, role: Role) -> None:
-        """Encode ``df``'s distinct texts with Ray Data before the Linker asks for them."""
+        """Start encoding ``df``'s distinct texts with Ray Data (the Linker reads them as they come)."""
         self._start()
         if self.config.mode == "lexical" or not columns:
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -109,22 +109,29 @@ def start_ray(options: RayOptions) -> dict[str, Any]:
             "gpus": resources.get("GPU", 0.0), "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
 
 
-def collect_batches(dataset: Any, handle: Callable[[dict[str, np.ndarray]], None]) -> tuple[dict[str, int], int]:
-    """Pass each numpy batch of the Ray Data ``dataset`` (with an ``actor`` column) to ``handle``; return the rows
-    each actor produced and the number of batches.  An ltengine error raised in an actor is raised here as itself."""
-    actors: dict[str, int] = {}
-    batches = 0
+def stream_batches(dataset: Any, actors: dict[str, int]) -> Iterator[dict[str, np.ndarray]]:
+    """Each numpy batch of the Ray Data ``dataset`` (with an ``actor`` column) as Ray Data finishes it, counting in
+    ``actors`` the rows each actor produced.  An ltengine error raised in an actor is raised here as itself."""
     try:
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
-            handle(batch)
             for actor, count in zip(*np.unique(batch["actor"].astype(str), return_counts=True)):
                 actors[str(actor)] = actors.get(str(actor), 0) + int(count)
-            batches += 1
+            yield batch
     except Exception as exc:  # a remote error: raise the ltengine error raised in the actor, if any
         cause = remote_cause(exc)
         if cause is exc:
             raise
         raise cause from None
+
+
+def collect_batches(dataset: Any, handle: Callable[[dict[str, np.ndarray]], None]) -> tuple[dict[str, int], int]:
+    """Pass each numpy batch of the Ray Data ``dataset`` (with an ``actor`` column) to ``handle``; return the rows
+    each actor produced and the number of batches (see :func:`stream_batches`)."""
+    actors: dict[str, int] = {}
+    batches = 0
+    for batch in stream_batches(dataset, actors):
+        handle(batch)
+        batches += 1
     return actors, batches
 
 

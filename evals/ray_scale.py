@@ -59,6 +59,15 @@ def proportional_mib(pid: int) -> float:
     return 0.0
 
 
+def process_kind(name: str) -> str:
+    """What a process of the tree is, from its name: a shard or encoding actor, or one of Ray's daemons."""
+    if "_Shard" in name:
+        return "shard actors"
+    if "MapWorker" in name or "EncodeChunks" in name:
+        return "encoding actors"
+    return "Ray daemons and idle workers"
+
+
 class TreeMonitor:
     """CPU seconds and peak RSS of this process and its descendants while the block runs."""
 
@@ -71,16 +80,22 @@ class TreeMonitor:
         self.base: dict[int, float] = {}
         self.peak_tree_mib = self.peak_tree_pss_mib = 0.0
         self.peak_self_mib = self.peak_self_pss_mib = 0.0
+        #: at the tree's PSS peak: PSS per kind of process (driver, shard, encoding actor, Ray's daemons) and when.
+        self.peak_parts: dict[str, float] = {}
+        self.peak_at_s = 0.0
+        self.started = time.perf_counter()
         self.stop = threading.Event()
 
     def _sample(self) -> None:
         import psutil
 
         tree_rss = tree_pss = 0.0
+        parts: dict[str, float] = {}
         for proc in [self.root, *self.root.children(recursive=True)]:
             try:
                 times = proc.cpu_times()
                 rss = proc.memory_info().rss / 2**20
+                kind = "driver" if proc.pid == self.root.pid else process_kind(proc.name())
             except psutil.Error:  # the process ended between listing and reading: its last sample stays
                 times, rss = None, 0.0
             if times is None:
@@ -89,11 +104,15 @@ class TreeMonitor:
             pss = proportional_mib(proc.pid)
             tree_rss += rss
             tree_pss += pss
+            parts[kind] = parts.get(kind, 0.0) + pss
             if proc.pid == self.root.pid:
                 self.peak_self_mib = max(self.peak_self_mib, rss)
                 self.peak_self_pss_mib = max(self.peak_self_pss_mib, pss)
         self.peak_tree_mib = max(self.peak_tree_mib, tree_rss)
-        self.peak_tree_pss_mib = max(self.peak_tree_pss_mib, tree_pss)
+        if tree_pss > self.peak_tree_pss_mib:
+            self.peak_tree_pss_mib = tree_pss
+            self.peak_parts = {kind: round(mib, 1) for kind, mib in sorted(parts.items())}
+            self.peak_at_s = round(time.perf_counter() - self.started, 1)
 
     def __enter__(self) -> TreeMonitor:  # noqa: PYI034
         self._sample()
@@ -129,7 +148,8 @@ def measure(name: str, left: Any, right: Any, options: dict[str, Any]) -> tuple[
     row = {"run": name, "wall_s": round(wall, 2), "process_cpu_s": round(time.process_time() - process_start, 2),
            "tree_cpu_s": round(monitor.cpu_s, 2), "peak_rss_self_mib": round(monitor.peak_self_mib, 1),
            "peak_rss_tree_mib": round(monitor.peak_tree_mib, 1), "peak_pss_self_mib": round(monitor.peak_self_pss_mib, 1),
-           "peak_pss_tree_mib": round(monitor.peak_tree_pss_mib, 1), "load_1m_before": round(load_before, 2),
+           "peak_pss_tree_mib": round(monitor.peak_tree_pss_mib, 1), "peak_pss_tree_parts_mib": monitor.peak_parts,
+           "peak_pss_tree_at_s": monitor.peak_at_s, "load_1m_before": round(load_before, 2),
            "load_1m_after": round(os.getloadavg()[0], 2), "index": report.get("index"),
            "timings": {k: round(v, 3) for k, v in out.attrs["ltengine"]["timings"].items()}}
     if "execution" in report:

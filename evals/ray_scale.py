@@ -10,7 +10,8 @@ encoding actor loads it once).  One local Ray (``num_cpus=2``) serves the Ray ru
 Measured per run: wall seconds, CPU seconds of this process and of all its descendants (Ray's
 raylet, GCS and workers; sampled every 0.25 s, so a worker's last 0.25 s may be missed), peak RSS of
 this process and of the whole process tree, and their peak PSS (proportional set size: pages shared between
-processes, such as Ray's object store, counted once), top-1 equal to the local run (and where it differs
+processes, such as Ray's object store, counted once; at the tree's PSS peak, its split by kind of process
+and when it came), top-1 equal to the local run (and where it differs
 beyond ties, whether its cosine is higher or lower than the local top-1's), top-1 "same place", and
 from the run report the per-shard costs (encode seconds per role, index build and search seconds
 per shard), which the README's 10M x 10M projection is computed from.

@@ -115,18 +115,15 @@ class CharNgramRetriever(Retriever):
 
     def _cached(self, slot: str, texts: Sequence[str], compute: Any) -> list[Any]:
         with _MEMO_LOCK:
-            return self._cached_locked(slot, texts, compute)
-
-    def _cached_locked(self, slot: str, texts: Sequence[str], compute: Any) -> list[Any]:
-        cache = self.__dict__.setdefault(slot, {})
-        unique = list(dict.fromkeys(texts))
-        missing = [t for t in unique if t not in cache]
-        if missing:
-            if len(cache) + len(missing) > self.KEY_CACHE_SIZE:
-                cache.clear()
-                missing = unique
-            cache.update(zip(missing, compute(missing)))
-        return [cache[t] for t in texts]
+            cache = self.__dict__.setdefault(slot, {})
+            unique = list(dict.fromkeys(texts))
+            missing = [t for t in unique if t not in cache]
+            if missing:
+                if len(cache) + len(missing) > self.KEY_CACHE_SIZE:
+                    cache.clear()
+                    missing = unique
+                cache.update(zip(missing, compute(missing)))
+            return [cache[t] for t in texts]
 
     def _part_inputs(self, part: str, texts: Sequence[str], *, query: bool) -> list[str]:
         if part == "romanised":
@@ -145,32 +142,29 @@ class CharNgramRetriever(Retriever):
         block per part, scaled by the text's weight for that part (so a dot product with an index row
         is the weighted sum of the parts' cosines).  Rows are remembered (bounded): a hybrid link
         transforms each left text for the search, then again for the features of its candidate pairs."""
-        texts = [str(t) for t in texts]
-        with _MEMO_LOCK:
-            return self._transform_locked(texts)
-
-    def _transform_locked(self, texts: list[str]) -> Any:
         import scipy.sparse as sp
 
-        blocks, where = self.__dict__.setdefault("_query_rows", ([], {}))
-        missing = list(dict.fromkeys(t for t in texts if t not in where))
-        if len(where) + len(missing) > self.KEY_CACHE_SIZE:
-            blocks.clear()
-            where.clear()
-            missing = list(dict.fromkeys(texts))
-        if missing:
-            block = self._transform_new(missing)  # before `where` points at it: a failure leaves no dangling rows
-            where.update((text, (len(blocks), row)) for row, text in enumerate(missing))
-            blocks.append(block)
-        located = np.array([where[t] for t in texts], dtype=np.int64).reshape(len(texts), 2)
-        if len(blocks) == 1:
-            return blocks[0][located[:, 1]]
-        order = np.argsort(located[:, 0], kind="stable")
-        parts = [blocks[b][located[order[located[order, 0] == b], 1]] for b in np.unique(located[:, 0])]
-        rows = sp.vstack(parts, format="csr", dtype=np.float32)
-        inverse = np.empty(len(texts), dtype=np.int64)
-        inverse[order] = np.arange(len(texts))
-        return rows[inverse]
+        texts = [str(t) for t in texts]
+        with _MEMO_LOCK:
+            blocks, where = self.__dict__.setdefault("_query_rows", ([], {}))
+            missing = list(dict.fromkeys(t for t in texts if t not in where))
+            if len(where) + len(missing) > self.KEY_CACHE_SIZE:
+                blocks.clear()
+                where.clear()
+                missing = list(dict.fromkeys(texts))
+            if missing:
+                block = self._transform_new(missing)  # before `where` points at it: a failure leaves no dangling rows
+                where.update((text, (len(blocks), row)) for row, text in enumerate(missing))
+                blocks.append(block)
+            located = np.array([where[t] for t in texts], dtype=np.int64).reshape(len(texts), 2)
+            if len(blocks) == 1:
+                return blocks[0][located[:, 1]]
+            order = np.argsort(located[:, 0], kind="stable")
+            parts = [blocks[b][located[order[located[order, 0] == b], 1]] for b in np.unique(located[:, 0])]
+            rows = sp.vstack(parts, format="csr", dtype=np.float32)
+            inverse = np.empty(len(texts), dtype=np.int64)
+            inverse[order] = np.arange(len(texts))
+            return rows[inverse]
 
     def _transform_new(self, texts: list[str]) -> Any:
         import scipy.sparse as sp

@@ -151,8 +151,8 @@ class RayEncoder(Encoder):
 
     def prepare(self, texts: np.ndarray, role: Role, cache: Cache | None = None) -> None:
         """Start encoding with Ray the chunks of ``texts`` (a side's non-empty texts) the Linker will ask for: its
-        distinct texts sorted, ``encode_chunk_size`` at a time, except chunks held already and those the
-        Linker will find in ``cache`` (its embedding cache)."""
+        distinct texts sorted, ``encode_chunk_size`` at a time, except those the Linker will find in ``cache`` (its
+        embedding cache).  A stream not read to the end is stopped first (:meth:`forget`)."""
         self.forget()
         cache = cache if cache is not None else NullCache()
         caching = not isinstance(cache, NullCache)

@@ -66,11 +66,11 @@ class ChunkStream:
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0.0) > 0 else 0.0
         # from_items builds the blocks in this process (from_pandas starts a metadata task per block); one block per
-        # chunk, so no batch ever holds more than one chunk's texts
+        # chunk, so no batch ever holds more than one chunk's texts; no more actors (model loads) than chunks
         items = [{"chunk": number, "texts": texts} for number, texts in enumerate(chunks.values())]
         dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096))).map_batches(
             _EncodeChunks, fn_constructor_kwargs={"config": config, "role": role}, batch_size=1,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=options.encode_actors),
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(options.encode_actors, len(items))),
             num_cpus=options.encode_cpus, num_gpus=gpus,
         )
         dataset.context.execution_options.preserve_order = True  # chunks arrive in the order the Linker asks

@@ -26,6 +26,12 @@ from ltengine.retrieval import empty_candidates, rerank_positions
 
 #: Multiplier of the id hash that spreads right rows over shards (Knuth's multiplicative hash).
 _HASH = np.uint64(2654435761)
+#: Bytes per piece when a shard's vectors are sent: under Ray's inline-argument limit (100 KiB), so each piece goes
+#: with the call itself, never through the object store, whose pages stay resident after a large object is freed
+#: (2 GiB at 1M rows: README, "Scale out with Ray").
+_PIECE_BYTES = 96 * 1024
+#: Pieces in flight per shard while sending.
+_PIECES_IN_FLIGHT = 256
 
 
 class _Shard:
@@ -37,14 +43,21 @@ class _Shard:
         self.spec = get_host().registry.get("retriever", retriever)
         self.options = options
         self.parts: dict[int, Any] = {}
+        self.incoming: dict[int, np.ndarray] = {}  # part -> its vectors, while they arrive
 
-    def build(self, part: int, vectors: np.ndarray, ids: np.ndarray, expected_queries: int | None
-              ) -> tuple[str, float]:
-        """Index one part; its index kind and the seconds the build took."""
+    def receive(self, part: int, start: int, rows: int, piece: np.ndarray) -> None:
+        """Copy a piece of one part's vectors (its rows ``start`` onwards; ``rows`` in all) into the part's buffer."""
+        buffer = self.incoming.get(part)
+        if buffer is None:
+            buffer = self.incoming[part] = np.empty((rows, piece.shape[1]), dtype=np.float32)
+        buffer[start : start + len(piece)] = piece
+
+    def build(self, part: int, ids: np.ndarray, expected_queries: int | None) -> tuple[str, float]:
+        """Index one part from the vectors received; its index kind and the seconds the build took."""
         start = time.perf_counter()
         retriever = self.spec.create(options=self.options)
         retriever.expected_queries = expected_queries
-        retriever.build(vectors, ids)
+        retriever.build(self.incoming.pop(part), ids)
         self.parts[part] = retriever
         return retriever.index_type, time.perf_counter() - start
 
@@ -127,6 +140,18 @@ def shard_threads(shards: int) -> int:
     return max(1, int(min(cpus) // per_node))
 
 
+def send_rows(actor: Any, part: int, vectors: np.ndarray, rows: np.ndarray) -> None:
+    """Send ``vectors[rows]`` to a shard actor as one part, in pieces of at most ``_PIECE_BYTES``."""
+    step = max(1, _PIECE_BYTES // max(1, vectors.shape[1] * 4))
+    in_flight: list[Any] = []
+    for start in range(0, len(rows), step):
+        piece = np.ascontiguousarray(vectors[rows[start : start + step]], dtype=np.float32)
+        in_flight.append(actor.receive.remote(part, start, len(rows), piece))
+        if len(in_flight) >= _PIECES_IN_FLIGHT:
+            ray_get(in_flight.pop(0))
+    ray_get(in_flight)
+
+
 class ShardedRetriever(Retriever):
     """One block of the right-hand index, held by shard actors (see the module docs)."""
 
@@ -141,8 +166,6 @@ class ShardedRetriever(Retriever):
         self.kinds: list[str] = []
 
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        import ray
-
         pool = self.pool
         pool.start()
         ids = np.asarray(ids, dtype=np.int64)
@@ -157,9 +180,8 @@ class ShardedRetriever(Retriever):
             if len(rows) == 0:
                 continue
             part = pool.new_part()
-            block = vectors if len(rows) == len(ids) else vectors[rows]
-            self.pending.append(pool.actors[shard].build.remote(part, ray.put(block), ids[rows],
-                                                                self.expected_queries))
+            send_rows(pool.actors[shard], part, vectors, rows)
+            self.pending.append(pool.actors[shard].build.remote(part, ids[rows], self.expected_queries))
             self.parts.append((shard, part, len(rows)))
             pool.stats[shard].rows += len(rows)
             pool.stats[shard].parts += 1

@@ -83,7 +83,9 @@ def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser,
     """
     id_l, id_r = union_pairs(semantic, lexical)
     pairs = pd.DataFrame({"id_l": id_l, "id_r": id_r})
-    semantic_scores = np.empty(len(pairs), dtype=np.float32)
+    # the semantic retriever's own candidates keep the score its search gave (score_pairs gives the same);
+    # only the lexical retriever's other candidates are scored
+    semantic_scores, scored = scores_of(semantic, id_l, id_r)
     features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
     pair_blocks = block_of[id_l]
     order = np.argsort(pair_blocks, kind="stable")
@@ -92,8 +94,9 @@ def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser,
         rows = order[bounds[number] : bounds[number + 1]]
         if not len(rows):
             continue
-        for lo in range(0, len(rows), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
-            part = rows[lo : lo + PAIR_CHUNK]
+        unscored = rows[~scored[rows]]
+        for lo in range(0, len(unscored), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
+            part = unscored[lo : lo + PAIR_CHUNK]
             queries = vectors[left_rows[id_l[part]]]
             if right_vectors is None:  # the block's retriever scores the pairs from its own copy
                 semantic_scores[part] = semantic_index.score_pairs(queries, id_r[part])
@@ -123,6 +126,20 @@ def union_pairs(*frames: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     width = int(id_r.max()) + 1
     keys = np.unique(id_l * width + id_r)  # one int64 key per pair: sorted, distinct
     return keys // width, keys % width
+
+
+def scores_of(frame: pd.DataFrame, id_l: np.ndarray, id_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair of the sorted distinct pairs ``(id_l, id_r)`` (:func:`union_pairs`): its ``retrieval_score``
+    in ``frame`` (float32; 0 where absent) and whether ``frame`` holds it."""
+    scores = np.zeros(len(id_l), dtype=np.float32)
+    held = np.zeros(len(id_l), dtype=bool)
+    if len(frame) and len(id_l):
+        width = int(id_r.max()) + 1
+        at = np.searchsorted(id_l * width + id_r,
+                             frame["id_l"].to_numpy(dtype=np.int64) * width + frame["id_r"].to_numpy(dtype=np.int64))
+        scores[at] = frame["retrieval_score"].to_numpy(dtype=np.float32)
+        held[at] = True
+    return scores, held
 
 
 def fuse(fuser: Fuser, pairs: pd.DataFrame) -> np.ndarray:

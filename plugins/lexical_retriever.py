@@ -275,8 +275,8 @@ class CharNgramRetriever(Retriever):
         if len(right_ids) == 0:
             names = ("score_lexical", *STRING_FEATURES) if strings else ("score_lexical",)
             return {name: np.zeros(0, dtype=np.float32) for name in names}
-        codes, uniques = pd.factorize(pd.Series([str(t) for t in texts], dtype=object))
-        uniques = list(uniques)
+        codes, uniques = pd.factorize(np.asarray(texts, dtype=object))  # each distinct text read once
+        uniques = [str(t) for t in uniques]
         queries = self.transform(uniques)[codes]
         positions = id_positions(self.ids, self._order, right_ids)
         out = {"score_lexical": np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()}

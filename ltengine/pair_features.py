@@ -12,7 +12,7 @@ import pandas as pd
 
 from ltengine.errors import LinkInputError
 from ltengine.lexical.scripts import dominant_script
-from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
+from ltengine.row_order import ranks_within_rows
 
 
 def add_component_ranks(pairs: pd.DataFrame, left_texts: Any = None) -> pd.DataFrame:
@@ -36,10 +36,7 @@ def add_component_ranks(pairs: pd.DataFrame, left_texts: Any = None) -> pd.DataF
         if column not in pairs.columns:
             continue
         scores = pairs[column].to_numpy()
-        order = order_within_rows(rows, scores, rights)
-        ranks = np.empty(len(pairs), dtype=np.int64)
-        ranks[order] = ranks_in_sorted_rows(rows[order])
-        pairs[f"rank_{name}"] = ranks
+        pairs[f"rank_{name}"] = ranks_within_rows(rows, scores, rights)
         pairs[f"gap_{name}"] = scores - pd.Series(scores, index=pairs.index).groupby(rows, sort=False).transform("max")
     if left_texts is not None:
         texts = pd.Series(np.asarray(left_texts, dtype=object), index=pairs.index)

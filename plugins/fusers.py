@@ -175,8 +175,9 @@ class WeightedFuser(Fuser):
         scripts = (pairs["script_l"].to_numpy(dtype=object) if self.options.by_script and "script_l" in pairs.columns
                    else np.full(len(pairs), ANY_SCRIPT, dtype=object))
         z = np.empty(len(pairs), dtype=np.float64)
-        for script in pd.unique(scripts):
-            rows = scripts == script
+        codes, distinct = pd.factorize(scripts)  # one pass over the (object) scripts, then integer masks
+        for code, script in enumerate(distinct):
+            rows = codes == code
             w = table.get(script, table[ANY_SCRIPT])
             z[rows] = x[rows] @ np.array([w[key] for key in WEIGHTS[:-1]]) + w["bias"]
         return pd.Series(1.0 / (1.0 + np.exp(-z)), index=pairs.index)

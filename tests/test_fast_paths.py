@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 from ltengine_plugins.lexical_retriever import CharNgramRetriever
 from ltengine_plugins.usem3_encoder import USEM3Encoder
 
-from ltengine.engine.calibration import distinct_patterns
+from ltengine.engine.adaptive import FIT_DEPTH
+from ltengine.engine.calibration import distinct_patterns, row_top2
 from ltengine.engine.decide import top_k_per_left
 from ltengine.lexical.string_features import skeleton, string_features
-from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
+from ltengine.row_order import order_within_rows, ranks_in_sorted_rows, ranks_within_rows, sorted_unique
 
 NAMES = ["Moskva", "Moscow", "Москва", "Saint Petersburg", "Sankt-Peterburg", "Санкт-Петербург", "Kyiv",
          "Kiev", "Київ", "München", "Munich", "Monaco di Baviera", "Den Haag", "The Hague", "'s-Gravenhage",
@@ -30,6 +31,42 @@ def test_order_within_rows_is_pandas_order(rows):
     assert list(order) == list(expected)
     ranks = ranks_in_sorted_rows(frame["id_l"].to_numpy()[order])
     assert list(ranks) == list(frame.loc[expected].groupby("id_l", sort=False).cumcount() + 1)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.1, 0.5, 0.9, 0.5, float("nan"), float("-inf")])),
+                min_size=1, max_size=40))
+def test_row_top2_of_grouped_rows_is_the_sorted_answer(pairs):
+    """Rows already grouped take the pass without a sort: the same best and second best as sorting."""
+    frame = pd.DataFrame(pairs, columns=["id_l", "value"]).sort_values("id_l", kind="stable")
+    ids, values = frame["id_l"].to_numpy(), frame["value"].to_numpy(dtype=np.float64)
+    order = np.lexsort((-values, ids))
+    starts = np.r_[0, np.flatnonzero(np.diff(ids[order])) + 1]
+    counts = np.diff(np.r_[starts, len(ids)])
+    expected_second = np.where(counts > 1, values[order][np.minimum(starts + 1, len(ids) - 1)], np.nan)
+    got = row_top2(ids, values)
+    np.testing.assert_array_equal(got[0], ids[order][starts])
+    np.testing.assert_array_equal(got[1], values[order][starts])
+    np.testing.assert_array_equal(got[2], expected_second)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(-3, 10**12), max_size=80))
+def test_sorted_unique_is_np_unique(values):
+    values = np.asarray(values, dtype=np.int64)
+    np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.sampled_from([0.1, 0.5, 0.9, float("nan")])), min_size=1,
+                max_size=60))
+def test_fusion_fit_depth_ranks_are_pandas_first_ranks(pairs):
+    """The pairs the adaptive fusion is fitted on: each row's FIT_DEPTH best by a column, ties by position."""
+    frame = pd.DataFrame(pairs, columns=["id_l", "value"])
+    expected = frame.groupby("id_l", sort=False)["value"].rank(ascending=False, method="first").to_numpy() <= FIT_DEPTH
+    rows, values = frame["id_l"].to_numpy(), frame["value"].to_numpy()
+    rank = ranks_within_rows(rows, values, np.arange(len(frame)))
+    np.testing.assert_array_equal((rank <= FIT_DEPTH) & ~np.isnan(values), expected)
 
 
 def test_order_within_rows_with_object_ids_uses_pandas():

@@ -26,6 +26,7 @@ import pandas as pd
 
 from ltengine.engine.calibration import MatchModel, ModelStore, fit_match_model, pair_features
 from ltengine.engine.decide import top_k_per_left
+from ltengine.row_order import ranks_within_rows
 
 #: The pairs the fusion is fitted on: those among the semantic or the lexical retriever's best this many.
 FIT_DEPTH = 10
@@ -80,11 +81,12 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
     features = pair_features(pairs, columns)
 
     def fit() -> MatchModel:
-        by_row = pairs.groupby("id_l", sort=False)
+        rows, position = pairs["id_l"].to_numpy(), np.arange(len(pairs))
         near = np.zeros(len(pairs), dtype=bool)
-        for column in SAME_SCRIPT:
-            near |= by_row[column].rank(ascending=False, method="first").to_numpy() <= FIT_DEPTH
-        return fit_match_model(features[near], pairs["id_l"].to_numpy()[near], bins=FUSION_BINS)
+        for column in SAME_SCRIPT:  # the column's FIT_DEPTH best of the row (ties: the earlier pair)
+            values = pairs[column].to_numpy(dtype=np.float64)
+            near |= (ranks_within_rows(rows, values, position) <= FIT_DEPTH) & ~np.isnan(values)
+        return fit_match_model(features[near], rows[near], bins=FUSION_BINS)
 
     model = store.fusion(key, fit)
     tie = (np.clip(pairs["score_semantic"].to_numpy(dtype=np.float64), 0.0, 1.0)

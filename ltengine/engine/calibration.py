@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ltengine.row_order import sorted_unique
+
 #: Candidates per left row the match-probability model is fitted on (merge retrieves at least this many).
 CALIBRATION_K = 10
 #: Equal-mass bins per feature.
@@ -140,12 +142,34 @@ class ModelStore:
 
 def row_top2(id_l: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per left row (sorted ids): the best and the second-best value (NaN when the row has one pair)."""
+    if len(id_l) > 1 and bool((id_l[1:] >= id_l[:-1]).all()):  # rows already grouped (most calls): no sort
+        return _grouped_top2(id_l, values)
     order = np.lexsort((-values, id_l))
     ids, ordered = id_l[order], values[order]
     starts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1] if len(ids) else np.zeros(0, dtype=np.int64)
     counts = np.diff(np.r_[starts, len(ids)])
     second = np.where(counts > 1, ordered[np.minimum(starts + 1, max(len(ids) - 1, 0))], np.nan)
     return ids[starts], ordered[starts], second
+
+
+def _grouped_top2(id_l: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`row_top2` of pairs whose ``id_l`` is ascending, in a few passes (NaN values rank below any
+    number, as in the sort there)."""
+    starts = np.r_[0, np.flatnonzero(id_l[1:] != id_l[:-1]) + 1]
+    counts = np.diff(np.r_[starts, len(id_l)])
+    row_of = np.repeat(np.arange(len(starts)), counts)
+    real = ~np.isnan(values)
+    ranked = np.where(real, values, -np.inf)
+    top = np.maximum.reduceat(ranked, starts)
+    reals = np.add.reduceat(real.astype(np.int64), starts)
+    hits = np.flatnonzero((ranked == top[row_of]) & (real | (reals[row_of] == 0)))
+    first = hits[np.r_[True, row_of[hits][1:] != row_of[hits][:-1]]]  # one pair holding each row's best
+    rest = ranked.copy()
+    rest[first] = -np.inf
+    runner = np.maximum.reduceat(rest, starts)
+    best = np.where(reals > 0, top, np.nan)
+    second = np.where((counts > 1) & (reals - real[first] > 0), runner, np.nan)
+    return id_l[starts], best, second
 
 
 def pair_features(pairs: pd.DataFrame, columns: tuple[str, ...], context: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -189,7 +213,7 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
     ``bins``: equal-mass bins per feature (fewer = coarser weights, steadier on few pairs).
     """
     names = tuple(features.columns)
-    n, left_rows = len(features), len(np.unique(id_l))
+    n, left_rows = len(features), len(sorted_unique(id_l))
     edges = tuple(_edges(features[name].to_numpy(), name.endswith("_margin"), bins) for name in names)
     sizes = [len(e) + 2 for e in edges]  # real bins, then the missing-value bin
     margins = [features[name].to_numpy() for name in names if name.endswith("_margin")]

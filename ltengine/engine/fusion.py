@@ -19,6 +19,7 @@ from ltengine.errors import ConfigError, LinkInputError, PluginError
 from ltengine.lexical.scripts import profile_distance, scripts_differ
 from ltengine.pair_features import add_component_ranks
 from ltengine.retrieval import inner_products
+from ltengine.row_order import sorted_unique
 
 if TYPE_CHECKING:
     from ltengine.components import Fuser, Retriever
@@ -83,9 +84,10 @@ def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser,
     """
     id_l, id_r = union_pairs(semantic, lexical)
     pairs = pd.DataFrame({"id_l": id_l, "id_r": id_r})
-    # the semantic retriever's own candidates keep the score its search gave (score_pairs gives the same);
-    # only the lexical retriever's other candidates are scored
-    semantic_scores, scored = scores_of(semantic, id_l, id_r)
+    # every pair is scored by score_pairs, also those the semantic search found: its score is the same up to the
+    # last float32 bits, which depend on the search's batch, while score_pairs gives a pair one score however the
+    # left table is split (one call and two halves give the same probabilities)
+    semantic_scores = np.empty(len(pairs), dtype=np.float32)
     features: dict[str, np.ndarray] = {"score_lexical": np.zeros(len(pairs), dtype=np.float32)}
     pair_blocks = block_of[id_l]
     order = np.argsort(pair_blocks, kind="stable")
@@ -94,9 +96,8 @@ def fuse_candidates(semantic: pd.DataFrame, lexical: pd.DataFrame, fuser: Fuser,
         rows = order[bounds[number] : bounds[number + 1]]
         if not len(rows):
             continue
-        unscored = rows[~scored[rows]]
-        for lo in range(0, len(unscored), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
-            part = unscored[lo : lo + PAIR_CHUNK]
+        for lo in range(0, len(rows), PAIR_CHUNK):  # bounded memory: PAIR_CHUNK vectors at a time
+            part = rows[lo : lo + PAIR_CHUNK]
             queries = vectors[left_rows[id_l[part]]]
             if right_vectors is None:  # the block's retriever scores the pairs from its own copy
                 semantic_scores[part] = semantic_index.score_pairs(queries, id_r[part])
@@ -124,22 +125,8 @@ def union_pairs(*frames: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     if not len(id_l):
         return id_l, id_r
     width = int(id_r.max()) + 1
-    keys = np.unique(id_l * width + id_r)  # one int64 key per pair: sorted, distinct
+    keys = sorted_unique(id_l * width + id_r)  # one int64 key per pair: sorted, distinct
     return keys // width, keys % width
-
-
-def scores_of(frame: pd.DataFrame, id_l: np.ndarray, id_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per pair of the sorted distinct pairs ``(id_l, id_r)`` (:func:`union_pairs`): its ``retrieval_score``
-    in ``frame`` (float32; 0 where absent) and whether ``frame`` holds it."""
-    scores = np.zeros(len(id_l), dtype=np.float32)
-    held = np.zeros(len(id_l), dtype=bool)
-    if len(frame) and len(id_l):
-        width = int(id_r.max()) + 1
-        at = np.searchsorted(id_l * width + id_r,
-                             frame["id_l"].to_numpy(dtype=np.int64) * width + frame["id_r"].to_numpy(dtype=np.int64))
-        scores[at] = frame["retrieval_score"].to_numpy(dtype=np.float32)
-        held[at] = True
-    return scores, held
 
 
 def fuse(fuser: Fuser, pairs: pd.DataFrame) -> np.ndarray:

@@ -44,7 +44,8 @@ def string_features(left_keys: Sequence[str], right_keys: Sequence[str]) -> dict
     if not n:
         return {name: np.zeros(0, dtype=np.float32) for name in STRING_FEATURES}
     # each distinct key is read once (pairs repeat their left and right keys many times)
-    codes, distinct = pd.factorize(pd.Series([*left_keys, *right_keys], dtype=object))
+    codes, distinct = pd.factorize(np.concatenate([np.asarray(left_keys, dtype=object),
+                                                   np.asarray(right_keys, dtype=object)]))
     keys = np.asarray([str(k) for k in distinct], dtype=object)
     skeletons = np.asarray([skeleton(k) for k in keys], dtype=object)
     first_codes, _ = pd.factorize(pd.Series([k[:1] for k in keys], dtype=object))

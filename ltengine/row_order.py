@@ -46,9 +46,8 @@ def ranks_within_rows(rows: Any, scores: Any, ties: Any) -> np.ndarray:
 
 def sorted_unique(values: Any) -> np.ndarray:
     """The distinct values of a 1-d array without NaNs (ids, pair keys), ascending: ``np.unique(values)`` by a
-    sort.  NumPy 2.3+ finds the
-    distinct values of a plain ``np.unique`` with a hash table first, ~100x slower than sorting on
-    hundreds of thousands of int64 pair keys."""
+    sort (NumPy 2.3+'s plain ``np.unique`` finds the distinct values with a hash table first, ~1 s on 400k
+    int64 pair keys against ~0.05 s for the sort)."""
     values = np.sort(np.asarray(values).ravel())
     if len(values) < 2:
         return values

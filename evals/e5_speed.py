@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from evals.common import main_for
+from ltengine.models import allowed_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -191,7 +192,7 @@ class RuntimeEncoder:
 
 def variants(e5: Any) -> dict[str, dict[str, Any]]:
     """name -> {make: () -> encode(texts, role), note, quality: bool}; loaded lazily."""
-    threads, batch = e5.runtimes.cpu_count(), 32
+    threads, batch = allowed_threads(), 32
 
     def base() -> Path:
         return e5.ensure_built(e5.base_model_dir(), e5.build_base_model)

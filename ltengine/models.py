@@ -7,6 +7,7 @@ the memory of all of them and :func:`clear_models` frees it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -59,3 +60,16 @@ def clear_models(match: Callable[[Hashable], bool] | None = None) -> None:
             return
         for key in [k for k in _models if match(k)]:
             del _models[key]
+
+
+def allowed_threads() -> int:
+    """Threads a model in this process may use: ``OMP_NUM_THREADS`` when it is set to a positive number (the
+    common convention, and what Ray sets in a worker to its CPUs: two encoding actors on two cores then run two
+    threads, not four), else the cores of this process's CPU affinity (all of them outside containers)."""
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
+        return max(1, os.cpu_count() or 1)

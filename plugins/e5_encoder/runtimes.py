@@ -7,7 +7,6 @@ mean-pooled vectors that are not yet normalised.
 
 from __future__ import annotations
 
-import os
 import threading
 import warnings
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ltengine.errors import ConfigError, ModelUnavailableError
-from ltengine.models import clear_models, shared_model
+from ltengine.models import allowed_threads, clear_models, shared_model
 
 from .build_cache import ensure_built
 from .convert import _load_bert, _MeanPooled, build_base_model, build_onnx_model, build_trained_onnx
@@ -48,14 +47,6 @@ def load_tokenizer(path: Path, max_length: int) -> Any:
 
 
 Batch = tuple[np.ndarray, np.ndarray, np.ndarray]
-
-
-def cpu_count() -> int:
-    """CPUs this process may use (the affinity mask in containers), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - macOS / Windows
-        return os.cpu_count() or 1
 
 
 #: Most tokens (rows x padded width) in one batch: long texts go in smaller batches, so batches
@@ -116,7 +107,7 @@ class OnnxRuntime(_Runtime):
                  mode: str = "workers", sort: bool = True, max_tokens: int = MAX_BATCH_TOKENS) -> None:
         import onnxruntime as ort
 
-        self.threads = threads or cpu_count()
+        self.threads = threads or allowed_threads()
         self.mode = mode if self.threads > 1 else "intra"
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1 if self.mode == "workers" else self.threads

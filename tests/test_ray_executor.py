@@ -290,3 +290,29 @@ def test_bad_ray_encoding_option_says_what_replaced_it() -> None:
     with pytest.raises(ConfigError, match="encode_batch_size.*encode_chunk_size"):
         lt.merge(left, right, on="name", progress=False, executor="ray",
                  executor_options={"encode_batch_size": 64})
+
+
+def test_encoding_actors_share_the_cpus() -> None:
+    """By default the encoding actors share the node's CPUs (Ray gives each as many OpenMP threads, which the
+    encoders follow): one actor on the tests' 2-CPU Ray gets both, as the local encoder would use both."""
+    from ltengine.engine.encoding import encode_texts, resolve_encoder
+    from ltengine.execution.ray_encoding import RayEncoder
+    from ltengine.execution.ray_session import ray_options
+    from ltengine.plugins import get_host
+    from ltengine.run import RunContext
+
+    left, right = _tables()
+    texts = np.asarray(list(right["name"]), dtype=object)
+    config = lt.LinkConfig(progress=False, cache=False, encode_chunk_size=CHUNK)
+    host = get_host()
+    inner = resolve_encoder(host.registry, config)
+    local = encode_texts(inner, texts, "document", RunContext(config, host))
+    for options, cpus in (({"encode_actors": 1}, 2), ({"encode_actors": 2}, 1),
+                          ({"encode_actors": 1, "encode_cpus": 0.5}, 0.5)):
+        encoder = RayEncoder(inner, config, ray_options({"num_cpus": 2, **options}))
+        encoder.prepare(texts, "document")
+        (run,) = encoder.runs["document"]
+        assert np.array_equal(encode_texts(encoder, texts, "document", RunContext(config, host)), local)
+        assert run["cpus_per_actor"] == cpus and len(run["actors"]) == options["encode_actors"], run
+    with pytest.raises(ConfigError, match="encode_cpus must be a number >= 0"):
+        ray_options({"encode_cpus": -1})

@@ -21,7 +21,7 @@ from ltengine.components import Encoder, Role
 from ltengine.config import LinkConfig
 from ltengine.engine.encoding import chunk_identity, distinct_sorted
 from ltengine.errors import PluginError
-from ltengine.execution.ray_session import RayOptions, stream_batches
+from ltengine.execution.ray_session import RayOptions, node_share, stream_batches
 
 
 class _EncodeChunks:
@@ -68,10 +68,13 @@ class ChunkStream:
         # from_items builds the blocks in this process (from_pandas starts a metadata task per block); one block per
         # chunk, so no batch ever holds more than one chunk's texts; no more actors (model loads) than chunks
         items = [{"chunk": number, "texts": texts} for number, texts in enumerate(chunks.values())]
+        actors = min(options.encode_actors, len(items))
+        # an actor's CPUs set its threads (Ray sets OMP_NUM_THREADS, which the encoders follow): one actor on a
+        # 2-CPU node gets both, as the local executor's encoder would
+        cpus = options.encode_cpus if options.encode_cpus is not None else node_share(actors)
         dataset = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 4096))).map_batches(
             _EncodeChunks, fn_constructor_kwargs={"config": config, "role": role}, batch_size=1,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(options.encode_actors, len(items))),
-            num_cpus=options.encode_cpus, num_gpus=gpus,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus, num_gpus=gpus,
         )
         dataset.context.execution_options.preserve_order = True  # chunks arrive in the order the Linker asks
         self.keys = list(chunks)
@@ -81,7 +84,8 @@ class ChunkStream:
         self.partial: dict[int, tuple[np.ndarray, int]] = {}  # chunk -> (its vectors, rows filled), while split
         #: what the run did: texts, chunks, batches, actors (rows each produced), seconds.
         self.run: dict[str, Any] = {"texts": sum(self.sizes), "chunks": len(self.keys), "batches": 0, "actors": {},
-                                    "gpus_per_actor": gpus, "seconds": 0.0}
+                                    "cpus_per_actor": cpus, "gpus_per_actor": gpus,
+                                    "seconds": 0.0}
         self._start = time.perf_counter()
         self._batches = stream_batches(dataset, self.run["actors"])
 

@@ -27,8 +27,9 @@ class RayOptions:
     num_gpus: int | None = None
     #: Encoding actors (each loads the model once); Ray Data's ``map_batches`` actor pool size.
     encode_actors: int = 2
-    #: CPUs reserved per encoding actor.
-    encode_cpus: float = 1.0
+    #: CPUs reserved per encoding actor (Ray gives the actor as many OpenMP threads, and the encoder follows
+    #: them); None: each node's CPUs shared among the encoding actors placed on it (:func:`node_share`).
+    encode_cpus: float | None = None
     #: GPUs per encoding actor; None: 1 when the cluster has GPUs, else 0.
     encode_gpus: float | None = None
     #: Index shards: actors holding one FAISS index each (per block when blocking).
@@ -58,6 +59,8 @@ class RayOptions:
                 raise ConfigError(f"executor_options {name} must be a positive integer; got {value!r}")
         for name, value in (("encode_cpus", self.encode_cpus), ("shard_cpus", self.shard_cpus),
                             ("rerank_cpus", self.rerank_cpus), ("request_cpus", self.request_cpus)):
+            if name == "encode_cpus" and value is None:
+                continue
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"executor_options {name} must be a number >= 0; got {value!r}")
         if self.shard_threads is not None and (not isinstance(self.shard_threads, int)
@@ -107,6 +110,16 @@ def start_ray(options: RayOptions) -> dict[str, Any]:
     resources = ray.cluster_resources()
     return {"address": options.address or "local", "cpus": resources.get("CPU", 0.0),
             "gpus": resources.get("GPU", 0.0), "nodes": len([n for n in ray.nodes() if n.get("Alive")])}
+
+
+def node_share(actors: int) -> int:
+    """CPUs each of ``actors`` actors gets when they are spread evenly over the cluster's live nodes: the smallest
+    node's CPUs over the actors placed on it (at least 1)."""
+    import ray
+
+    cpus = [node["Resources"].get("CPU", 1.0) for node in ray.nodes() if node.get("Alive")] or [1.0]
+    per_node = -(-actors // len(cpus))
+    return max(1, int(min(cpus) // per_node))
 
 
 def stream_batches(dataset: Any, actors: dict[str, int]) -> Iterator[dict[str, np.ndarray]]:

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ltengine.components import Retriever
-from ltengine.execution.ray_session import RayOptions, ray_get
+from ltengine.execution.ray_session import RayOptions, node_share, ray_get
 from ltengine.registry import ComponentSpec, Registry
 from ltengine.retrieval import empty_candidates, rerank_positions
 
@@ -115,7 +115,7 @@ class ShardPool:
             return
         import ray
 
-        threads = {"OMP_NUM_THREADS": str(self.options.shard_threads or shard_threads(self.options.shards))}
+        threads = {"OMP_NUM_THREADS": str(self.options.shard_threads or node_share(self.options.shards))}
         remote = ray.remote(_Shard).options(num_cpus=self.options.shard_cpus, scheduling_strategy="SPREAD",
                                             runtime_env={"env_vars": threads})
         self.actors = [remote.remote(self.retriever, self.retriever_options) for _ in range(self.options.shards)]
@@ -129,15 +129,6 @@ class ShardPool:
 
     def report(self) -> list[dict[str, Any]]:
         return [{"shard": number, **dataclasses.asdict(stats)} for number, stats in enumerate(self.stats)]
-
-
-def shard_threads(shards: int) -> int:
-    """OpenMP threads per shard actor: the smallest node's CPUs over the shards SPREAD puts on a node (>= 1)."""
-    import ray
-
-    cpus = [node["Resources"].get("CPU", 1.0) for node in ray.nodes() if node.get("Alive")] or [1.0]
-    per_node = -(-shards // len(cpus))
-    return max(1, int(min(cpus) // per_node))
 
 
 def send_rows(actor: Any, part: int, vectors: np.ndarray, rows: np.ndarray) -> None:

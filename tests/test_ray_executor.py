@@ -301,7 +301,7 @@ def test_encoding_actors_share_the_cpus() -> None:
     from ltengine.plugins import get_host
     from ltengine.run import RunContext
 
-    left, right = _tables()
+    _, right = _tables()
     texts = np.asarray(list(right["name"]), dtype=object)
     config = lt.LinkConfig(progress=False, cache=False, encode_chunk_size=CHUNK)
     host = get_host()

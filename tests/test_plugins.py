@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import ltengine as lt
 from ltengine import hookspecs
+from ltengine.engine.calibration import CALIBRATION_K
 from ltengine.errors import DuplicateComponentError, PluginError
 from ltengine.plugins import DEFAULT_PLUGINS, PluginHost
 from ltengine.testing import check_encoder, registered_plugin
@@ -134,10 +135,16 @@ def test_register_encoders_hook(components) -> None:
 
 
 def test_register_retrievers_hook(components) -> None:
-    left, right = _pair_frames()
+    # more right rows than the candidates a merge asks for (CALIBRATION_K), so the worst-first retriever's
+    # candidates leave out each row's best match and the merge cannot find it by re-sorting them
+    left, _ = _pair_frames()
+    right = pd.DataFrame({"name": ["apple pie", "banana split", "avocado", "blueberry", "bandana", "cherry", "grape",
+                                   "lemon", "lime", "mango", "melon", "orange", "peach", "pear", "plum", "quince"]})
+    assert len(right) > CALIBRATION_K
     best = lt.merge(left, right, on="name", progress=False)
     worst = lt.merge(left, right, on="name", retriever="worst-first", progress=False)
-    assert (worst["score"].to_numpy() < best["score"].to_numpy()).all()
+    assert best["name_y"].tolist() == ["apple pie", "banana split"]
+    assert (worst["score"].to_numpy() < best["score"].to_numpy() - 0.05).all()
 
 
 def test_register_rerankers_hook(components) -> None:

@@ -1,7 +1,7 @@
 """Which processes use the CPU, sampled: every ``--interval`` seconds, each process's CPU over the interval (in % of
 one core), for those above 3 %, as tab-separated lines ``seconds  pid  percent  command``; then, with
 ``--summary``, the lines of a finished sample summed per window and per kind of process (Ray's encoding actors,
-shard actors, the driver, Ray's other processes).
+shard actors, the driver, Ray's daemons and idle workers).
 
 Run beside a benchmark, stop it with Ctrl-C (or ``kill``)::
 
@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import collections
 import time
+
+from evals.ray_scale import process_kind
 
 
 def sample(out: str, interval: float) -> None:
@@ -43,10 +45,10 @@ def sample(out: str, interval: float) -> None:
 
 
 def kind(command: str) -> str:
-    for marker, name in (("MapWorker", "encoding actors"), ("_Shard", "shard actors"), ("evals", "driver")):
-        if marker in command:
-            return name
-    return "Ray's other processes" if "ray" in command else command[:25]
+    """The driver (an ``evals`` run), a kind of Ray process (:func:`evals.ray_scale.process_kind`), or the command."""
+    if "evals" in command:
+        return "driver"
+    return process_kind(command) if "ray" in command else command[:25]
 
 
 def summary(path: str, window: int, interval: float) -> None:

@@ -1,7 +1,8 @@
 """The training loop of :func:`ltengine.train_reranker`: a sentence-transformers ``CrossEncoder``
 (one logit per pair) fine-tuned with binary cross-entropy, evaluated on the validation pairs after
 every ``eval_every`` steps, stopped early when the validation loss stops improving, at ``epochs`` or
-at the deadline (``max_minutes``), and left holding its best weights.
+at the deadline (``max_minutes``), and left holding its best weights.  A base encoder's classification
+head (pooler and classifier) starts random and learns at its own, higher rate.
 
 torch and sentence-transformers are imported inside the functions (``import ltengine`` stays fast).
 """
@@ -30,6 +31,7 @@ class TrainSettings:
     epochs: int = 2
     batch_size: int = 16
     learning_rate: float = 3e-5
+    head_learning_rate: float | None = None  # the head's (pooler, classifier) rate; None: learning_rate
     max_length: int = 128
     seed: int = 0
     deadline: float | None = None  # time.monotonic() value
@@ -57,6 +59,18 @@ def load_cross_encoder(folder: str, max_length: int, *, num_labels: int | None =
         raise ModelUnavailableError(f"cannot load {folder!r} as a cross-encoder: {type(exc).__name__}: {exc}") from exc
     finally:
         transformers.logging.set_verbosity(level)
+
+
+def has_fresh_head(model: Any) -> bool:
+    """Whether the cross-encoder's classification head is new (the base was a plain encoder, not a
+    trained cross-encoder): its config names no ``...ForSequenceClassification`` architecture."""
+    return not any("ForSequenceClassification" in name for name in (model.model.config.architectures or []))
+
+
+def head_parameter_names(net: Any) -> set[str]:
+    """The parameters of the classification head: everything outside the base encoder, and its pooler."""
+    prefix = net.base_model_prefix + "."
+    return {name for name, _ in net.named_parameters() if not name.startswith(prefix) or ".pooler." in name}
 
 
 def _encode(model: Any, batch: Pairs, max_length: int) -> Any:
@@ -116,8 +130,13 @@ def train_loop(
     net = model.model
     if s.freeze_embeddings:  # the word-embedding matrix is most of a small model's weights: not updated
         net.get_input_embeddings().weight.requires_grad_(False)
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=0.01)
+    head = head_parameter_names(net)
+    param_groups = [
+        {"params": [p for n, p in net.named_parameters() if p.requires_grad and (n in head) == in_head], "lr": lr}
+        for in_head, lr in ((False, s.learning_rate), (True, s.head_learning_rate or s.learning_rate))
+    ]
+    params = [p for group in param_groups for p in group["params"]]
+    optimizer = torch.optim.AdamW([g for g in param_groups if g["params"]], weight_decay=0.01)
     steps_per_epoch = max(1, math.ceil(len(train_pairs) / s.batch_size))
     total = steps_per_epoch * s.epochs
     warmup = max(1, int(0.1 * total))

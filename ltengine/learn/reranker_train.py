@@ -131,9 +131,10 @@ def train_loop(
     if s.freeze_embeddings:  # the word-embedding matrix is most of a small model's weights: not updated
         net.get_input_embeddings().weight.requires_grad_(False)
     head = head_parameter_names(net)
+    head_rate = s.learning_rate if s.head_learning_rate is None else s.head_learning_rate  # 0 freezes the head
     param_groups = [
         {"params": [p for n, p in net.named_parameters() if p.requires_grad and (n in head) == in_head], "lr": lr}
-        for in_head, lr in ((False, s.learning_rate), (True, s.head_learning_rate or s.learning_rate))
+        for in_head, lr in ((False, s.learning_rate), (True, head_rate))
     ]
     params = [p for group in param_groups for p in group["params"]]
     optimizer = torch.optim.AdamW([g for g in param_groups if g["params"]], weight_decay=0.01)

@@ -124,12 +124,11 @@ def _run_in(suite: str, workdir: str) -> dict:
     results: dict[str, Any] = {"benchmark": "train_reranker", "suite": suite,
                                "command": f"python -m evals.train_reranker --suite {suite}", "sets": {}}
     zh = cldr_names("territory", "zh")
-    chains = {"default (fast, hybrid)": {"model": "fast"}, "semantic (accurate)": {"model": "accurate",
-                                                                                   "mode": "semantic"}}
-    results["sets"]["territory_zh"] = run_set(zh, ["name"], chains, "default (fast, hybrid)", "accurate", k,
-                                              train_options, workdir)
-    results["sets"]["subdivisions_ja"] = run_set(subdivisions("ja"), ["name"], {"default (fast, hybrid)": {"model": "fast"}},
-                                                 "default (fast, hybrid)", "accurate", k, train_options, workdir)
+    default = "default (fast, hybrid)"  # the chain both cross-script rerankers are trained on
+    chains = {default: {"model": "fast"}, "semantic (accurate)": {"model": "accurate", "mode": "semantic"}}
+    results["sets"]["territory_zh"] = run_set(zh, ["name"], chains, default, "accurate", k, train_options, workdir)
+    results["sets"]["subdivisions_ja"] = run_set(subdivisions("ja"), ["name"], {default: chains[default]}, default,
+                                                 "accurate", k, train_options, workdir)
     rest = restaurants()
     chains = {"default (fast)": {"model": "fast"}}
     results["sets"]["restaurants"] = run_set(rest, ["name", "addr", "city", "type"], chains, "default (fast)",

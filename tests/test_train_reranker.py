@@ -213,3 +213,21 @@ def test_the_plugin_applies_calibrations_as_learn_fits_them() -> None:
                                atol=1e-12)
     isotonic = fit_score_calibration(z, y, method="isotonic", retrieval=retrieval)
     assert isotonic["method"] == "isotonic" and "w_score" not in isotonic  # an explicit choice is kept
+
+
+def test_head_learning_rate_zero_keeps_the_head_and_trains_the_body() -> None:
+    import torch
+
+    from ltengine.learn.reranker import base_model_folder
+    from ltengine.learn.reranker_train import TrainSettings, head_parameter_names, load_cross_encoder, train_loop
+
+    model = load_cross_encoder(base_model_folder("all-MiniLM-L6-v2")[0], 16)
+    net = model.model
+    before = {name: p.detach().clone() for name, p in net.named_parameters()}
+    pairs = [("acme ltd", "acme limited"), ("acme ltd", "globex"), ("zeta co", "zeta company"), ("zeta co", "acme")] * 2
+    train_loop(model, pairs, np.array([1, 0, 1, 0] * 2), [], np.zeros(0),
+               TrainSettings(epochs=1, batch_size=4, learning_rate=1e-3, head_learning_rate=0.0, progress=False))
+    after = dict(net.named_parameters())
+    head = head_parameter_names(net)
+    assert all(torch.equal(before[name], after[name]) for name in head)
+    assert any(not torch.equal(before[name], after[name]) for name in after if name not in head)

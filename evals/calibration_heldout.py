@@ -52,18 +52,26 @@ def heldout_sets() -> list[tuple[str, LinkTask, list[str]]]:
 
 
 def evaluate(name: str, task: LinkTask, on: list[str], model: str | None) -> dict[str, Any]:
-    """One set's calibration row (and top-1 of each left row's best candidate, as a sanity check)."""
-    from evals.default_chain import COMPONENTS, TOLERANCE_PTS, _merge, acceptable, calibration_labels, tfidf_top1, top1
+    """One set's row: calibration, and with the fast model top-1 of the default and of each component."""
+    from evals.default_chain import (
+        COMPONENTS,
+        TOLERANCE_PTS,
+        acceptable,
+        calibration_labels,
+        merge_task,
+        tfidf_top1,
+        top1,
+    )
 
     truth = acceptable(task, on)
     start = time.perf_counter()
     row: dict[str, Any] = {"model": model or "fast", "set": name, "n_gold": len(truth)}
     with tempfile.TemporaryDirectory() as cache:
-        knn = _merge(task, on, None, model, cache, knn=True)
+        knn = merge_task(task, on, None, model, cache, knn=True)
         row["seconds"] = round(time.perf_counter() - start, 2)
         modes = (None, "semantic", "lexical", "hybrid") if model is None else (None,)
         for mode in modes:  # the later modes reuse the default's embeddings
-            out = _merge(task, on, mode, model, cache)
+            out = merge_task(task, on, mode, model, cache)
             row[mode or "default"] = top1(dict(zip(out["id_l"], out["id_r"])), truth)
     if model is None:
         row["tfidf"] = top1(tfidf_top1(task, on, truth), truth)

@@ -134,8 +134,9 @@ def tfidf_top1(task: LinkTask, on: list[str], truth: dict[Any, set[Any]], chunk:
     return dict(zip(left["id"], right_ids[picks]))
 
 
-def _merge(task: LinkTask, on: list[str], mode: str | None, model: str | None, cache_dir: str,
-           knn: bool = False) -> pd.DataFrame:
+def merge_task(task: LinkTask, on: list[str], mode: str | None, model: str | None, cache_dir: str,
+               knn: bool = False) -> pd.DataFrame:
+    """``lt.merge`` (or ``lt.merge_knn(k=10)``) of the task's linked columns with the given mode and model."""
     cols = ["id", *on]
     fn = lt.merge_knn if knn else lt.merge
     extra: dict[str, Any] = {"k": 10} if knn else {}
@@ -163,7 +164,7 @@ def evaluate_set(family: str, name: str, task: LinkTask, on: list[str], model: s
     default_out = None
     for mode in MODES:
         start = time.perf_counter()
-        out = _merge(task, on, mode, model, cache_dir)
+        out = merge_task(task, on, mode, model, cache_dir)
         key = mode or "default"
         if mode is None:
             row["seconds_default"] = round(time.perf_counter() - start, 2)
@@ -180,7 +181,7 @@ def evaluate_set(family: str, name: str, task: LinkTask, on: list[str], model: s
     row["flag"] = row["gap_pts"] < -TOLERANCE_PTS
     row["vs_hybrid_pts"] = round(100 * (row["default"] - row["hybrid"]), 1)
     if default_out is not None and "match_probability" in default_out.columns:
-        knn = _merge(task, on, None, model, cache_dir, knn=True)
+        knn = merge_task(task, on, None, model, cache_dir, knn=True)
         labelled = calibration_labels(knn, truth, bool(task.meta.get("gold_complete")))
         row["calibration"] = calibration_summary(labelled["match_probability"].to_numpy(float), labelled["label"])
     return row

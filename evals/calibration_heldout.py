@@ -26,7 +26,6 @@ Run it from two checkouts to compare before and after.
 from __future__ import annotations
 
 import tempfile
-import time
 from typing import Any
 
 import numpy as np
@@ -52,35 +51,19 @@ def heldout_sets() -> list[tuple[str, LinkTask, list[str]]]:
 
 
 def evaluate(name: str, task: LinkTask, on: list[str], model: str | None) -> dict[str, Any]:
-    """One set's row: calibration, and with the fast model top-1 of the default and of each component."""
-    from evals.default_chain import (
-        COMPONENTS,
-        TOLERANCE_PTS,
-        acceptable,
-        calibration_labels,
-        merge_task,
-        tfidf_top1,
-        top1,
-    )
+    """One set's row: with the fast model :func:`evals.default_chain.evaluate_set` (top-1 of the default and of
+    each component, the gap, calibration), with another model calibration only."""
+    from evals.default_chain import acceptable, calibration_labels, evaluate_set, merge_task
 
-    truth = acceptable(task, on)
-    start = time.perf_counter()
-    row: dict[str, Any] = {"model": model or "fast", "set": name, "n_gold": len(truth)}
     with tempfile.TemporaryDirectory() as cache:
+        if model is None:
+            row = evaluate_set("held-out", name, task, on, None, cache)
+            return {**{k: v for k, v in row.items() if k != "calibration"}, **row["calibration"]}
+        truth = acceptable(task, on)
         knn = merge_task(task, on, None, model, cache, knn=True)
-        row["seconds"] = round(time.perf_counter() - start, 2)
-        modes = (None, "semantic", "lexical", "hybrid") if model is None else (None,)
-        for mode in modes:  # the later modes reuse the default's embeddings
-            out = merge_task(task, on, mode, model, cache)
-            row[mode or "default"] = top1(dict(zip(out["id_l"], out["id_r"])), truth)
-    if model is None:
-        row["tfidf"] = top1(tfidf_top1(task, on, truth), truth)
-        row["best"] = max(row[c] for c in COMPONENTS)
-        row["best_component"] = next(c for c in COMPONENTS if row[c] == row["best"])
-        row["gap_pts"] = round(100 * (row["default"] - row["best"]), 1)
-        row["flag"] = row["gap_pts"] < -TOLERANCE_PTS
     labelled = calibration_labels(knn, truth, bool(task.meta.get("gold_complete")))
-    return {**row, **calibration_summary(labelled["match_probability"].to_numpy(float), labelled["label"])}
+    return {"model": model, "set": name, "n_gold": len(truth),
+            **calibration_summary(labelled["match_probability"].to_numpy(float), labelled["label"])}
 
 
 def run(suite: str = "quick") -> dict[str, Any]:
@@ -92,7 +75,7 @@ def run(suite: str = "quick") -> dict[str, Any]:
     rows = []
     for name, task, on, model in jobs:
         rows.append(evaluate(name, task, on, model))
-        print(f"{rows[-1]['model']:8s} {name:24s} default={rows[-1]['default']} gap={rows[-1].get('gap_pts')} "
+        print(f"{rows[-1]['model']:8s} {name:24s} default={rows[-1].get('default')} gap={rows[-1].get('gap_pts')} "
               f"ece={rows[-1]['ece']:.4f} brier={rows[-1]['brier']:.4f}", flush=True)
     summary = {}
     for model in sorted({r["model"] for r in rows}):

@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--no-json-mode", action="store_true",
                         help="do not ask for response_format=json_object (llama-cpp-python's JSON grammar is slow on CPU)")
     parser.add_argument("--concurrency", type=int, default=None,
-                        help="requests in flight (1 for a local server that answers one at a time; default: the judge's)")
+                        help="requests in flight (1 for a local server that answers one at a time; default: the judge's); "
+                             "given, the request timeout is 600 s instead of 120 s")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     result = run(args.suite, args.api_base, args.model, args.epochs, args.learning_rate, not args.no_json_mode,

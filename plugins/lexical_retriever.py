@@ -2,7 +2,7 @@
 
 How texts are read is the ``analyzer`` option (:mod:`ltengine_plugins._lexical_analyzers`):
 ``romanised`` (below), ``raw`` (folded, not romanised), ``words``, their ``+`` combinations, or
-``auto``, which chooses per query text from the scripts and lengths of both sides.  The choice is
+``auto`` (the default), which chooses per query text from the scripts and lengths of both sides.  The choice is
 recorded in :attr:`index_type` (``char-ngram:romanised+raw+words``) and :attr:`analysis`.
 
 Unlike vector retrievers it indexes *texts* (``inputs = "texts"``): each text is turned into its

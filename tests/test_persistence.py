@@ -102,10 +102,11 @@ def test_damaged_file_other_version_other_encoder_fail_clearly(tmp_path, right) 
 @pytest.mark.parametrize("options", [
     {"mode": "semantic", "retriever": "exact"},
     {"mode": "semantic", "retriever_options": {"index": "flat"}},
-    {"mode": "hybrid", "block_on": "country"},
-    {"mode": "lexical"},
+    {"mode": "hybrid", "block_on": "country", "lexical_options": {"analyzer": "romanised"}},
+    {"mode": "lexical", "lexical_options": {"analyzer": "romanised"}},
 ])
 def test_add_and_remove_link_as_a_fresh_fit(right, left, options) -> None:
+    """With a fixed analyzer: ``auto``, the default, keeps the parts it chose at fit (README, *add*)."""
     grown = _linker(**options).fit(right.iloc[:10]).add(right.iloc[10:])
     _same_links(grown.merge(left, "knn"), _linker(**options).fit(right).merge(left, "knn"))
     grown.remove([103, 111])

@@ -37,8 +37,9 @@ def cli() -> None:
 @click.option("--block-on", help="Only compare rows with equal values in these column(s).")
 @click.option("--model", default=None, help="'fast' (default, offline), 'accurate', a model id or path.")
 @click.option("--mode", type=click.Choice(["auto", "hybrid", "semantic", "lexical"]), default=None,
-              help="Candidates from the encoder (semantic), romanised character n-grams (lexical), or both fused "
-                   "(hybrid); auto (default) = hybrid when the two sides use different scripts.")
+              help="Candidates from the encoder (semantic), character n-grams (lexical), or both fused (hybrid); "
+                   "auto (default) = both, fused by a model fitted on the run's own candidates (with under 50 left "
+                   "rows: hybrid when the two sides use different scripts, else semantic).")
 @click.option("--fuser", default=None, help="Hybrid mode: how scores are fused, 'weighted' (default) or 'rrf'.")
 @click.option("--one-to-one", is_flag=True, default=None, help="Use each right row at most once.")
 @click.option("--keep-unmatched", is_flag=True, default=None, help="Keep left rows without a match.")

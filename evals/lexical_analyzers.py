@@ -1,4 +1,5 @@
-"""The lexical retriever's analyzers: ``romanised`` (the shipped default) against ``auto`` and variants.
+"""The lexical retriever's analyzers: ``romanised`` (the default before commit e94cfab) against ``auto`` (the
+default since) and variants.
 
 Per set, in one run: ``mode="lexical"`` and ``mode="hybrid"`` top-1 with each analyzer (``lexical_options``),
 and a plain character TF-IDF baseline (sklearn ``TfidfVectorizer(analyzer="char", ngram_range=(2, 4))``

@@ -93,7 +93,7 @@ def id_positions(ids: np.ndarray, order: np.ndarray, wanted: np.ndarray) -> np.n
     return positions
 
 
-def inner_products(queries: np.ndarray, stored: Any, positions: np.ndarray, chunk: int = 65536) -> np.ndarray:
+def inner_products(queries: np.ndarray, stored: Any, positions: np.ndarray, chunk: int = 4096) -> np.ndarray:
     """``queries[i] . stored(positions[i])`` per pair (float32); ``stored(p)`` returns those rows."""
     out = np.empty(len(positions), dtype=np.float32)
     for lo in range(0, len(positions), chunk):

@@ -17,10 +17,35 @@ def order_within_rows(rows: Any, scores: Any, ties: Any) -> np.ndarray:
     """Positions that sort the pairs by ``rows`` ascending, ``scores`` descending, then ``ties`` ascending."""
     rows, scores, ties = (np.asarray(values) for values in (rows, scores, ties))
     if all(values.dtype.kind in "iufb" for values in (rows, scores, ties)):
+        codes = _descending_codes(scores)
+        if codes is not None and rows.dtype.kind in "iu" and (
+                not len(rows) or (rows.min() >= 0 and rows.max() < _MAX_PACKED_ROW)):
+            key = (rows.astype(np.int64) << _CODE_BITS) | codes  # one int64 per pair: a single stable sort
+            if len(ties) < 2 or (ties[1:] >= ties[:-1]).all():  # ties in input order already (e.g. positions)
+                return np.argsort(key, kind="stable")
+            by_ties = np.argsort(ties, kind="stable")
+            return by_ties[np.argsort(key[by_ties], kind="stable")]
         return np.lexsort((ties, -scores.astype(np.float64), rows))
     keyed = pd.DataFrame({"row": rows, "score": scores, "tie": ties})  # e.g. object ids: pandas compares them
     ordered = keyed.sort_values(["row", "score", "tie"], ascending=[True, False, True], kind="stable")
     return ordered.index.to_numpy()
+
+
+#: Bits of a packed sort key that hold the score's code (below the row): codes run 0 .. 2**32 (NaN).
+_CODE_BITS = 33
+_MAX_PACKED_ROW = 1 << (63 - _CODE_BITS)
+
+
+def _descending_codes(scores: np.ndarray) -> np.ndarray | None:
+    """Integer codes in ``[0, 2**32]`` that order ``scores`` descending (0 = the highest), equal scores equal
+    (``-0.0`` as ``0.0``), NaN last, from the bits of float32 values; None for scores float32 cannot hold
+    exactly (e.g. float64 probabilities: those are sorted by ``np.lexsort``)."""
+    single = scores.astype(np.float32)
+    if scores.dtype != np.float32 and not ((single == scores) | np.isnan(scores.astype(np.float64))).all():
+        return None
+    bits = (single + np.float32(0.0)).view(np.int32).astype(np.int64)  # + 0.0: -0.0 becomes 0.0
+    codes = np.int64(2**31 - 1) - np.where(bits < 0, bits ^ 0x7FFFFFFF, bits)  # IEEE order, reversed
+    return np.where(np.isnan(single), np.int64(2**32), codes)
 
 
 def ranks_in_sorted_rows(sorted_rows: Any) -> np.ndarray:

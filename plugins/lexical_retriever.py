@@ -99,6 +99,9 @@ class CharNgramRetriever(Retriever):
     #: Most query keys remembered (a hybrid link romanises each left text for the search, then
     #: again for the string similarities of its candidate pairs: the second time is a lookup).
     KEY_CACHE_SIZE = 200_000
+    #: Candidate pairs whose sparse rows :meth:`pair_features` gathers at once (8,192: 0.75 s -> 0.2 s for the
+    #: 350,000 pairs of a 10k x 10k hybrid link; whole, the gathered rows outgrow the CPU caches).
+    PAIR_ROWS = 8192
 
     # -- text -> sparse rows ----------------------------------------------------------------------
     def keys(self, texts: Sequence[str]) -> list[str]:
@@ -277,9 +280,13 @@ class CharNgramRetriever(Retriever):
             return {name: np.zeros(0, dtype=np.float32) for name in names}
         codes, uniques = pd.factorize(np.asarray(texts, dtype=object))  # each distinct text read once
         uniques = [str(t) for t in uniques]
-        queries = self.transform(uniques)[codes]
+        queries = self.transform(uniques)
         positions = id_positions(self.ids, self._order, right_ids)
-        out = {"score_lexical": np.asarray(queries.multiply(self.matrix[positions]).sum(axis=1), dtype=np.float32).ravel()}
+        cosine = np.empty(len(positions), dtype=np.float32)
+        for lo in range(0, len(positions), self.PAIR_ROWS):  # rows gathered a chunk at a time: they stay in cache
+            part = slice(lo, lo + self.PAIR_ROWS)
+            cosine[part] = np.asarray(queries[codes[part]].multiply(self.matrix[positions[part]]).sum(axis=1)).ravel()
+        out = {"score_lexical": cosine}
         keys = self.query_keys(uniques) if "romanised" in self.parts else [raw_key(t) for t in uniques]
         if strings:
             out.update(string_features(np.asarray(keys, dtype=object)[codes], self.right_keys[positions]))

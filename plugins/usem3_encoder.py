@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import numpy as np
@@ -66,8 +67,6 @@ class USEM3Encoder(Encoder):
     def encode(self, texts: list[str], *, role: Role) -> np.ndarray:
         from concurrent.futures import ThreadPoolExecutor
 
-        from threadpoolctl import threadpool_limits
-
         model = self._load()
         order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -79,7 +78,7 @@ class USEM3Encoder(Encoder):
 
         # the outer limit holds BLAS at one thread per batch for the whole call and restores the
         # caller's setting once every batch is done (the model's own per-call limits nest inside it)
-        with threadpool_limits(limits=1, user_api="blas"):
+        with _threadpools().limit(limits=1, user_api="blas"):
             if len(batches) < 2 or self.workers == 1:
                 for idx in batches:
                     encode_batch(idx)
@@ -87,6 +86,15 @@ class USEM3Encoder(Encoder):
                 with ThreadPoolExecutor(self.workers, thread_name_prefix="usem3") as pool:
                     list(pool.map(encode_batch, batches))
         return out
+
+
+@functools.cache
+def _threadpools() -> Any:
+    """One ``threadpoolctl.ThreadpoolController`` for the process: finding the loaded BLAS libraries takes
+    ~50 ms, which ``threadpool_limits`` repeated on every ``encode`` call (every chunk of a side)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from ltengine_plugins.lexical_retriever import CharNgramRetriever
 from ltengine_plugins.usem3_encoder import USEM3Encoder
@@ -37,17 +37,19 @@ def test_order_within_rows_is_pandas_order(rows):
 @given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.1, 0.5, 0.9, 0.5, float("nan"), float("-inf")])),
                 min_size=1, max_size=40))
 def test_row_top2_of_grouped_rows_is_the_sorted_answer(pairs):
-    """Rows already grouped take the pass without a sort: the same best and second best as sorting."""
+    """Rows already grouped take the pass without a sort, others are grouped by a stable sort of the ids first:
+    the same best and second best as sorting by value within each row."""
     frame = pd.DataFrame(pairs, columns=["id_l", "value"]).sort_values("id_l", kind="stable")
     ids, values = frame["id_l"].to_numpy(), frame["value"].to_numpy(dtype=np.float64)
     order = np.lexsort((-values, ids))
     starts = np.r_[0, np.flatnonzero(np.diff(ids[order])) + 1]
     counts = np.diff(np.r_[starts, len(ids)])
     expected_second = np.where(counts > 1, values[order][np.minimum(starts + 1, len(ids) - 1)], np.nan)
-    got = row_top2(ids, values)
-    np.testing.assert_array_equal(got[0], ids[order][starts])
-    np.testing.assert_array_equal(got[1], values[order][starts])
-    np.testing.assert_array_equal(got[2], expected_second)
+    for shuffled in (np.arange(len(ids)), np.random.default_rng(len(ids)).permutation(len(ids))):
+        got = row_top2(ids[shuffled], values[shuffled])  # grouped, then in any order (a stable sort groups them)
+        np.testing.assert_array_equal(got[0], ids[order][starts])
+        np.testing.assert_array_equal(got[1], values[order][starts])
+        np.testing.assert_array_equal(got[2], expected_second)
 
 
 @settings(max_examples=60, deadline=None)
@@ -55,6 +57,24 @@ def test_row_top2_of_grouped_rows_is_the_sorted_answer(pairs):
 def test_sorted_unique_is_np_unique(values):
     values = np.asarray(values, dtype=np.int64)
     np.testing.assert_array_equal(sorted_unique(values), np.unique(values))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.sampled_from([0.1, 0.1 + 1e-12, -0.0, 0.0, -2.5, float("inf"),
+                                                             float("-inf"), float("nan")]), st.integers(0, 9)),
+                max_size=60), st.sampled_from([np.float32, np.float64, np.int64]), st.booleans())
+@example([(0, -0.0, 0), (0, 0.0, 1), (1, float("nan"), 0), (1, -2.5, 1)], np.float32, True)
+def test_packed_row_order_is_lexsort_order(rows, dtype, positions_as_ties):
+    """The one-key sort (rows and float32 score bits packed in an int64) gives ``np.lexsort``'s order: -0.0
+    equal to 0.0, NaN last, ties by the third key, also for scores float32 cannot hold (those use lexsort)."""
+    ids = np.array([row for row, _, _ in rows], dtype=np.int64)
+    scores = np.array([score for _, score, _ in rows], dtype=np.float64)
+    if dtype is np.int64:
+        scores = np.nan_to_num(scores, nan=0.0, posinf=3, neginf=-3).astype(np.int64)
+    scores = scores.astype(dtype)
+    ties = np.arange(len(rows)) if positions_as_ties else np.array([tie for _, _, tie in rows], dtype=np.int64)
+    expected = np.lexsort((ties, -scores.astype(np.float64), ids))
+    np.testing.assert_array_equal(order_within_rows(ids, scores, ties), expected)
 
 
 @settings(max_examples=60, deadline=None)

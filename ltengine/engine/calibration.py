@@ -193,12 +193,10 @@ def row_top2(id_l: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Per left row (sorted ids): the best and the second-best value (NaN when the row has one pair)."""
     if len(id_l) > 1 and bool((id_l[1:] >= id_l[:-1]).all()):  # rows already grouped (most calls): no sort
         return _grouped_top2(id_l, values)
-    order = np.lexsort((-values, id_l))
-    ids, ordered = id_l[order], values[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(ids)) + 1] if len(ids) else np.zeros(0, dtype=np.int64)
-    counts = np.diff(np.r_[starts, len(ids)])
-    second = np.where(counts > 1, ordered[np.minimum(starts + 1, max(len(ids) - 1, 0))], np.nan)
-    return ids[starts], ordered[starts], second
+    if not len(id_l):
+        return id_l, values, values
+    order = np.argsort(id_l, kind="stable")  # group the rows; the pass finds each one's two best
+    return _grouped_top2(id_l[order], values[order])
 
 
 def _grouped_top2(id_l: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

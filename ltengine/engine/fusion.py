@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 #: Component score columns kept in the output of the hybrid mode (registered in :mod:`ltengine.engine.output`).
 SCORE_COLUMNS = HYBRID_COLUMNS
 #: Candidate pairs whose vectors are gathered at once when the hybrid mode scores them.
-PAIR_CHUNK = 65536
+PAIR_CHUNK = 4096
 
 
 def auto_mode(left: dict[str, float], right: dict[str, float], semantic: bool) -> tuple[str, dict[str, Any]]:

@@ -83,10 +83,12 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
     columns = CROSS_SCRIPT if script_mode == "hybrid" else SAME_SCRIPT
     pairs = pairs.assign(score_fused=pairs["retrieval_score"].to_numpy(dtype=np.float64))
     features = pair_features(pairs, columns)
+    fitted: dict[str, Any] = {}  # the fitting call's reference and leads, read again below to rank
 
     def fit() -> MatchModel:
         reference = RightReference.of(pairs, columns)  # the right rows' best pairs in this (the fitting) call
-        leads = features.assign(**reference.leads(pairs))
+        fitted.update(reference=reference, leads=reference.leads(pairs))
+        leads = features.assign(**fitted["leads"])
         rows, position = pairs["id_l"].to_numpy(), np.arange(len(pairs))
         near = np.zeros(len(pairs), dtype=bool)
         for column in SAME_SCRIPT:  # the column's FIT_DEPTH best of the row (ties: the earlier pair)
@@ -102,7 +104,9 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
 
     model = store.fusion(key, fit)
     if model.reference is not None:
-        features = features.assign(**model.reference.leads(pairs))
+        # another thread's model may have been stored first: then its own reference gives the leads
+        mine = fitted.get("reference") is model.reference
+        features = features.assign(**(fitted["leads"] if mine else model.reference.leads(pairs)))
     tie = (np.clip(pairs["score_semantic"].to_numpy(dtype=np.float64), 0.0, 1.0)
            + np.clip(pairs["score_lexical"].to_numpy(dtype=np.float64), 0.0, 1.0)) / 2.0
     tempered = 1.0 / (1.0 + np.exp(-model.log_odds(features) / (TEMPER * max(len(model.features), 1))))

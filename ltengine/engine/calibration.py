@@ -293,6 +293,7 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
     cap = matches_per_row * left_rows / n if n else 0.5
     weights: list[np.ndarray] = [np.zeros(s - 1) for s in sizes]
     prior_logit, shift, iteration, converged = 0.0, 0.0, 0, n == 0
+    counts = [np.bincount(b, weights=mass, minlength=size)[:-1] + 1e-9 for b, size in zip(bins, sizes)]
     for iteration in range(1, MAX_ITER + 1):
         if n == 0:
             break
@@ -302,8 +303,7 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
         for f, (b, size) in enumerate(zip(bins, sizes)):
             m = np.bincount(b, weights=r * mass, minlength=size)[:-1] + PSEUDO_COUNT
             u = np.bincount(b, weights=(1 - r) * mass, minlength=size)[:-1] + PSEUDO_COUNT
-            counts = np.bincount(b, weights=mass, minlength=size)[:-1] + 1e-9
-            weights[f] = _increasing(np.log(m / m.sum()) - np.log(u / u.sum()), counts)
+            weights[f] = _increasing(np.log(m / m.sum()) - np.log(u / u.sum()), counts[f])
             logit += np.append(weights[f], 0.0)[b]
         shift = cap_shift(logit, mass, cap) if cap_posteriors else 0.0
         new = 1.0 / (1.0 + np.exp(-(logit + shift)))

@@ -8,7 +8,8 @@ Run::
 
 Each round runs both checkouts on the same frames, in alternating order (before first in odd rounds), each in
 its own process with its own cache folder; the tables give medians over the rounds and each round's ratio
-(after / before, end to end), so the machine's load moves both sides of a ratio alike.
+(after / before, end to end), so the machine's load moves both sides of a ratio alike.  ``overhead × (warm)``:
+the worker's second merge in the same process (see :mod:`evals.scale`), where the checkout's worker has it.
 """
 
 from __future__ import annotations
@@ -78,9 +79,11 @@ def summary(size: int, mode: str | None, runs: list[dict[str, Any]]) -> list[lis
         med = lambda key, mine=mine: round(statistics.median(r[key] for r in mine), 3)
         stages = {k: round(statistics.median(r["timings"].get(k, 0.0) for r in mine), 2)
                   for k in ("encode", "build", "search", "fuse", "calibrate")}
+        warm = [r["overhead_ratio_warm"] for r in mine if r.get("overhead_ratio_warm") is not None]
         rows.append([size, mode or "default", label, mine[0]["mode"], med("end_to_end_s"),
                      f"{min(r['end_to_end_s'] for r in mine)}-{max(r['end_to_end_s'] for r in mine)}",
                      med("encoder_alone_s"), med("overhead_ratio"), med("overhead_ratio_cpu"),
+                     round(statistics.median(warm), 3) if warm else None,
                      med("peak_rss_mib"), med("top1_same_place"), json.dumps(stages)])
     return rows
 
@@ -122,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         "tables": [{
             "title": "medians over the rounds (overhead = end-to-end / the encoder alone on the same texts)",
             "columns": ["right rows", "mode asked", "checkout", "mode", "end-to-end s", "min-max s", "encoder alone s",
-                        "overhead ×", "overhead × (CPU)", "peak RSS MiB", "top-1 same place", "stage timers s"],
+                        "overhead ×", "overhead × (CPU)", "overhead × (warm)", "peak RSS MiB", "top-1 same place",
+                        "stage timers s"],
             "rows": rows,
         }, {
             "title": "after / before, end-to-end wall time, per round",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
 
 from ltengine.lexical.cleaning import remove_invisible
 from ltengine.lexical.scripts import char_script
@@ -21,10 +22,23 @@ _JOINERS = dict.fromkeys(map(ord, ".'’`\"״׳"), None)
 _UNSPACED = frozenset({"Han", "Kana", "Thai", "Hangul"})
 
 
-@functools.lru_cache(maxsize=65536)
-def _is_separator(ch: str) -> bool:
-    """Punctuation, symbols, spaces and controls separate words (combining marks do not: Devanagari vowels)."""
-    return unicodedata.category(ch)[0] in "PSZC"
+class _CharTable(dict):  # type: ignore[type-arg]
+    """A ``str.translate`` table that decides each code point on first sight (``rule(char)``: its replacement, or
+    None to delete it) and remembers it: the per-character loop then runs in C."""
+
+    def __init__(self, rule: Any) -> None:
+        super().__init__()
+        self.rule = rule
+
+    def __missing__(self, code: int) -> str | None:
+        value = self[code] = self.rule(chr(code))
+        return value
+
+
+#: Punctuation, symbols, spaces and controls separate words -> one space (combining marks do not: Devanagari vowels).
+_SEPARATORS = _CharTable(lambda ch: " " if unicodedata.category(ch)[0] in "PSZC" else ch)
+#: Combining marks deleted (accents of decomposed Latin letters).
+_COMBINING = _CharTable(lambda ch: None if unicodedata.combining(ch) else ch)
 
 
 def fold(text: str, strip_accents: bool = True) -> str:
@@ -34,9 +48,8 @@ def fold(text: str, strip_accents: bool = True) -> str:
     they are vowels and voicing, so romanise first)."""
     text = unicodedata.normalize("NFKC", remove_invisible(str(text))).casefold().translate(_JOINERS)
     if strip_accents:
-        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
-        text = unicodedata.normalize("NFC", text)
-    return " ".join("".join(" " if _is_separator(c) else c for c in text).split())
+        text = unicodedata.normalize("NFC", unicodedata.normalize("NFKD", text).translate(_COMBINING))
+    return " ".join(text.translate(_SEPARATORS).split())
 
 
 @functools.lru_cache(maxsize=1)

@@ -21,7 +21,7 @@ def order_within_rows(rows: Any, scores: Any, ties: Any) -> np.ndarray:
         if codes is not None and rows.dtype.kind in "iu" and (
                 not len(rows) or (rows.min() >= 0 and rows.max() < _MAX_PACKED_ROW)):
             key = (rows.astype(np.int64) << _CODE_BITS) | codes  # one int64 per pair: a single stable sort
-            if len(ties) < 2 or (ties[1:] >= ties[:-1]).all():  # ties in input order already (e.g. positions)
+            if _ties_in_order(rows, ties):  # a stable sort keeps them
                 return np.argsort(key, kind="stable")
             by_ties = np.argsort(ties, kind="stable")
             return by_ties[np.argsort(key[by_ties], kind="stable")]
@@ -29,6 +29,18 @@ def order_within_rows(rows: Any, scores: Any, ties: Any) -> np.ndarray:
     keyed = pd.DataFrame({"row": rows, "score": scores, "tie": ties})  # e.g. object ids: pandas compares them
     ordered = keyed.sort_values(["row", "score", "tie"], ascending=[True, False, True], kind="stable")
     return ordered.index.to_numpy()
+
+
+def _ties_in_order(rows: np.ndarray, ties: np.ndarray) -> bool:
+    """Whether pairs of one row already come in ascending ``ties`` order: ties ascending throughout (e.g.
+    positions), or rows ascending and ties ascending within each row (e.g. pairs sorted by left, then right id)."""
+    if len(ties) < 2:
+        return True
+    ascending = ties[1:] >= ties[:-1]
+    if ascending.all():
+        return True
+    same_row = rows[1:] == rows[:-1]
+    return bool((rows[1:] >= rows[:-1]).all() and (ascending | ~same_row).all())
 
 
 #: Bits of a packed sort key that hold the score's code (below the row): codes run 0 .. 2**32 (NaN).

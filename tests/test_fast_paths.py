@@ -64,6 +64,8 @@ def test_sorted_unique_is_np_unique(values):
                                                              float("-inf"), float("nan")]), st.integers(0, 9)),
                 max_size=60), st.sampled_from([np.float32, np.float64, np.int64]), st.booleans())
 @example([(0, -0.0, 0), (0, 0.0, 1), (1, float("nan"), 0), (1, -2.5, 1)], np.float32, True)
+@example([(0, 0.5, 3), (0, 0.5, 7), (1, 0.5, 1), (1, 0.5, 2), (1, 0.9, 0)], np.float32, False)  # ties sorted per row
+@example([(0, 0.5, 5), (1, 0.5, 0), (0, 0.5, 1)], np.float32, False)  # a row in two runs: not in order
 def test_packed_row_order_is_lexsort_order(rows, dtype, positions_as_ties):
     """The one-key sort (rows and float32 score bits packed in an int64) gives ``np.lexsort``'s order: -0.0
     equal to 0.0, NaN last, ties by the third key, also for scores float32 cannot hold (those use lexsort)."""

@@ -297,12 +297,13 @@ def fit_match_model(features: pd.DataFrame, id_l: np.ndarray, bins: int = N_BINS
     for iteration in range(1, MAX_ITER + 1):
         if n == 0:
             break
-        share = float(np.clip((r * mass).sum() / n, 1e-6, min(cap, 1 - 1e-6)))
+        matched, unmatched = r * mass, (1 - r) * mass
+        share = float(np.clip(matched.sum() / n, 1e-6, min(cap, 1 - 1e-6)))
         prior_logit = float(np.log(share / (1 - share)))
         logit = np.full(len(r), prior_logit)
         for f, (b, size) in enumerate(zip(bins, sizes)):
-            m = np.bincount(b, weights=r * mass, minlength=size)[:-1] + PSEUDO_COUNT
-            u = np.bincount(b, weights=(1 - r) * mass, minlength=size)[:-1] + PSEUDO_COUNT
+            m = np.bincount(b, weights=matched, minlength=size)[:-1] + PSEUDO_COUNT
+            u = np.bincount(b, weights=unmatched, minlength=size)[:-1] + PSEUDO_COUNT
             weights[f] = _increasing(np.log(m / m.sum()) - np.log(u / u.sum()), counts[f])
             logit += np.append(weights[f], 0.0)[b]
         shift = cap_shift(logit, mass, cap) if cap_posteriors else 0.0

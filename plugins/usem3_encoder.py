@@ -94,7 +94,8 @@ def _threadpools() -> Any:
     """One ``threadpoolctl.ThreadpoolController`` for the process: finding the loaded BLAS libraries takes
     ~50 ms, which ``threadpool_limits`` repeated on every ``encode`` call (every chunk of a side).  It knows the
     libraries loaded at the first call, NumPy's among them; those loaded later (FAISS's, SciPy's) keep their
-    own settings, which measured the same at 10k and 100k right rows (``evals/overhead_pairs.py``)."""
+    own settings (alternating both ways in one process at 10k and 100k right rows: no difference beyond the
+    run-to-run spread)."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()

@@ -95,8 +95,10 @@ class RightReference:
     def of(cls, pairs: pd.DataFrame, columns: tuple[str, ...]) -> RightReference:
         """The reference of ``pairs``' right rows over ``columns``."""
         best, second, rows = {}, {}, np.zeros(0, dtype=np.int64)
+        order = np.argsort(pairs["id_r"].to_numpy(), kind="stable")  # grouped once: row_top2 then needs no sort
+        grouped = pairs["id_r"].to_numpy()[order]
         for col in columns:
-            rows, best[col], second[col] = row_top2(pairs["id_r"].to_numpy(), pairs[col].to_numpy(dtype=np.float64))
+            rows, best[col], second[col] = row_top2(grouped, pairs[col].to_numpy(dtype=np.float64)[order])
         return cls(np.asarray(rows, dtype=np.int64), best, second)
 
     def leads(self, pairs: pd.DataFrame) -> dict[str, np.ndarray]:

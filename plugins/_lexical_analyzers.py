@@ -22,15 +22,12 @@ traditional characters differ where their pinyin agrees).
 
 from __future__ import annotations
 
-import functools
 import statistics
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
 from ltengine.errors import ConfigError
-from ltengine.lexical.names import fold
-from ltengine.lexical.scripts import char_script, script_counts, script_profile
+from ltengine.lexical.scripts import script_counts, script_profile
 
 PARTS = ("romanised", "raw", "words")
 #: Analyzer names accepted by the ``analyzer`` option (parts joined by ``+`` in any order, or "auto").
@@ -61,25 +58,6 @@ def parse_analyzer(value: str) -> tuple[str, ...]:
         raise ConfigError(f"char-ngram option analyzer must be 'auto' or parts of {PARTS} joined by '+' "
                           f"(e.g. 'raw+words'); got {value!r}")
     return tuple(p for p in PARTS if p in parts)
-
-
-@functools.lru_cache(maxsize=65536)
-def _latin_base(ch: str) -> bool:
-    return char_script(ch) == "Latin"
-
-
-def raw_key(text: str) -> str:
-    """The raw analyzer's key: folded (NFKC, casefold, punctuation -> space) without romanising; combining
-    marks are dropped only after Latin letters (``Café`` -> ``cafe``; kana voicing and Indic vowels stay)."""
-    text = fold(text, strip_accents=False)
-    if text.isascii():
-        return text
-    out: list[str] = []
-    for ch in unicodedata.normalize("NFKD", text):
-        if unicodedata.combining(ch) and out and _latin_base(out[-1]):
-            continue
-        out.append(ch)
-    return unicodedata.normalize("NFC", "".join(out))
 
 
 def groups_of(profile: dict[str, float], share: float = SCRIPT_SHARE) -> frozenset[str]:

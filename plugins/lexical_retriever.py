@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, raw_key, row_weights
+from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, row_weights
 from ltengine_plugins._lexical_state import add_rows, load_state, remove_rows, save_state
 
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
+from ltengine.lexical.names import raw_key
 from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
 from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from ltengine_plugins._lexical_analyzers import parse_analyzer, raw_key, row_weights
+from ltengine_plugins._lexical_analyzers import parse_analyzer, row_weights
 
 from ltengine import get_host
 from ltengine.errors import ConfigError
+from ltengine.lexical.names import raw_key
 
 
 def _retriever(right: list[str], **options):

@@ -30,6 +30,8 @@ import pandas as pd
 
 from ltengine.engine.calibration import MatchModel, ModelStore, RightReference, fit_match_model, pair_features
 from ltengine.engine.decide import top_k_per_left
+from ltengine.engine.text import serialize
+from ltengine.lexical.fields import field_similarity
 from ltengine.row_order import ranks_within_rows
 
 #: The pairs the fusion is fitted on: those among the semantic or the lexical retriever's best this many.
@@ -46,6 +48,8 @@ TEMPER = 4.0
 TIE_BREAK = 1e-6
 SAME_SCRIPT = ("score_semantic", "score_lexical")
 CROSS_SCRIPT = (*SAME_SCRIPT, "score_fused")
+#: Records of several linked columns in one script: each column also compared on its own (:func:`field_scores`).
+FIELDS = "score_fields"
 #: No model: the prior chain (too few rows on the first call).
 PRIOR = MatchModel(features=(), edges=(), weights=(), prior_logit=0.0, pairs=0, left_rows=0, iterations=0,
                    converged=True)
@@ -80,7 +84,7 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
     stored fusion model, fitting it first when none is stored; keep the ``k`` best per left row (or, with
     ``threshold``, every pair whose fused score reaches it)."""
     key = fusion_key(script_mode)
-    columns = CROSS_SCRIPT if script_mode == "hybrid" else SAME_SCRIPT
+    columns = (*(CROSS_SCRIPT if script_mode == "hybrid" else SAME_SCRIPT), *((FIELDS,) if FIELDS in pairs else ()))
     pairs = pairs.assign(score_fused=pairs["retrieval_score"].to_numpy(dtype=np.float64))
     features = pair_features(pairs, columns)
     fitted: dict[str, Any] = {}  # the fitting call's reference and leads, read again below to rank
@@ -114,7 +118,22 @@ def fuse_adaptive(pairs: pd.DataFrame, store: ModelStore, script_mode: str, k: i
     report["fusion"] = dict(model.describe(), kind=key, fit_depth=FIT_DEPTH, bins=FUSION_BINS, temper=TEMPER,
                             meaning="score = sigmoid(this mixture's log-odds / (temper * its number of features)); "
                                     "ties: mean component score")
-    pairs = pairs.assign(retrieval_score=fused).drop(columns="score_fused")
+    pairs = pairs.assign(retrieval_score=fused).drop(columns=["score_fused", FIELDS], errors="ignore")
     if threshold is not None:
         return top_k_per_left(pairs[pairs["retrieval_score"] >= threshold], len(pairs) or 1, score="retrieval_score")
     return top_k_per_left(pairs, k, score="retrieval_score")
+
+
+def field_scores(left: pd.DataFrame, right: pd.DataFrame, left_on: tuple[str, ...], right_on: tuple[str, ...],
+                 pairs: pd.DataFrame, keep_symbols: bool = False) -> np.ndarray:
+    """``score_fields`` of each pair (``id_l``/``id_r``: row positions in ``left``/``right``): every linked column
+    compared on its own (:func:`ltengine.lexical.fields.field_similarity`), so a short column (a venue, a year)
+    counts as much as a long one (a title), which the whole-record scores let outweigh it."""
+    rows_l, at_l = np.unique(pairs["id_l"].to_numpy(), return_inverse=True)
+    rows_r, at_r = np.unique(pairs["id_r"].to_numpy(), return_inverse=True)
+
+    def values(frame: pd.DataFrame, rows: np.ndarray, at: np.ndarray, column: str, side: str) -> np.ndarray:
+        return serialize(frame.iloc[rows], [column], side, keep_symbols=keep_symbols).to_numpy(dtype=object)[at]
+
+    return field_similarity([values(left, rows_l, at_l, c, "left") for c in left_on],
+                            [values(right, rows_r, at_r, c, "right") for c in right_on])

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ltengine.config import LinkConfig, as_config
-from ltengine.engine.adaptive import fuse_adaptive
+from ltengine.engine.adaptive import field_scores, fuse_adaptive
 from ltengine.engine.adaptive import plan as adaptive_plan
 from ltengine.engine.blocks import FittedRight, drop_self_pairs, groups, matched_groups, search_blocks
 from ltengine.engine.calibration import CALIBRATION_K, MatchModel, ModelStore, model_columns, pair_features
@@ -243,7 +243,7 @@ class Linker:
                 semantic = search(right.blocks, False, depth, None, "searching (semantic)")
                 lexical = lexical_search.result()
             pairs = self._fuse(semantic, lexical, block_groups, ids, vectors, left_lexical, k, threshold, ctx,
-                               script_mode if mode == "adaptive" else None)
+                               script_mode if mode == "adaptive" else None, left)
         pairs = pairs.rename(columns={"retrieval_score": "score"})
         pairs["text_l"] = texts[pairs["id_l"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
         pairs["text_r"] = right.texts[pairs["id_r"].to_numpy()] if len(pairs) else pd.Series(dtype=object)
@@ -251,9 +251,11 @@ class Linker:
 
     def _fuse(self, semantic: pd.DataFrame, lexical: pd.DataFrame, groups: list[tuple[Any, np.ndarray]],
               ids: np.ndarray, vectors: SideVectors, lexical_texts: np.ndarray, k: int, threshold: float | None,
-              ctx: RunContext, adaptive: str | None = None) -> pd.DataFrame:
+              ctx: RunContext, adaptive: str | None = None, left: pd.DataFrame | None = None) -> pd.DataFrame:
         """Fuse the two candidate lists (:func:`ltengine.engine.fusion.fuse_candidates`), timed as ``fuse``;
-        ``adaptive`` (the scripts' mode): rank by the fusion fitted on the run (:mod:`~ltengine.engine.adaptive`)."""
+        ``adaptive`` (the scripts' mode): rank by the fusion fitted on the run (:mod:`~ltengine.engine.adaptive`),
+        with the columns of ``left`` compared one by one when there are several, in one script."""
+        cfg = self.config
         right = self._right
         assert right is not None and right.semantic
         start = time.perf_counter()
@@ -269,6 +271,9 @@ class Linker:
                                 right_rows=right.vector_rows, k=2 * max(k, self.config.hybrid_depth) if adaptive
                                 else k, threshold=None if adaptive else threshold)
         if adaptive:
+            if adaptive == "semantic" and len(cfg.left_on) > 1 and left is not None:
+                pairs = pairs.assign(score_fields=field_scores(left, right.frame, cfg.left_on, cfg.right_on, pairs,
+                                                               cfg.keep_symbol_records))
             pairs = fuse_adaptive(pairs, self._models, adaptive, k, threshold, ctx.report)
         ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
         return pairs

@@ -52,6 +52,26 @@ def fold(text: str, strip_accents: bool = True) -> str:
     return " ".join(text.translate(_SEPARATORS).split())
 
 
+@functools.lru_cache(maxsize=65536)
+def _latin_base(ch: str) -> bool:
+    return char_script(ch) == "Latin"
+
+
+def raw_key(text: str) -> str:
+    """The lexical key of a text in its own script (the char-ngram retriever's ``raw`` analyzer): folded (NFKC,
+    casefold, punctuation -> space) without romanising; combining marks are dropped only after Latin letters
+    (``Café`` -> ``cafe``; kana voicing and Indic vowels stay)."""
+    text = fold(text, strip_accents=False)
+    if text.isascii():
+        return text
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFKD", text):
+        if unicodedata.combining(ch) and out and _latin_base(out[-1]):
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
 @functools.lru_cache(maxsize=1)
 def _forms() -> tuple[frozenset[str], int, tuple[str, ...]]:
     """Folded legal forms, their longest word count, and the affixes of unspaced scripts (longest first)."""

@@ -272,8 +272,10 @@ class Linker:
                                 else k, threshold=None if adaptive else threshold)
         if adaptive:
             if adaptive == "semantic" and len(cfg.left_on) > 1 and left is not None:
+                begin = time.perf_counter()
                 pairs = pairs.assign(score_fields=field_scores(left, right.frame, cfg.left_on, cfg.right_on, pairs,
                                                                cfg.keep_symbol_records))
+                ctx.timings["fields"] = ctx.timings.get("fields", 0.0) + time.perf_counter() - begin
             pairs = fuse_adaptive(pairs, self._models, adaptive, k, threshold, ctx.report)
         ctx.timings["fuse"] = ctx.timings.get("fuse", 0.0) + time.perf_counter() - start
         return pairs

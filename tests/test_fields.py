@@ -90,3 +90,13 @@ def test_auto_mode_compares_the_columns_one_by_one_and_keeps_it_across_calls() -
 def test_one_linked_column_has_no_field_feature() -> None:
     out = lt.merge(CITED[["title"]], PAPERS[["title"]], on="title", progress=False)
     assert not any(f.startswith("score_fields") for f in out.attrs["ltengine"]["report"]["fusion"]["features"])
+
+
+def test_a_saved_linker_compares_the_fields_as_the_fitting_call_did(tmp_path) -> None:
+    linker = lt.Linker(left_on=ON, right_on=ON, progress=False).fit(PAPERS)
+    whole = linker.merge(CITED)
+    linker.save(tmp_path / "index")
+    part = lt.Linker.load(tmp_path / "index").merge(CITED.iloc[32:].reset_index(drop=True))  # too few rows to refit
+    assert "score_fields" in part.attrs["ltengine"]["report"]["fusion"]["features"]
+    assert part["title_y"].tolist() == whole["title_y"].tolist()[32:]
+    assert np.allclose(part["match_probability"], whole["match_probability"].to_numpy()[32:], rtol=0, atol=1e-9)

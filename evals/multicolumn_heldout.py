@@ -27,8 +27,7 @@ import pandas as pd
 import ltengine as lt
 from evals.common import main_for
 from evals.datasets import LinkTask, _febrl_frame
-from evals.default_chain import FEBRL_FIELDS, code_version, evaluate_set, markdown
-from evals.febrl3_dedup import FIELDS
+from evals.default_chain import FEBRL_FIELDS, cluster_quality, code_version, evaluate_set, markdown
 
 SETS = ("febrl1", "febrl2")
 
@@ -55,19 +54,8 @@ def link_task(name: str) -> LinkTask:
 
 
 def clusters(name: str) -> dict[str, Any]:
-    """``lt.cluster_rows`` with no threshold given: pairwise P/R/F1 and true singletons kept alone."""
-    frame, entity = records(name)
-    start = time.perf_counter()
-    out = lt.cluster_rows(frame, on=FIELDS, progress=False, cache=False)
-    seconds = round(time.perf_counter() - start, 1)
-    metrics = lt.evaluate(out, entity)
-    singles = (entity.map(entity.value_counts()) == 1).to_numpy()
-    alone = (out["cluster"].map(out["cluster"].value_counts()) == 1).to_numpy()
-    return {"set": name, "records": len(frame), "true_clusters": int(entity.nunique()),
-            "pred_clusters": int(out["cluster"].nunique()),
-            **{k: round(float(metrics[k]), 4) for k in ("pairwise_precision", "pairwise_recall", "pairwise_f1")},
-            "true_singletons": int(singles.sum()),
-            "singletons_kept": round(float(alone[singles].mean()), 4) if singles.any() else None, "seconds": seconds}
+    """:func:`evals.default_chain.cluster_quality` (``lt.cluster_rows``, no threshold given) on the set."""
+    return {"set": name, **cluster_quality(*records(name))}
 
 
 def cost() -> dict[str, Any]:

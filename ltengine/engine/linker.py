@@ -263,12 +263,12 @@ class Linker:
         block_of = np.full(len(lexical_texts), -1, dtype=np.int64)  # left row -> index of its block in groups
         for number, (_, positions) in enumerate(groups):
             block_of[ids[positions]] = number
-        fuser = create_fuser(self.host, self.config.fuser, self.config.fuser_options, encoder=self.encoder.name)
+        fuser = create_fuser(self.host, cfg.fuser, cfg.fuser_options, encoder=self.encoder.name)
         blocks = [(right.blocks[key], lexical_index[key]) for key, _ in groups]
         pairs = fuse_candidates(semantic, lexical, fuser, block_of=block_of, blocks=blocks,
                                 left_rows=row_map(len(lexical_texts), ids), vectors=vectors,
                                 lexical_texts=lexical_texts, right_vectors=right.vectors,
-                                right_rows=right.vector_rows, k=2 * max(k, self.config.hybrid_depth) if adaptive
+                                right_rows=right.vector_rows, k=2 * max(k, cfg.hybrid_depth) if adaptive
                                 else k, threshold=None if adaptive else threshold)
         if adaptive:
             if adaptive == "semantic" and len(cfg.left_on) > 1 and left is not None:

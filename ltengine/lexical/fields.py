@@ -33,9 +33,10 @@ def field_similarity(left: Sequence[np.ndarray], right: Sequence[np.ndarray]) ->
     n = len(left[0]) if len(left) else 0
     total, count = np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.int64)
     for values_l, values_r in zip(left, right):
-        both = np.flatnonzero((np.asarray(values_l, dtype=object) != "") & (np.asarray(values_r, dtype=object) != ""))
+        values_l, values_r = np.asarray(values_l, dtype=object), np.asarray(values_r, dtype=object)
+        both = np.flatnonzero((values_l != "") & (values_r != ""))
         if len(both):
-            total[both] += _cosines(np.asarray(values_l, dtype=object)[both], np.asarray(values_r, dtype=object)[both])
+            total[both] += _cosines(values_l[both], values_r[both])
             count[both] += 1
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)

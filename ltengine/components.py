@@ -175,6 +175,13 @@ class Retriever(Component):
         """Index ``vectors`` (n, d), whose rows are the right-hand records ``ids`` (int64)."""
         raise NotImplementedError
 
+    def vector_buffer(self, n: int, d: int) -> np.ndarray | None:
+        """Optional: a writable (n, d) float32 array that is the index's own storage.  The Linker may write
+        the right-hand vectors into it and pass it to :meth:`build`, which then must not copy it: the vector
+        matrix is held once instead of twice.  Only asked of a retriever that can :meth:`score_pairs`.
+        Default None: the Linker fills an array of its own."""
+        return None
+
     def search(self, vectors: np.ndarray, ids: np.ndarray, k: int) -> pd.DataFrame:
         """Return the ``k`` best right ids for each query row.
 

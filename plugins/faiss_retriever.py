@@ -58,17 +58,36 @@ class FaissRetriever(Retriever):
         few_queries = self.expected_queries is not None and self.expected_queries <= self.options.auto_flat_queries
         return "flat" if n <= self.options.auto_threshold or few_queries else "hnsw"
 
+    def vector_buffer(self, n: int, d: int) -> np.ndarray | None:
+        """The exact index's own storage for ``n`` vectors, to fill and pass to :meth:`build` (None for HNSW
+        and IVF, which are built from a finished matrix)."""
+        if n < 1 or self.kind_for(n) != "flat":
+            return None
+        import faiss
+
+        index = faiss.IndexFlatIP(d)
+        index.codes.resize(n * index.code_size)  # what index.add(n vectors) allocates, left for the caller to fill
+        index.ntotal = n
+        buffer = faiss.rev_swig_ptr(index.get_xb(), n * d).reshape(n, d)
+        self._reserved = (index, buffer)
+        return buffer
+
     def build(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         import faiss
 
         if self.options.threads:
             faiss.omp_set_num_threads(self.options.threads)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        reserved = self.__dict__.pop("_reserved", None)
+        in_place = reserved is not None and vectors is reserved[1]  # filled in vector_buffer: nothing to copy
+        if not in_place:
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         n, d = vectors.shape
         self.ids = np.asarray(ids, dtype=np.int64)
         self.size = n
         self.index_type = self.kind_for(n)
-        if self.index_type == "flat" or n < 2:
+        if in_place:
+            self.index = reserved[0]
+        elif self.index_type == "flat" or n < 2:
             self.index = faiss.IndexFlatIP(d)
         elif self.index_type == "hnsw":
             self.index = faiss.IndexHNSWFlat(d, self.options.hnsw_m, faiss.METRIC_INNER_PRODUCT)
@@ -81,7 +100,8 @@ class FaissRetriever(Retriever):
             self.index.train(vectors)
             self.index.nprobe = min(self.options.ivf_nprobe, nlist)
             self._quantizer = quantizer  # keep alive
-        self.index.add(vectors)
+        if not in_place:
+            self.index.add(vectors)
         if self.index_type == "ivf" and n >= 2:
             self.index.make_direct_map()  # for reconstruct (score_pairs)
         self._order = np.argsort(self.ids, kind="stable")

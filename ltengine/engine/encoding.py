@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -121,9 +122,28 @@ class SideVectors:
         return self.unique[codes]
 
 
-def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> np.ndarray:
-    """Encode ``texts`` (non-empty strings) to unit-length float32 rows: :func:`encode_side` as one matrix."""
-    return encode_side(encoder, texts, role, context).dense()
+def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext,
+                 allocate: Callable[[int], np.ndarray | None] | None = None) -> np.ndarray:
+    """Encode ``texts`` (non-empty strings) to their (rows, d) matrix of unit-length float32 vectors, each
+    distinct text encoded once (as :func:`encode_side`).  Each encoded chunk is written to its rows as it
+    arrives, so the distinct texts' vectors are never held beside the matrix.  ``allocate(d)`` may supply the
+    (rows, d) float32 matrix to fill, e.g. an index's own storage (:meth:`~ltengine.Retriever.vector_buffer`);
+    without it, or when it returns None, a new array is filled."""
+    if len(texts) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    codes, uniques = distinct_sorted(texts)
+    order = np.argsort(codes, kind="stable")  # rows grouped by their text's position among the distinct texts
+    sorted_codes = codes[order]
+    out: np.ndarray | None = None
+    for start, vectors in _encoded_chunks(encoder, len(texts), uniques, role, context):
+        if out is None:
+            out = allocate(vectors.shape[1]) if allocate else None
+            if out is None:
+                out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+        low, high = np.searchsorted(sorted_codes, [start, start + len(vectors)])
+        out[order[low:high]] = vectors[sorted_codes[low:high] - start]
+    assert out is not None
+    return out
 
 
 def encode_side(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext) -> SideVectors:
@@ -133,14 +153,28 @@ def encode_side(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCon
     under (encoder id + model + options, role, the chunk's texts), so re-encoding the same table costs no
     model call.
     """
-    config = context.config
     if len(texts) == 0:
         return SideVectors(np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64))
     codes, uniques = distinct_sorted(texts)
+    unique_vectors: np.ndarray | None = None  # filled chunk by chunk: no list of parts to concatenate
+    for start, vectors in _encoded_chunks(encoder, len(texts), uniques, role, context):
+        if unique_vectors is None:
+            unique_vectors = np.empty((len(uniques), vectors.shape[1]), dtype=np.float32)
+        unique_vectors[start : start + len(vectors)] = vectors
+    assert unique_vectors is not None
+    return SideVectors(unique_vectors, codes)
+
+
+def _encoded_chunks(encoder: Encoder, rows: int, uniques: list[str], role: Role,
+                    context: RunContext) -> Iterator[tuple[int, np.ndarray]]:
+    """``(position of the chunk's first text in uniques, its vectors)`` for each chunk of the sorted distinct
+    texts, read from the disk cache or encoded (and cached), with a progress bar; the run report counts them
+    once all are done (``rows``: the side's texts, duplicates included)."""
+    config = context.config
     cache = context.cache("embeddings")
     identity = chunk_identity(encoder, role)
     chunk = config.encode_chunk_size
-    unique_vectors: np.ndarray | None = None  # filled chunk by chunk: no list of parts to concatenate
+    dimension: int | None = None
     hits = 0
     with progress_bar(len(uniques), f"encoding ({role}s)", config.progress) as bar:
         for start in range(0, len(uniques), chunk):
@@ -154,17 +188,15 @@ def encode_side(encoder: Encoder, texts: np.ndarray, role: Role, context: RunCon
                 cache.set(key, vectors)
             else:
                 hits += len(batch)
-            if unique_vectors is None:
-                unique_vectors = np.empty((len(uniques), vectors.shape[1]), dtype=np.float32)
-            elif vectors.shape[1] != unique_vectors.shape[1]:
+            if dimension is None:
+                dimension = vectors.shape[1]
+            elif vectors.shape[1] != dimension:
                 raise PluginError(f"encoder {encoder.name!r} returned {vectors.shape[1]}-d vectors after "
-                                  f"{unique_vectors.shape[1]}-d ones")
-            unique_vectors[start : start + len(batch)] = vectors
+                                  f"{dimension}-d ones")
+            yield start, vectors
             bar.update(len(batch))
     report = context.report.setdefault("encoding", {})
     entry = report.setdefault(role, {"texts": 0, "unique": 0, "cache_hits": 0})
-    entry["texts"] += len(texts)
+    entry["texts"] += rows
     entry["unique"] += len(uniques)
     entry["cache_hits"] += hits
-    assert unique_vectors is not None
-    return SideVectors(unique_vectors, codes)

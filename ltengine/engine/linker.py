@@ -135,17 +135,21 @@ class Linker:
         ids = np.flatnonzero(texts != "")
         right_lexical = lexical_texts(right, cfg.right_on, "right", texts, cfg.keep_symbol_records)
         blocks: dict[Any, Any] = {}
-        sizes = {key: len(positions) for key, positions in groups(keys, ids)}
+        block_positions = dict(groups(keys, ids))
+        sizes = {key: len(positions) for key, positions in block_positions.items()}
         fitted = FittedRight(right, texts, blocks, sizes, right_lexical, keys, ids,
                               profile=script_profile(right_lexical[ids]))
         if cfg.mode != "lexical":
-            vectors = encode_texts(self.encoder, texts[ids], "document", self.context)
-            for key, positions in groups(keys, ids):
-                retriever = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
-                retriever.expected_queries = expected_queries
-                self.context.run("build", retriever, ids=ids[positions],  # one block: no copy
+            for key in block_positions:
+                blocks[key] = self.context.create("retriever", cfg.retriever, options=cfg.retriever_options)
+                blocks[key].expected_queries = expected_queries
+            # one block of every row, whose index offers its own storage: the vectors are encoded straight into it
+            whole = [r for key, r in blocks.items() if len(block_positions[key]) == len(ids) and r.can_score_pairs]
+            buffer = (lambda d: whole[0].vector_buffer(len(ids), d)) if whole else None
+            vectors = encode_texts(self.encoder, texts[ids], "document", self.context, buffer)
+            for key, positions in block_positions.items():
+                self.context.run("build", blocks[key], ids=ids[positions],  # one block: no copy
                                  vectors=vectors if len(positions) == len(vectors) else vectors[positions])
-                blocks[key] = retriever
             fitted.semantic = True
             if cfg.mode in ("auto", "hybrid") and not all(r.can_score_pairs for r in blocks.values()):
                 fitted.vectors = vectors

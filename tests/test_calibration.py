@@ -299,3 +299,25 @@ def test_the_match_share_cap_counts_left_rows_that_rightly_share_a_right_row() -
     assert match_share_cap(unmatched) == 0.5
     ties = pd.DataFrame({"id_l": [0, 0], "id_r": [0, 1], "score": [0.9, 0.9]})  # copies of one text both count
     assert match_share_cap(ties) == 2.0
+
+
+def test_same_script_fusion_is_not_captured_by_the_encoders_confident_mistakes() -> None:
+    """Within one script the fusion's EM starts from the pairs both components rank first: started from the
+    semantic best, rows whose best semantic pair is a confident mistake (70 % here; an encoder that does not know
+    a script) pulled the mixture toward the semantic score (0.88 of rows right against 1.0)."""
+    from ltengine.engine.adaptive import fuse_adaptive
+    from ltengine.engine.calibration import ModelStore
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(400):
+        confused = i % 10 < 7
+        rows.append((i, 10_000 + i, rng.uniform(0.80, 0.90), rng.uniform(0.75, 0.95)))  # the true pair
+        rows.append((i, 20_000 + i, rng.uniform(0.92, 0.99) if confused else rng.uniform(0.6, 0.8),
+                     rng.uniform(0.05, 0.3)))
+        rows += [(i, 30_000 + 10 * i + j, rng.uniform(0.5, 0.85), rng.uniform(0.05, 0.5)) for j in range(8)]
+    pairs = pd.DataFrame(rows, columns=["id_l", "id_r", "score_semantic", "score_lexical"]).astype(
+        {"score_semantic": np.float32, "score_lexical": np.float32})
+    pairs["retrieval_score"] = pairs["score_semantic"]
+    best = fuse_adaptive(pairs, ModelStore(), "semantic", 1, None, {})
+    assert (best["id_r"] == best["id_l"] + 10_000).mean() > 0.99

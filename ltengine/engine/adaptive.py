@@ -6,7 +6,8 @@ the Fellegi-Sunter manner) is fitted over each pair's component scores, their ma
 their leads within the right row (:class:`RightReference`: a right row that many left rows reach, a hub, leads
 few of them), on the pairs among either component's :data:`FIT_DEPTH` best, starting from each row's best pair
 by the shipped fuser (across scripts) or the pairs both components rank first (one script); the fused
-``score`` is the mixture's log-odds, tempered (:data:`TEMPER`) onto 0..1 (ties broken by the component scores), and ranks the candidates.
+``score`` is the mixture's log-odds, tempered (:data:`TEMPER`) onto 0..1 (ties broken by the component
+scores), and ranks the candidates.
 
 - Same script on both sides: the features are ``score_semantic`` and ``score_lexical`` (and margins).
 - Different scripts: also the shipped fuser's score (``plugins/fusion_weights.py``, fitted on cross-script

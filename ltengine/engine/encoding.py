@@ -114,13 +114,6 @@ class SideVectors:
     def __getitem__(self, rows: Any) -> np.ndarray:
         return self.unique[self.codes[rows]]
 
-    def dense(self) -> np.ndarray:
-        """The (rows, d) matrix (``unique`` itself when every row's text is distinct and in sorted order)."""
-        codes = self.codes
-        if len(codes) == len(self.unique) and (codes[1:] > codes[:-1]).all():
-            return self.unique
-        return self.unique[codes]
-
 
 def encode_texts(encoder: Encoder, texts: np.ndarray, role: Role, context: RunContext,
                  allocate: Callable[[int], np.ndarray | None] | None = None) -> np.ndarray:

@@ -182,7 +182,7 @@ class CharNgramRetriever(Retriever):
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def _vectorizer(self, part: str) -> Any:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from ltengine_plugins._char_ngrams import NgramTfidfVectorizer as TfidfVectorizer
 
         o = self.options
         common = {"sublinear_tf": o.sublinear_tf, "dtype": np.float32, "lowercase": False}

@@ -1,0 +1,230 @@
+"""Character n-gram TF-IDF counted with NumPy (private helper of :mod:`lexical_retriever`).
+
+scikit-learn's ``TfidfVectorizer`` cuts every text into n-grams in Python, one string and one dict
+lookup per n-gram: ~2 s a part for the 100,000 GeoNames names of ``evals.scale`` (1-3-grams), on the
+lexical stage's critical path.  :class:`NgramTfidfVectorizer` is that vectorizer with the cutting and
+counting done on arrays: each n-gram of up to three characters is one int64 (its code points + 1,
+21 bits each, left-aligned, so integer order is the strings' order), numbered by a hash table (pandas)
+in the order scikit-learn first meets them, and counted with one sort.  The count matrix is built
+exactly as scikit-learn builds it (the same vocabulary dict, entries in the same order within rows, int32
+indices), then weighted by scikit-learn's own ``TfidfTransformer``,
+so the TF-IDF rows are bit for bit scikit-learn's (``tests/test_char_ngrams.py``).  Anything else
+(``word`` analyzers, n-grams over three characters, non-string documents, other options) goes to
+scikit-learn unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+
+#: Longest n-gram one int64 code holds (21 bits a character).
+MAX_N = 3
+_BITS = 21
+#: Characters cut at once (bounds the work arrays: ~3 million n-grams, ~150 MiB of int64 arrays).
+CHUNK_CHARS = 1_000_000
+#: What scikit-learn's char analyzers collapse to one space before cutting.
+_WHITE_SPACES = re.compile(r"\s\s+")
+
+
+class NgramTfidfVectorizer(TfidfVectorizer):
+    """``TfidfVectorizer`` whose ``char``/``char_wb`` n-grams (up to 3 characters) are counted with NumPy."""
+
+    def fit_transform(self, raw_documents: Iterable[Any], y: Any = None) -> Any:
+        """As scikit-learn's: learn the vocabulary and IDF, return the TF-IDF rows."""
+        documents = list(raw_documents)
+        counted = self._fit_counts(documents) if self._plain(documents, fitting=True) else None
+        if counted is None:  # scikit-learn cuts (and raises its own error on an empty vocabulary)
+            return super().fit_transform(documents, y)
+        counts, self.vocabulary_ = counted
+        self.fixed_vocabulary_ = False
+        weighting = self._weighting().fit(counts)
+        self.idf_ = weighting.idf_
+        return weighting.transform(counts, copy=False)
+
+    def fit(self, raw_documents: Iterable[Any], y: Any = None) -> NgramTfidfVectorizer:
+        """As scikit-learn's: learn the vocabulary and IDF."""
+        self.fit_transform(raw_documents, y)
+        return self
+
+    def transform(self, raw_documents: Iterable[Any]) -> Any:
+        """As scikit-learn's: the TF-IDF rows of ``raw_documents`` in the fitted vocabulary."""
+        documents = list(raw_documents)
+        counts = None
+        if hasattr(self, "vocabulary_") and self._plain(documents, fitting=False):
+            counts = self._fixed_counts(documents)
+        if counts is None:
+            return super().transform(documents)
+        weighting = self._weighting()
+        if self.use_idf:
+            weighting.idf_ = self.idf_
+        return weighting.transform(counts, copy=False)
+
+    # -- counting ------------------------------------------------------------------------------------
+    def _fit_counts(self, documents: list[str]) -> tuple[Any, dict[str, int]] | None:
+        """The count matrix and vocabulary scikit-learn's ``fit_transform`` builds: terms numbered in the order
+        they were first cut (its dict), each row's entries in that order (its ``sort_indices`` before
+        ``_sort_features``: the order that decides the float sums of the rows' lengths), then columns renumbered
+        in the terms' sorted order.  Chunks of documents are cut twice (the vocabulary, then the counts) unless
+        one chunk holds them all."""
+        import pandas as pd
+
+        bounds = _chunk_bounds(documents)
+        seen, kept = [], None
+        for lo, hi in bounds:
+            cut = self._cut(documents[lo:hi])
+            if cut is None:
+                return None
+            seen.append(pd.unique(cut[0]))  # a hash table: distinct codes in the order first cut
+            kept = cut if len(bounds) == 1 else None
+        first_cut = pd.unique(np.concatenate(seen)) if len(seen) > 1 else seen[0]
+        n_terms = len(first_cut)
+        if n_terms == 0:
+            return None
+        column = np.empty(n_terms, dtype=np.int64)
+        column[np.argsort(first_cut, kind="stable")] = np.arange(n_terms)  # a term's place in sorted order
+        lookup = pd.Index(first_cut)
+        pieces = []
+        for lo, hi in bounds:
+            codes, rows = kept if kept is not None else self._cut(documents[lo:hi])  # type: ignore[misc]
+            keys, counts = _row_counts(rows * n_terms + lookup.get_indexer(codes))
+            pieces.append((keys // n_terms + lo, column[keys % n_terms], counts))
+        terms = _terms(first_cut)  # in the order of scikit-learn's dict
+        return _csr(pieces, len(documents), n_terms, self.dtype), dict(zip(terms, column.tolist()))
+
+    def _fixed_counts(self, documents: list[str]) -> Any:
+        """Counts of the n-grams in the fitted vocabulary (unknown ones dropped), each row's entries by
+        column, as scikit-learn's ``transform`` leaves them; None where scikit-learn must cut."""
+        lookup, columns = self._lookup()
+        n_columns = len(self.vocabulary_)
+        pieces = []
+        for lo, hi in _chunk_bounds(documents):
+            cut = self._cut(documents[lo:hi])
+            if cut is None:
+                return None
+            codes, rows = cut
+            at = lookup.get_indexer(codes)
+            found = at >= 0
+            keys, counts = _row_counts(rows[found] * n_columns + columns[at[found]])
+            pieces.append((keys // n_columns + lo, keys % n_columns, counts))
+        return _csr(pieces, len(documents), n_columns, self.dtype)
+
+    def _cut(self, documents: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+        """Every n-gram's code and document row, in the order scikit-learn cuts them (unit by unit, each unit's
+        1-grams, then 2-grams, ...); None for texts NumPy cannot read (lone surrogates)."""
+        if self.analyzer == "char_wb":  # each word, padded with a space on both sides
+            words = [d.split() for d in documents]
+            units = [f" {word} " for split in words for word in split]
+            unit_rows = np.repeat(np.arange(len(documents)), [len(w) for w in words])
+        else:
+            units = [_WHITE_SPACES.sub(" ", d) for d in documents]
+            unit_rows = np.arange(len(documents))
+        try:
+            points = np.frombuffer("".join(units).encode("utf-32-le"), dtype=np.uint32).astype(np.int64) + 1
+        except UnicodeEncodeError:
+            return None
+        lengths = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
+        low, high = self.ngram_range
+        per_length = [np.maximum(lengths - n + 1, 0) for n in range(low, high + 1)]  # n-grams per unit and length
+        total = np.sum(per_length, axis=0) if per_length else np.zeros(len(units), dtype=np.int64)
+        placed = np.cumsum(total) - total  # where each unit's n-grams begin in the output
+        unit_of_char = np.repeat(np.arange(len(units)), lengths)
+        char_start = np.cumsum(lengths) - lengths
+        position, unit_end = np.arange(len(points)), np.repeat(char_start + lengths, lengths)
+        padded = np.concatenate([points, np.zeros(MAX_N, dtype=np.int64)])
+        codes = np.empty(int(total.sum()), dtype=np.int64)
+        for n, count in zip(range(low, high + 1), per_length):
+            starts = np.flatnonzero(position + n <= unit_end)
+            unit = unit_of_char[starts]
+            code = np.zeros(len(starts), dtype=np.int64)
+            for i in range(n):
+                code |= padded[starts + i] << (_BITS * (MAX_N - 1 - i))
+            codes[placed[unit] + (starts - char_start[unit])] = code
+            placed += count
+        return codes, np.repeat(unit_rows, total)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _plain(self, documents: list[Any], *, fitting: bool) -> bool:
+        """Whether NumPy cuts these documents as scikit-learn would with these options."""
+        low, high = self.ngram_range
+        plain = (self.analyzer in ("char", "char_wb") and 1 <= low <= high <= MAX_N and self.input == "content"
+                 and not self.lowercase and self.preprocessor is None and self.strip_accents is None
+                 and all(type(d) is str for d in documents))
+        if fitting:
+            plain = plain and (self.vocabulary is None and self.max_df == 1.0 and self.min_df == 1
+                               and self.max_features is None and not self.binary)
+        return plain
+
+    def _weighting(self) -> TfidfTransformer:
+        return TfidfTransformer(norm=self.norm, use_idf=self.use_idf, smooth_idf=self.smooth_idf,
+                                sublinear_tf=self.sublinear_tf)
+
+    def _lookup(self) -> tuple[Any, np.ndarray]:
+        """The fitted vocabulary as (an index of its codes, their columns), remembered for this vocabulary."""
+        import pandas as pd
+
+        vocabulary = self.vocabulary_
+        cached = self.__dict__.get("_gram_lookup")
+        if cached is not None and cached[0] is vocabulary:
+            return cached[1]
+        terms = list(vocabulary)
+        codes = np.fromiter((_code(t) for t in terms), dtype=np.int64, count=len(terms))
+        columns = np.fromiter((vocabulary[t] for t in terms), dtype=np.int64, count=len(terms))
+        short = codes >= 0  # longer terms (another analyzer's) are never cut here
+        lookup = (pd.Index(codes[short]), columns[short])
+        self.__dict__["_gram_lookup"] = (vocabulary, lookup)
+        return lookup
+
+
+def _chunk_bounds(documents: list[str]) -> list[tuple[int, int]]:
+    """(start, stop) of runs of documents holding about :data:`CHUNK_CHARS` characters (at least one document)."""
+    ends = np.cumsum(np.fromiter(map(len, documents), dtype=np.int64, count=len(documents)) + 2)
+    bounds, lo = [], 0
+    while lo < len(documents):
+        base = ends[lo - 1] if lo else 0
+        hi = max(lo + 1, int(np.searchsorted(ends, base + CHUNK_CHARS, side="right")))
+        bounds.append((lo, hi))
+        lo = hi
+    return bounds or [(0, 0)]
+
+
+def _row_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct ``row * width + column`` keys, ascending, and how often each occurs."""
+    keys = np.sort(keys)
+    distinct = np.ones(len(keys), dtype=bool)
+    distinct[1:] = keys[1:] != keys[:-1]
+    starts = np.flatnonzero(distinct)
+    return keys[starts], np.diff(np.append(starts, len(keys)))
+
+
+def _code(term: str) -> int:
+    """The int64 code of an n-gram of up to three characters (-1 for longer ones: never matched)."""
+    if len(term) > MAX_N:
+        return -1
+    return sum((ord(c) + 1) << (_BITS * (MAX_N - 1 - i)) for i, c in enumerate(term))
+
+
+def _terms(codes: np.ndarray) -> list[str]:
+    """The n-grams of ``codes`` (a fixed-width array, then the few holding a NUL character one by one)."""
+    mask = (1 << _BITS) - 1
+    slots = np.stack([(codes >> (_BITS * (MAX_N - 1 - i))) & mask for i in range(MAX_N)], axis=1)
+    terms = np.maximum(slots - 1, 0).astype("<u4").view(f"<U{MAX_N}").ravel().tolist()  # absent slots: trailing NULs
+    for at in np.flatnonzero((slots == 1).any(axis=1)):  # a real NUL character would be dropped with them
+        terms[at] = "".join(chr(int(s) - 1) for s in slots[at] if s)
+    return terms
+
+
+def _csr(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_rows: int, n_columns: int, dtype: Any) -> Any:
+    """A CSR count matrix from per-chunk (rows, columns, counts), rows ascending; int32 indices as scikit-learn's."""
+    import scipy.sparse as sp
+
+    rows = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.int64)
+    index_dtype = np.int32 if len(rows) <= np.iinfo(np.int32).max else np.int64
+    columns = np.concatenate([p[1] for p in pieces]).astype(index_dtype) if pieces else np.zeros(0, dtype=index_dtype)
+    counts = np.concatenate([p[2] for p in pieces]).astype(dtype) if pieces else np.zeros(0, dtype=dtype)
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))]).astype(index_dtype)
+    return sp.csr_matrix((counts, columns, indptr), shape=(n_rows, n_columns))

@@ -1,0 +1,85 @@
+"""The char-ngram retriever's NumPy n-gram counting gives scikit-learn's TF-IDF rows bit for bit."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ltengine_plugins import _char_ngrams
+from ltengine_plugins._char_ngrams import NgramTfidfVectorizer
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+# spaces of several kinds, NUL, Latin with accents, Cyrillic, CJK, kana, an astral-plane character
+ALPHABET = st.sampled_from(list(" \t\n\u3000\u00a0ab\x00éñДжд東京とうカ𝔘-."))
+TEXTS = st.lists(st.text(ALPHABET, max_size=14), min_size=1, max_size=25)
+SETTINGS = [("char_wb", (1, 3)), ("char_wb", (2, 3)), ("char_wb", (1, 1)), ("char", (1, 3)), ("char", (2, 2)),
+            ("char", (3, 3))]
+
+
+def pair(analyzer: str, ngram_range: tuple[int, int]) -> tuple[TfidfVectorizer, NgramTfidfVectorizer]:
+    options = {"analyzer": analyzer, "ngram_range": ngram_range, "sublinear_tf": True, "dtype": np.float32,
+               "lowercase": False}
+    return TfidfVectorizer(**options), NgramTfidfVectorizer(**options)
+
+
+def assert_same_rows(expected, got) -> None:
+    assert type(got) is type(expected)
+    assert got.shape == expected.shape
+    for field in ("indptr", "indices", "data"):
+        assert getattr(got, field).dtype == getattr(expected, field).dtype, field
+        np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), err_msg=field)
+
+
+def assert_same(reference: TfidfVectorizer, fast: NgramTfidfVectorizer, fit_texts: list[str],
+                query_texts: list[str]) -> None:
+    try:
+        expected = reference.fit_transform(fit_texts)
+    except ValueError as error:  # an empty vocabulary: the same error
+        with pytest.raises(ValueError, match=re.escape(str(error))):
+            fast.fit_transform(fit_texts)
+        return
+    assert_same_rows(expected, fast.fit_transform(fit_texts))
+    assert list(fast.vocabulary_.items()) == list(reference.vocabulary_.items())  # same dict, same order
+    np.testing.assert_array_equal(fast.idf_, reference.idf_)
+    assert_same_rows(reference.transform(query_texts), fast.transform(query_texts))
+
+
+@settings(max_examples=60, deadline=None)
+@given(fit_texts=TEXTS, query_texts=TEXTS, setting=st.sampled_from(SETTINGS), chunk=st.sampled_from([3, 40, 10**6]))
+def test_same_tfidf_rows_as_scikit_learn(fit_texts, query_texts, setting, chunk) -> None:
+    """Any texts, both analyzers, several n-gram ranges, one chunk or many: the same rows, vocabulary and IDF."""
+    original = _char_ngrams.CHUNK_CHARS
+    _char_ngrams.CHUNK_CHARS = chunk  # small chunks: the vocabulary gathered over chunks, counted in a second pass
+    try:
+        assert_same(*pair(*setting), fit_texts, query_texts)
+    finally:
+        _char_ngrams.CHUNK_CHARS = original
+
+
+def test_names_in_many_scripts() -> None:
+    names = ["Gazprom", "Газпром", "ガスプロム", "东京 电力", "Société Générale", "  spaced   out  ", "a", "", "x\x00y",
+             "Ünïcödé GmbH & Co. KG", "𝔘𝔫𝔦", "Tokyo Electric Power Company Holdings, Inc."] * 7
+    for setting in SETTINGS:
+        assert_same(*pair(*setting), names, ["Gazprom PJSC", "газ", "東京", "zzz", ""])
+
+
+def test_what_numpy_does_not_cut_goes_to_scikit_learn() -> None:
+    """Words, n-grams longer than three characters, lone surrogates, other options: scikit-learn's own path."""
+    texts = ["alpha beta", "beta gamma", "gamma\ud800delta"]
+    for analyzer, ngram_range in (("word", (1, 1)), ("char_wb", (2, 5)), ("char", (1, 3))):
+        assert_same(*pair(analyzer, ngram_range), texts, ["alpha", "delta\ud800"])
+    reference, fast = (cls(analyzer="char_wb", ngram_range=(1, 3), lowercase=True) for cls in
+                       (TfidfVectorizer, NgramTfidfVectorizer))
+    assert_same(reference, fast, ["Alpha", "BETA"], ["alpha"])
+
+
+def test_a_vocabulary_set_from_outside_is_used() -> None:
+    """The retriever's saved indexes set ``vocabulary_`` and ``idf_`` (in any column order) and transform with them."""
+    reference, fast = pair("char_wb", (1, 3))
+    reference.fit(["kyoto", "osaka", "kobe"])
+    shuffled = dict(reversed(list(reference.vocabulary_.items())))
+    fast.vocabulary_, fast.idf_ = shuffled, reference.idf_
+    assert_same_rows(reference.transform(["kyoto station", "nara"]), fast.transform(["kyoto station", "nara"]))

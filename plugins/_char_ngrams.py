@@ -1,16 +1,16 @@
-"""Character n-gram TF-IDF counted with NumPy (private helper of :mod:`lexical_retriever`).
+"""Character n-gram TF-IDF computed with NumPy (private helper of :mod:`lexical_retriever`).
 
 scikit-learn's ``TfidfVectorizer`` cuts every text into n-grams in Python, one string and one dict
-lookup per n-gram: ~2 s a part for the 100,000 GeoNames names of ``evals.scale`` (1-3-grams), on the
-lexical stage's critical path.  :class:`NgramTfidfVectorizer` is that vectorizer with the cutting and
-counting done on arrays: each n-gram of up to three characters is one int64 (its code points + 1,
-21 bits each, left-aligned, so integer order is the strings' order), numbered by a hash table (pandas)
-in the order scikit-learn first meets them, and counted with one sort.  The count matrix is built
-exactly as scikit-learn builds it (the same vocabulary dict, entries in the same order within rows, int32
-indices), then weighted by scikit-learn's own ``TfidfTransformer``,
-so the TF-IDF rows are bit for bit scikit-learn's (``tests/test_char_ngrams.py``).  Anything else
-(``word`` analyzers, n-grams over three characters, non-string documents, other options) goes to
-scikit-learn unchanged.
+lookup per n-gram (~2 s a part for the 100,000 GeoNames names of ``evals.scale``, 1-3-grams, on the lexical
+stage's critical path), and importing it costs ~1 s in a fresh process.  :class:`NgramTfidfVectorizer`
+computes the same thing on arrays, without importing scikit-learn: each n-gram of up to three characters
+is one int64 (its code points + 1, 21 bits each, left-aligned, so integer order is the strings' order),
+numbered by a hash table (pandas) in the order scikit-learn first meets them, and counted with one sort.
+The count matrix is built exactly as scikit-learn builds it (the same vocabulary dict, entries in the same
+order within rows, int32 indices), and weighted with scikit-learn's operations in its order (float32
+``log``, ``+ 1``, IDF; each row's squared entries summed in float64 in storage order, then divided by the
+square root), so vocabulary, IDF and rows are bit for bit scikit-learn's (``tests/test_char_ngrams.py``
+compares them).  Texts NumPy cannot read (lone surrogates) go to scikit-learn itself.
 """
 
 from __future__ import annotations
@@ -20,49 +20,92 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 
 #: Longest n-gram one int64 code holds (21 bits a character).
 MAX_N = 3
 _BITS = 21
 #: Characters cut at once (bounds the work arrays: ~3 million n-grams, ~150 MiB of int64 arrays).
 CHUNK_CHARS = 1_000_000
+#: Entries scaled at once by :func:`unit_rows`.
+UNIT_ROWS_BLOCK = 1 << 20
 #: What scikit-learn's char analyzers collapse to one space before cutting.
 _WHITE_SPACES = re.compile(r"\s\s+")
+ANALYZERS = ("char", "char_wb")
+#: A chunk's counts: entries per row, their columns, their counts.
+Piece = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
-class NgramTfidfVectorizer(TfidfVectorizer):
-    """``TfidfVectorizer`` whose ``char``/``char_wb`` n-grams (up to 3 characters) are counted with NumPy."""
+class NgramTfidfVectorizer:
+    """scikit-learn's ``TfidfVectorizer(analyzer=..., ngram_range=..., sublinear_tf=..., dtype=...,
+    lowercase=False)`` for ``char``/``char_wb`` n-grams of 1 to 3 characters (smooth IDF, L2 rows)."""
 
-    def fit_transform(self, raw_documents: Iterable[Any], y: Any = None) -> Any:
-        """As scikit-learn's: learn the vocabulary and IDF, return the TF-IDF rows."""
-        documents = list(raw_documents)
-        counted = self._fit_counts(documents) if self._plain(documents, fitting=True) else None
-        if counted is None:  # scikit-learn cuts (and raises its own error on an empty vocabulary)
-            return super().fit_transform(documents, y)
+    def __init__(self, analyzer: str = "char_wb", ngram_range: tuple[int, int] = (1, 3), sublinear_tf: bool = True,
+                 dtype: Any = np.float32) -> None:
+        low, high = ngram_range
+        if analyzer not in ANALYZERS or not 1 <= low <= high <= MAX_N:
+            raise ValueError(f"NgramTfidfVectorizer cuts {ANALYZERS} n-grams of 1 to {MAX_N} characters; "
+                             f"got {analyzer!r}, {ngram_range}")
+        self.analyzer, self.ngram_range, self.sublinear_tf, self.dtype = analyzer, ngram_range, sublinear_tf, dtype
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor's arguments (what ``sklearn.base.clone`` copies)."""
+        return {"analyzer": self.analyzer, "ngram_range": self.ngram_range, "sublinear_tf": self.sublinear_tf,
+                "dtype": self.dtype}
+
+    def fit_transform(self, raw_documents: Iterable[str], y: Any = None) -> Any:
+        """Learn the vocabulary and IDF; return the TF-IDF rows (CSR)."""
+        documents = [str(d) for d in raw_documents]
+        counted = self._fit_counts(documents)
+        if counted is None:  # lone surrogates or nothing to count: scikit-learn's result, or its error
+            reference = self._reference()
+            rows = reference.fit_transform(documents)
+            self.vocabulary_, self.idf_ = reference.vocabulary_, reference.idf_
+            return rows
         counts, self.vocabulary_ = counted
-        self.fixed_vocabulary_ = False
-        weighting = self._weighting().fit(counts)
-        self.idf_ = weighting.idf_
-        return weighting.transform(counts, copy=False)
+        # scikit-learn's smooth IDF, in the counts' dtype: ln((1 + n) / (1 + df)) + 1
+        document_frequency = np.bincount(counts.indices, minlength=counts.shape[1]).astype(counts.dtype) + 1.0
+        idf = np.full_like(document_frequency, fill_value=counts.shape[0] + 1, dtype=counts.dtype)
+        idf /= document_frequency
+        np.log(idf, out=idf)
+        idf += 1.0
+        self.idf_ = idf
+        return self._weighted(counts)
 
-    def fit(self, raw_documents: Iterable[Any], y: Any = None) -> NgramTfidfVectorizer:
-        """As scikit-learn's: learn the vocabulary and IDF."""
-        self.fit_transform(raw_documents, y)
+    def fit(self, raw_documents: Iterable[str], y: Any = None) -> NgramTfidfVectorizer:
+        """Learn the vocabulary and IDF."""
+        self.fit_transform(raw_documents)
         return self
 
-    def transform(self, raw_documents: Iterable[Any]) -> Any:
-        """As scikit-learn's: the TF-IDF rows of ``raw_documents`` in the fitted vocabulary."""
-        documents = list(raw_documents)
-        counts = None
-        if hasattr(self, "vocabulary_") and self._plain(documents, fitting=False):
-            counts = self._fixed_counts(documents)
+    def transform(self, raw_documents: Iterable[str]) -> Any:
+        """The TF-IDF rows (CSR) of ``raw_documents`` in the fitted vocabulary (unknown n-grams ignored)."""
+        documents = [str(d) for d in raw_documents]
+        if not hasattr(self, "vocabulary_"):
+            raise ValueError("NgramTfidfVectorizer.transform needs fit (or vocabulary_ and idf_) first")
+        counts = self._fixed_counts(documents)
         if counts is None:
-            return super().transform(documents)
-        weighting = self._weighting()
-        if self.use_idf:
-            weighting.idf_ = self.idf_
-        return weighting.transform(counts, copy=False)
+            reference = self._reference()
+            reference.vocabulary_, reference.idf_ = self.vocabulary_, self.idf_
+            return reference.transform(documents)
+        return self._weighted(counts)
+
+    def build_analyzer(self) -> Any:
+        """scikit-learn's analyzer for these options (text -> list of n-grams)."""
+        return self._reference().build_analyzer()
+
+    def _reference(self) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        return TfidfVectorizer(analyzer=self.analyzer, ngram_range=self.ngram_range, sublinear_tf=self.sublinear_tf,
+                               dtype=self.dtype, lowercase=False)
+
+    def _weighted(self, counts: Any) -> Any:
+        """``TfidfTransformer.transform``: sublinear TF, times IDF, rows scaled to unit length."""
+        data = counts.data
+        if self.sublinear_tf:
+            np.log(data, out=data)
+            data += 1.0
+        data *= self.idf_[counts.indices]
+        return unit_rows(counts)
 
     # -- counting ------------------------------------------------------------------------------------
     def _fit_counts(self, documents: list[str]) -> tuple[Any, dict[str, int]] | None:
@@ -92,7 +135,7 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         for lo, hi in bounds:
             codes, rows = kept if kept is not None else self._cut(documents[lo:hi])  # type: ignore[misc]
             keys, counts = _row_counts(rows * n_terms + lookup.get_indexer(codes))
-            pieces.append((keys // n_terms + lo, column[keys % n_terms], counts))
+            pieces.append(_piece(keys // n_terms, column[keys % n_terms], counts, hi - lo, self.dtype))
         terms = _terms(first_cut)  # in the order of scikit-learn's dict
         return _csr(pieces, len(documents), n_terms, self.dtype), dict(zip(terms, column.tolist()))
 
@@ -110,7 +153,7 @@ class NgramTfidfVectorizer(TfidfVectorizer):
             at = lookup.get_indexer(codes)
             found = at >= 0
             keys, counts = _row_counts(rows[found] * n_columns + columns[at[found]])
-            pieces.append((keys // n_columns + lo, keys % n_columns, counts))
+            pieces.append(_piece(keys // n_columns, keys % n_columns, counts, hi - lo, self.dtype))
         return _csr(pieces, len(documents), n_columns, self.dtype)
 
     def _cut(self, documents: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -148,21 +191,6 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         return codes, np.repeat(unit_rows, total)
 
     # -- helpers -------------------------------------------------------------------------------------
-    def _plain(self, documents: list[Any], *, fitting: bool) -> bool:
-        """Whether NumPy cuts these documents as scikit-learn would with these options."""
-        low, high = self.ngram_range
-        plain = (self.analyzer in ("char", "char_wb") and 1 <= low <= high <= MAX_N and self.input == "content"
-                 and not self.lowercase and self.preprocessor is None and self.strip_accents is None
-                 and all(type(d) is str for d in documents))
-        if fitting:
-            plain = plain and (self.vocabulary is None and self.max_df == 1.0 and self.min_df == 1
-                               and self.max_features is None and not self.binary)
-        return plain
-
-    def _weighting(self) -> TfidfTransformer:
-        return TfidfTransformer(norm=self.norm, use_idf=self.use_idf, smooth_idf=self.smooth_idf,
-                                sublinear_tf=self.sublinear_tf)
-
     def _lookup(self) -> tuple[Any, np.ndarray]:
         """The fitted vocabulary as (an index of its codes, their columns), remembered for this vocabulary."""
         import pandas as pd
@@ -178,6 +206,30 @@ class NgramTfidfVectorizer(TfidfVectorizer):
         lookup = (pd.Index(codes[short]), columns[short])
         self.__dict__["_gram_lookup"] = (vocabulary, lookup)
         return lookup
+
+
+def unit_rows(matrix: Any) -> Any:
+    """Scale a CSR matrix's rows to unit L2 length in place, as scikit-learn's ``normalize`` does: each row's
+    float32 squares summed in float64 in storage order (not NumPy's pairwise sums), divided in float64.
+    No temporary as long as the matrix's entries (a million-row index stays within its memory)."""
+    data = matrix.data
+    lengths = np.diff(matrix.indptr)
+    longest_first = np.argsort(-lengths, kind="stable")
+    starts, descending = matrix.indptr[longest_first], -lengths[longest_first]
+    sums = np.zeros(len(lengths), dtype=np.float64)
+    for place in range(int(lengths.max(initial=0))):  # every row's entry at this place, in storage order
+        have = int(np.searchsorted(descending, -place, side="left"))  # the rows longer than `place`
+        entries = data[starts[:have] + place]
+        sums[longest_first[:have]] += (entries * entries).astype(np.float64)
+    norms = np.sqrt(sums)
+    for lo in range(0, len(data), UNIT_ROWS_BLOCK):  # entries a block at a time
+        block = slice(lo, lo + UNIT_ROWS_BLOCK)
+        rows = np.searchsorted(matrix.indptr, np.arange(lo, min(lo + UNIT_ROWS_BLOCK, len(data))), side="right") - 1
+        scale = norms[rows]
+        nonzero = scale != 0.0
+        values = data[block]
+        values[nonzero] = (values[nonzero] / scale[nonzero]).astype(data.dtype)
+    return matrix
 
 
 def _chunk_bounds(documents: list[str]) -> list[tuple[int, int]]:
@@ -218,13 +270,20 @@ def _terms(codes: np.ndarray) -> list[str]:
     return terms
 
 
-def _csr(pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_rows: int, n_columns: int, dtype: Any) -> Any:
-    """A CSR count matrix from per-chunk (rows, columns, counts), rows ascending; int32 indices as scikit-learn's."""
+def _piece(rows: np.ndarray, columns: np.ndarray, counts: np.ndarray, n_rows: int, dtype: Any) -> Piece:
+    """A chunk's counts, compact: entries per row, int32 columns, counts in ``dtype``."""
+    return np.bincount(rows, minlength=n_rows), columns.astype(np.int32), counts.astype(dtype)
+
+
+def _csr(pieces: list[Piece], n_rows: int, n_columns: int, dtype: Any) -> Any:
+    """The CSR count matrix of the chunks' pieces, rows in order (int32 indices, as scikit-learn's)."""
     import scipy.sparse as sp
 
-    rows = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(0, dtype=np.int64)
-    index_dtype = np.int32 if len(rows) <= np.iinfo(np.int32).max else np.int64
-    columns = np.concatenate([p[1] for p in pieces]).astype(index_dtype) if pieces else np.zeros(0, dtype=index_dtype)
-    counts = np.concatenate([p[2] for p in pieces]).astype(dtype) if pieces else np.zeros(0, dtype=dtype)
-    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n_rows))]).astype(index_dtype)
-    return sp.csr_matrix((counts, columns, indptr), shape=(n_rows, n_columns))
+    per_row = np.concatenate([p[0] for p in pieces]) if pieces else np.zeros(n_rows, dtype=np.int64)
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    index_dtype = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
+    columns = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, dtype=np.int32)
+    counts = np.concatenate([p[2] for p in pieces]) if pieces else np.zeros(0, dtype=dtype)
+    return sp.csr_matrix((counts, columns.astype(index_dtype, copy=False), indptr.astype(index_dtype)),
+                         shape=(n_rows, n_columns))

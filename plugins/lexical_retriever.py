@@ -182,14 +182,20 @@ class CharNgramRetriever(Retriever):
         return sp.hstack(blocks, format="csr", dtype=np.float32)
 
     def _vectorizer(self, part: str) -> Any:
-        from ltengine_plugins._char_ngrams import NgramTfidfVectorizer as TfidfVectorizer
+        """The part's TF-IDF vectorizer: character n-grams of up to 3 characters with NumPy
+        (:mod:`ltengine_plugins._char_ngrams`, scikit-learn's rows bit for bit), anything else scikit-learn's."""
+        from ltengine_plugins._char_ngrams import MAX_N, NgramTfidfVectorizer
 
         o = self.options
+        kind, ngrams = {"romanised": ("char_wb", (o.ngram_min, o.ngram_max)),
+                        "raw": (o.raw_ngram_kind, (o.raw_ngram_min, o.raw_ngram_max))}.get(part, ("word", (1, 1)))
+        if kind != "word" and ngrams[1] <= MAX_N:
+            return NgramTfidfVectorizer(analyzer=kind, ngram_range=ngrams, sublinear_tf=o.sublinear_tf, dtype=np.float32)
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         common = {"sublinear_tf": o.sublinear_tf, "dtype": np.float32, "lowercase": False}
-        if part == "romanised":
-            return TfidfVectorizer(analyzer="char_wb", ngram_range=(o.ngram_min, o.ngram_max), **common)
-        if part == "raw":
-            return TfidfVectorizer(analyzer=o.raw_ngram_kind, ngram_range=(o.raw_ngram_min, o.raw_ngram_max), **common)
+        if kind != "word":
+            return TfidfVectorizer(analyzer=kind, ngram_range=ngrams, **common)
         return TfidfVectorizer(analyzer="word", token_pattern=r"(?u)\b\w+\b", **common)
 
     def build(self, vectors: Sequence[str], ids: np.ndarray) -> None:

@@ -19,10 +19,10 @@ SETTINGS = [("char_wb", (1, 3)), ("char_wb", (2, 3)), ("char_wb", (1, 1)), ("cha
             ("char", (3, 3))]
 
 
-def pair(analyzer: str, ngram_range: tuple[int, int]) -> tuple[TfidfVectorizer, NgramTfidfVectorizer]:
-    options = {"analyzer": analyzer, "ngram_range": ngram_range, "sublinear_tf": True, "dtype": np.float32,
-               "lowercase": False}
-    return TfidfVectorizer(**options), NgramTfidfVectorizer(**options)
+def pair(analyzer: str, ngram_range: tuple[int, int], sublinear_tf: bool = True
+         ) -> tuple[TfidfVectorizer, NgramTfidfVectorizer]:
+    options = {"analyzer": analyzer, "ngram_range": ngram_range, "sublinear_tf": sublinear_tf, "dtype": np.float32}
+    return TfidfVectorizer(**options, lowercase=False), NgramTfidfVectorizer(**options)
 
 
 def assert_same_rows(expected, got) -> None:
@@ -48,13 +48,14 @@ def assert_same(reference: TfidfVectorizer, fast: NgramTfidfVectorizer, fit_text
 
 
 @settings(max_examples=60, deadline=None)
-@given(fit_texts=TEXTS, query_texts=TEXTS, setting=st.sampled_from(SETTINGS), chunk=st.sampled_from([3, 40, 10**6]))
-def test_same_tfidf_rows_as_scikit_learn(fit_texts, query_texts, setting, chunk) -> None:
+@given(fit_texts=TEXTS, query_texts=TEXTS, setting=st.sampled_from(SETTINGS), chunk=st.sampled_from([3, 40, 10**6]),
+       sublinear_tf=st.booleans())
+def test_same_tfidf_rows_as_scikit_learn(fit_texts, query_texts, setting, chunk, sublinear_tf) -> None:
     """Any texts, both analyzers, several n-gram ranges, one chunk or many: the same rows, vocabulary and IDF."""
     original = _char_ngrams.CHUNK_CHARS
     _char_ngrams.CHUNK_CHARS = chunk  # small chunks: the vocabulary gathered over chunks, counted in a second pass
     try:
-        assert_same(*pair(*setting), fit_texts, query_texts)
+        assert_same(*pair(*setting, sublinear_tf=sublinear_tf), fit_texts, query_texts)
     finally:
         _char_ngrams.CHUNK_CHARS = original
 
@@ -66,14 +67,24 @@ def test_names_in_many_scripts() -> None:
         assert_same(*pair(*setting), names, ["Gazprom PJSC", "газ", "東京", "zzz", ""])
 
 
-def test_what_numpy_does_not_cut_goes_to_scikit_learn() -> None:
-    """Words, n-grams longer than three characters, lone surrogates, other options: scikit-learn's own path."""
+def test_long_rows_and_scikit_learns_own_path() -> None:
+    """Rows of thousands of n-grams (long descriptions); lone surrogates, which NumPy cannot read, go to
+    scikit-learn itself; the index's updates clone it and use scikit-learn's analyzer."""
+    from sklearn.base import clone
+
+    rng = np.random.default_rng(0)
+    long_texts = ["".join(rng.choice(list("abcdefgh ijklmnop"), size=3000)) for _ in range(5)] + ["x"]
+    assert_same(*pair("char", (1, 3)), long_texts, long_texts[:2])
     texts = ["alpha beta", "beta gamma", "gamma\ud800delta"]
-    for analyzer, ngram_range in (("word", (1, 1)), ("char_wb", (2, 5)), ("char", (1, 3))):
-        assert_same(*pair(analyzer, ngram_range), texts, ["alpha", "delta\ud800"])
-    reference, fast = (cls(analyzer="char_wb", ngram_range=(1, 3), lowercase=True) for cls in
-                       (TfidfVectorizer, NgramTfidfVectorizer))
-    assert_same(reference, fast, ["Alpha", "BETA"], ["alpha"])
+    assert_same(*pair("char_wb", (1, 3)), texts, ["alpha", "delta\ud800"])
+    reference, fast = pair("char_wb", (2, 3))
+    assert fast.build_analyzer()("ab cd") == reference.build_analyzer()("ab cd")
+    copy = clone(fast)
+    assert type(copy) is NgramTfidfVectorizer and copy.get_params() == fast.get_params()
+    with pytest.raises(ValueError, match="1 to 3 characters"):
+        NgramTfidfVectorizer(analyzer="word")
+    with pytest.raises(ValueError, match="needs fit"):
+        NgramTfidfVectorizer().transform(["x"])
 
 
 def test_a_vocabulary_set_from_outside_is_used() -> None:
@@ -83,3 +94,18 @@ def test_a_vocabulary_set_from_outside_is_used() -> None:
     shuffled = dict(reversed(list(reference.vocabulary_.items())))
     fast.vocabulary_, fast.idf_ = shuffled, reference.idf_
     assert_same_rows(reference.transform(["kyoto station", "nara"]), fast.transform(["kyoto station", "nara"]))
+
+
+def test_rows_scaled_as_scikit_learn_scales_them() -> None:
+    """Long rows of widely spread float32 values, summed in float64 as scikit-learn sums them (float32 sums
+    would round differently)."""
+    import scipy.sparse as sp
+    from ltengine_plugins._char_ngrams import unit_rows
+    from sklearn.preprocessing import normalize
+
+    rng = np.random.default_rng(0)
+    matrix = sp.random(3000, 400, density=0.3, format="csr", dtype=np.float32, random_state=rng)
+    matrix.data = rng.lognormal(0, 3, size=len(matrix.data)).astype(np.float32)
+    matrix.data[matrix.indptr[5] : matrix.indptr[6]] = 0
+    matrix.eliminate_zeros()  # an empty row stays empty
+    assert_same_rows(normalize(matrix, copy=True), unit_rows(matrix.copy()))

@@ -15,6 +15,7 @@ compares them).  Texts NumPy cannot read (lone surrogates) go to scikit-learn it
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -159,23 +160,22 @@ class NgramTfidfVectorizer:
     def _cut(self, documents: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
         """Every n-gram's code and document row, in the order scikit-learn cuts them (unit by unit, each unit's
         1-grams, then 2-grams, ...); None for texts NumPy cannot read (lone surrogates)."""
-        if self.analyzer == "char_wb":  # each word, padded with a space on both sides
-            words = [d.split() for d in documents]
-            units = [f" {word} " for split in words for word in split]
-            unit_rows = np.repeat(np.arange(len(documents)), [len(w) for w in words])
-        else:
-            units = [_WHITE_SPACES.sub(" ", d) for d in documents]
-            unit_rows = np.arange(len(documents))
         try:
-            points = np.frombuffer("".join(units).encode("utf-32-le"), dtype=np.uint32).astype(np.int64) + 1
+            if self.analyzer == "char_wb":  # each word, padded with a space on both sides
+                points, lengths, row_of_unit = padded_words(documents)
+            else:
+                units = [_WHITE_SPACES.sub(" ", d) for d in documents]
+                points = _code_points("".join(units))
+                lengths = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
+                row_of_unit = np.arange(len(documents))
         except UnicodeEncodeError:
             return None
-        lengths = np.fromiter(map(len, units), dtype=np.int64, count=len(units))
+        points = points + 1
         low, high = self.ngram_range
         per_length = [np.maximum(lengths - n + 1, 0) for n in range(low, high + 1)]  # n-grams per unit and length
-        total = np.sum(per_length, axis=0) if per_length else np.zeros(len(units), dtype=np.int64)
+        total = np.sum(per_length, axis=0)
         placed = np.cumsum(total) - total  # where each unit's n-grams begin in the output
-        unit_of_char = np.repeat(np.arange(len(units)), lengths)
+        unit_of_char = np.repeat(np.arange(len(lengths)), lengths)
         char_start = np.cumsum(lengths) - lengths
         position, unit_end = np.arange(len(points)), np.repeat(char_start + lengths, lengths)
         padded = np.concatenate([points, np.zeros(MAX_N, dtype=np.int64)])
@@ -188,7 +188,7 @@ class NgramTfidfVectorizer:
                 code |= padded[starts + i] << (_BITS * (MAX_N - 1 - i))
             codes[placed[unit] + (starts - char_start[unit])] = code
             placed += count
-        return codes, np.repeat(unit_rows, total)
+        return codes, np.repeat(row_of_unit, total)
 
     # -- helpers -------------------------------------------------------------------------------------
     def _lookup(self) -> tuple[Any, np.ndarray]:
@@ -206,6 +206,35 @@ class NgramTfidfVectorizer:
         lookup = (pd.Index(codes[short]), columns[short])
         self.__dict__["_gram_lookup"] = (vocabulary, lookup)
         return lookup
+
+
+def padded_words(documents: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``char_wb``'s units: every word (a run of non-whitespace, as ``str.split`` finds them) with a space
+    before and after; their code points one after the other, their lengths and their documents' rows."""
+    points = _code_points("\n".join(documents))
+    document_lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
+    row_of_char = np.repeat(np.arange(len(documents)), document_lengths + 1)[: len(points)]
+    in_word = ~np.isin(points, _whitespace())
+    edges = np.diff(np.concatenate([[0], in_word.astype(np.int8), [0]]))
+    word_start, word_end = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    lengths = word_end - word_start + 2
+    unit_start = np.cumsum(lengths) - lengths
+    padded = np.full(int(lengths.sum()), ord(" "), dtype=np.int64)
+    chars = np.flatnonzero(in_word)
+    word = np.repeat(np.arange(len(word_start)), word_end - word_start)
+    padded[unit_start[word] + 1 + chars - word_start[word]] = points[chars]
+    return padded, lengths, row_of_char[word_start]
+
+
+@functools.cache
+def _whitespace() -> np.ndarray:
+    """The code points ``str.isspace`` (so ``str.split``) treats as whitespace (all below U+3001)."""
+    return np.array([c for c in range(0x3001) if chr(c).isspace()], dtype=np.int64)
+
+
+def _code_points(text: str) -> np.ndarray:
+    """``text``'s code points (int64); UnicodeEncodeError for lone surrogates."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
 
 
 def unit_rows(matrix: Any) -> Any:

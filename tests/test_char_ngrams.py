@@ -109,3 +109,16 @@ def test_rows_scaled_as_scikit_learn_scales_them() -> None:
     matrix.data[matrix.indptr[5] : matrix.indptr[6]] = 0
     matrix.eliminate_zeros()  # an empty row stays empty
     assert_same_rows(normalize(matrix, copy=True), unit_rows(matrix.copy()))
+
+
+def test_words_split_as_python_splits_them() -> None:
+    """``char_wb`` finds words where ``str.split`` does: every code point ``str.isspace`` calls whitespace."""
+    from ltengine_plugins._char_ngrams import _whitespace, padded_words
+
+    assert set(_whitespace().tolist()) == {c for c in range(0x110000) if chr(c).isspace()}
+    documents = ["  Tokyo\u3000to\tkyo\n", "", "a\u2028b\x1cc", "\u00a0"]
+    points, lengths, rows = padded_words(documents)
+    units = [f" {word} " for document in documents for word in document.split()]
+    assert "".join(map(chr, points)) == "".join(units)
+    assert lengths.tolist() == [len(u) for u in units]
+    assert rows.tolist() == [row for row, document in enumerate(documents) for _ in document.split()]

@@ -25,8 +25,8 @@ import numpy as np
 #: Longest n-gram one int64 code holds (21 bits a character).
 MAX_N = 3
 _BITS = 21
-#: Characters cut at once (bounds the work arrays: ~3 million n-grams, ~150 MiB of int64 arrays).
-CHUNK_CHARS = 1_000_000
+#: Characters cut at once (bounds the work arrays: ~0.8 million n-grams, ~40 MiB of int64 arrays).
+CHUNK_CHARS = 250_000
 #: Entries scaled at once by :func:`unit_rows`.
 UNIT_ROWS_BLOCK = 1 << 20
 #: What scikit-learn's char analyzers collapse to one space before cutting.

@@ -8,7 +8,8 @@ recorded in :attr:`index_type` (``char-ngram:romanised+raw+words``) and :attr:`a
 Unlike vector retrievers it indexes *texts* (``inputs = "texts"``): each text is turned into its
 lexical key by :func:`ltengine.lexical.names.normalize_names` (romanised to Latin, casefolded, accents and
 punctuation stripped, legal forms optionally removed), then into a sparse L2-normalised TF-IDF
-vector of character n-grams (scikit-learn, ``analyzer="char_wb"``), so ``Газпром``, ``ガスプロム``
+vector of character n-grams (scikit-learn's ``TfidfVectorizer(analyzer="char_wb")``, computed with NumPy by
+:mod:`ltengine_plugins._char_ngrams`: the same rows, bit for bit), so ``Газпром``, ``ガスプロム``
 and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n-gram are never
 returned.
 

@@ -111,8 +111,10 @@ def link_kwargs(server: FakeOpenAI, cache_dir: str | Path, **extra) -> dict:
     return kwargs
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def _server():
+    """A fresh server (new port) per test: a request an earlier test left in flight cannot land in this
+    test's record; it meets a closed port instead."""
     with FakeOpenAI() as server:
         yield server
 

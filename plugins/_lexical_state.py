@@ -15,6 +15,7 @@ remaining rows would not know them.
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -22,6 +23,8 @@ import numpy as np
 
 STATE_FILE = "lexical.json"
 MATRIX_FILE = "matrix.npz"
+#: Rows of a part copied at once by :func:`stack_parts`.
+STACK_ROWS = 1 << 16
 
 
 def save_state(index: Any, folder: Any) -> None:
@@ -65,7 +68,7 @@ def load_state(index: Any, folder: Any, make_vectorizer: Any) -> None:
 def _blocks(index: Any) -> list[Any]:
     """The index matrix split into one column block per part."""
     bounds = np.cumsum([0] + [len(v.vocabulary_) for v in index.vectorizers])
-    return [index.matrix[:, lo:hi].tocsr() for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return [index.matrix[:, lo:hi].tocsr() for lo, hi in itertools.pairwise(bounds)]
 
 
 def _idf(block: Any, n_rows: int) -> np.ndarray:
@@ -141,10 +144,40 @@ def remove_rows(index: Any, ids: np.ndarray) -> None:
 
 
 def _set_matrix(index: Any, blocks: list[Any]) -> None:
+    index.matrix = stack_parts(blocks)
+    index.vectorizer = index.vectorizers[0]
+
+
+def stack_parts(blocks: list[Any]) -> Any:
+    """The parts' CSR blocks side by side (``scipy.sparse.hstack``'s matrix, float32), emptying ``blocks``: each
+    part is copied a slice of rows at a time and freed once copied, so the index's entries are held at most
+    about 1.5 times over, where ``hstack`` holds them three times (the parts, its concatenations, the result)."""
     import scipy.sparse as sp
 
-    index.matrix = blocks[0].tocsr() if len(blocks) == 1 else sp.hstack(blocks, format="csr", dtype=np.float32)
-    index.vectorizer = index.vectorizers[0]
+    if len(blocks) == 1:
+        return blocks.pop().tocsr()
+    n_rows = blocks[0].shape[0]
+    lengths = [np.diff(b.indptr).astype(np.int64) for b in blocks]
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.sum(lengths, axis=0), out=indptr[1:])
+    n_columns = sum(b.shape[1] for b in blocks)
+    index_dtype = np.int32 if max(indptr[-1], n_columns) <= np.iinfo(np.int32).max else np.int64
+    indices, data = np.empty(indptr[-1], dtype=index_dtype), np.empty(indptr[-1], dtype=np.float32)
+    before, first_column = np.zeros(n_rows, dtype=np.int64), 0  # each row's entries of the earlier parts
+    for length in lengths:
+        block = blocks.pop(0)
+        starts = block.indptr.astype(np.int64)
+        for lo in range(0, n_rows, STACK_ROWS):
+            hi = min(lo + STACK_ROWS, n_rows)
+            source = slice(starts[lo], starts[hi])
+            shift = indptr[lo:hi] + before[lo:hi] - starts[lo:hi]  # where a row's entries go, less where they are
+            target = np.repeat(shift, length[lo:hi]) + np.arange(starts[lo], starts[hi])
+            indices[target] = block.indices[source] + first_column
+            data[target] = block.data[source]
+        before += length
+        first_column += block.shape[1]
+        del block
+    return sp.csr_matrix((data, indices, indptr.astype(index_dtype)), shape=(n_rows, n_columns))
 
 
 def _fitted(vectorizer: Any, vocabulary: dict[str, int], idf: np.ndarray) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, row_weights
-from ltengine_plugins._lexical_state import add_rows, load_state, remove_rows, save_state
+from ltengine_plugins._lexical_state import add_rows, load_state, remove_rows, save_state, stack_parts
 
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
@@ -201,8 +201,6 @@ class CharNgramRetriever(Retriever):
 
     def build(self, vectors: Sequence[str], ids: np.ndarray) -> None:
         """Index the right-hand texts ``vectors`` (for this retriever, texts) with ids ``ids``."""
-        import scipy.sparse as sp
-
         o = self.options
         texts = [str(t) for t in vectors]
         self.ids = np.asarray(ids, dtype=np.int64)
@@ -224,12 +222,14 @@ class CharNgramRetriever(Retriever):
             if not any(k.strip() for k in inputs):  # nothing to index: keep an empty vocabulary that matches nothing
                 inputs = [*inputs, "\x00" if part != "words" else "x"]
             vectorizer = self._vectorizer(part)
-            blocks.append(vectorizer.fit_transform(inputs)[: self.size])
+            rows = vectorizer.fit_transform(inputs)
+            blocks.append(rows[: self.size] if rows.shape[0] > self.size else rows)  # slicing copies
+            del rows
             self.vectorizers.append(vectorizer)
         if "words" in self.parts and "romanised" not in self.parts and "raw" not in self.parts:
             self.right_keys = np.asarray(raw, dtype=object)
         self.vectorizer = self.vectorizers[0]
-        self.matrix = blocks[0].tocsr() if len(blocks) == 1 else sp.hstack(blocks, format="csr", dtype=np.float32)
+        self.matrix = stack_parts(blocks)  # empties blocks: the parts are gone before _ready's transposed copy
         self._ready()
 
     # -- search ---------------------------------------------------------------------------------

@@ -122,3 +122,30 @@ def test_words_split_as_python_splits_them() -> None:
     assert "".join(map(chr, points)) == "".join(units)
     assert lengths.tolist() == [len(u) for u in units]
     assert rows.tolist() == [row for row, document in enumerate(documents) for _ in document.split()]
+
+
+def test_query_chunks_longer_than_the_first_grow_the_entries(monkeypatch) -> None:
+    """transform reserves room from its first chunk; much longer later chunks grow it in place."""
+    monkeypatch.setattr(_char_ngrams, "CHUNK_CHARS", 4)
+    fit_texts = ["ab", "abc abd", "Дж дд 東京"]
+    query_texts = ["a", "ab"] + ["abc abd abcd " * 20, "Дж дд 東京 " * 30]
+    for setting in SETTINGS:
+        assert_same(*pair(*setting), fit_texts, query_texts)
+
+
+@pytest.mark.parametrize("shapes", [[(7, 5), (7, 3)], [(300, 40), (300, 9), (300, 1)], [(0, 4), (0, 2)],
+                                    [(50, 6), (50, 0)]])
+def test_parts_stacked_as_scipy_stacks_them(monkeypatch, shapes) -> None:
+    import scipy.sparse as sp
+    from ltengine_plugins import _lexical_state
+
+    monkeypatch.setattr(_lexical_state, "STACK_ROWS", 16)  # many slices of rows
+    rng = np.random.default_rng(len(shapes))
+    blocks = [sp.random(rows, columns, density=0.3, format="csr", dtype=np.float32, random_state=rng)
+              for rows, columns in shapes]
+    for block in blocks:
+        block.indices = block.indices.astype(np.int32)
+        block.indptr = block.indptr.astype(np.int32)
+    expected = sp.hstack(blocks, format="csr", dtype=np.float32)
+    got = _lexical_state.stack_parts(list(blocks))
+    assert_same_rows(expected, got)

@@ -144,20 +144,16 @@ class NgramTfidfVectorizer:
         column, as scikit-learn's ``transform`` leaves them; None where scikit-learn must cut."""
         lookup, columns = self._lookup()
         n_columns = len(self.vocabulary_)
-        bounds = _chunk_bounds(documents)
-        entries = None
-        for lo, hi in bounds:
+        entries = _Entries(len(documents), 0, self.dtype)  # grown as chunks are added
+        for lo, hi in _chunk_bounds(documents):
             cut = self._cut(documents[lo:hi])
             if cut is None:
                 return None
             codes, rows = cut
-            if entries is None:  # room for as many entries a chunk as the first one's n-grams (grown if needed)
-                entries = _Entries(len(documents), len(codes) * len(bounds), self.dtype)
             at = lookup.get_indexer(codes)
             found = at >= 0
             keys, counts = _row_counts(rows[found] * n_columns + columns[at[found]])
             entries.add(lo, hi, keys // n_columns, keys % n_columns, counts)
-        assert entries is not None  # _chunk_bounds gives at least one chunk
         return entries.csr(n_columns)
 
     def _cut(self, documents: list[str]) -> tuple[np.ndarray, np.ndarray] | None:

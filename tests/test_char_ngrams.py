@@ -125,7 +125,7 @@ def test_words_split_as_python_splits_them() -> None:
 
 
 def test_query_chunks_longer_than_the_first_grow_the_entries(monkeypatch) -> None:
-    """transform reserves room from its first chunk; much longer later chunks grow it in place."""
+    """transform's entries grow in place as chunks are added, later ones much longer than the first."""
     monkeypatch.setattr(_char_ngrams, "CHUNK_CHARS", 4)
     fit_texts = ["ab", "abc abd", "Дж дд 東京"]
     query_texts = ["a", "ab"] + ["abc abd abcd " * 20, "Дж дд 東京 " * 30]

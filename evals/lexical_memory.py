@@ -55,13 +55,18 @@ print(json.dumps({"start": start, "peak": status("VmHWM:"), "after": status("VmR
 """
 
 
-def build_once(checkout: Path, n_right: int) -> dict[str, Any]:
+def run_in_checkout(checkout: Path, code: str, *args: str) -> dict[str, Any]:
+    """Run ``code`` in a fresh interpreter with ``checkout`` first on the path; its last stdout line, as JSON."""
     env = dict(os.environ, PYTHONPATH=str(checkout))
-    proc = subprocess.run([sys.executable, "-c", WORKER, str(n_right)], capture_output=True, text=True, env=env,
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env,
                           cwd=checkout, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"index build in {checkout} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"the worker in {checkout} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_once(checkout: Path, n_right: int) -> dict[str, Any]:
+    return run_in_checkout(checkout, WORKER, str(n_right))
 
 
 def run(checkouts: dict[str, Path], n_right: int, rounds: int) -> dict[str, Any]:

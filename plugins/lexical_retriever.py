@@ -175,12 +175,17 @@ class CharNgramRetriever(Retriever):
         import scipy.sparse as sp
 
         if self.parts == ("romanised",):
-            return self.vectorizers[0].transform(self.query_keys(texts)).astype(np.float32, copy=False).tocsr()
-        weights = self._weights(texts)
-        blocks = [sp.diags(weights[:, i]) @ vectorizer.transform(self._part_inputs(part, texts, query=True))
-                  if weights[:, i].any() else sp.csr_matrix((len(texts), len(vectorizer.vocabulary_)), dtype=np.float32)
-                  for i, (part, vectorizer) in enumerate(zip(self.parts, self.vectorizers))]  # unused parts: zeros
-        return sp.hstack(blocks, format="csr", dtype=np.float32)
+            rows = self.vectorizers[0].transform(self.query_keys(texts)).astype(np.float32, copy=False).tocsr()
+        else:
+            weights = self._weights(texts)
+            blocks = [sp.diags(weights[:, i]) @ vectorizer.transform(self._part_inputs(part, texts, query=True))
+                      if weights[:, i].any() else sp.csr_matrix((len(texts), len(vectorizer.vocabulary_)), dtype=np.float32)
+                      for i, (part, vectorizer) in enumerate(zip(self.parts, self.vectorizers))]  # unused parts: zeros
+            rows = sp.hstack(blocks, format="csr", dtype=np.float32)
+        # each row's n-grams in column order (the weighting's product leaves them unordered): the top-k product then
+        # walks the index's rows in memory order, ~1.8x faster at 100,000 names (evals/results/lexical_query_order.json)
+        rows.sort_indices()
+        return rows
 
     def _vectorizer(self, part: str) -> Any:
         """The part's TF-IDF vectorizer: character n-grams of up to 3 characters with NumPy

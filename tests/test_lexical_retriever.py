@@ -127,3 +127,16 @@ def test_query_keys_are_remembered_and_bounded(monkeypatch) -> None:
     assert calls == [["Москва", "Афины"]]  # the pair features looked the key up
     monkeypatch.setattr(CharNgramRetriever, "KEY_CACHE_SIZE", 2)
     assert retriever.query_keys(["Париж"]) == ["parizh"] and len(retriever._query_keys) == 1  # full: cleared
+
+
+@pytest.mark.parametrize("analyzer", ["auto", "romanised", "raw+words", "romanised+raw"])
+def test_query_rows_hold_their_ngrams_in_column_order(analyzer: str) -> None:
+    """The top-k product walks the index's rows in a query row's order: in column order it reads them in memory
+    order (evals/results/lexical_search_100000.json).  Rows remembered from an earlier call keep that order."""
+    retriever = _retriever(analyzer=analyzer)
+    first = retriever.transform(LEFT[:8])
+    mixed = retriever.transform([*LEFT[4:], "Athina"])  # remembered rows and new ones, from two blocks
+    for rows in (first, mixed):
+        assert rows.has_sorted_indices
+        assert all((np.diff(rows.indices[a:b]) > 0).all() for a, b in zip(rows.indptr[:-1], rows.indptr[1:]))
+    np.testing.assert_array_equal(mixed[:4].toarray(), first[4:].toarray())

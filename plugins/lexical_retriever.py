@@ -14,7 +14,8 @@ and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n
 returned.
 
 Top-k search is ``sparse_dot_topn``'s multi-threaded sparse product that keeps only each query row's
-``k`` best scores (no dense score matrix; exact, ties broken by lower row position).  Range search is a
+``k`` best scores (no dense score matrix; exact; ties at the ``k``-th score broken by lower row position among
+the ``k + 1`` rows it keeps, so where more rows tie there, which of them come back is its choice).  Range search is a
 sparse matrix product in chunks of query rows sized so that one chunk never holds more than
 ``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes a score,
 ~200 MiB): memory stays bounded at a million right-hand rows (16 query rows per chunk there).

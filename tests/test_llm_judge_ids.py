@@ -20,6 +20,10 @@ pytest_plugins = ["llm_fixtures"]  # fixtures: fake_openai, rerank_plugins, cros
 
 MODEL = "llm:openai/gpt-4o-mini"
 ID_FAULTS = ["shift", "duplicate", "missing", "extra"]
+#: How far past its deadline a judging run may return in these tests: scheduling on a busy CI machine (a run once
+#: returned 0.8 s late there, against ~0 s on a quiet one), and far less than ignoring the deadline costs
+#: (a 6 s answer, hung requests, retries without end).
+DEADLINE_SLACK_S = 2.5
 
 
 def knn(server, cache_dir, k=2, left=None, **judge):
@@ -189,7 +193,7 @@ def test_deadline_stops_cleanly_and_keeps_what_was_answered(fake_openai, tmp_pat
         out = knn(fake_openai, tmp_path, k=3, left=firms()[0], batch_size=8, deadline_s=1.5)
     ended = time.monotonic()
     chats = fake_openai.chat_requests()
-    assert ended - chats[0].arrived < 1.5 + 0.5  # the deadline began before the first request
+    assert ended - chats[0].arrived < 1.5 + DEADLINE_SLACK_S  # the deadline began before the first request
     # the 2nd batch, tried until the deadline; the 3rd and 4th never sent
     assert len(chats) >= 2 and all(r.pairs == chats[1].pairs != chats[0].pairs for r in chats[1:])
     assert out["judge_error"].isna().sum() == 8 and (out["judge_error"] == "deadline").sum() == 22
@@ -207,7 +211,7 @@ def test_deadline_cuts_a_slow_server_short(fake_openai, tmp_path) -> None:
     fake_openai.inject("slow", delay=6.0, times=10)  # answers after 6 s; attempts may take 10 s
     with pytest.warns(lt.LinkWarning, match="deadline_s=1 passed; 8 pairs"):
         out = knn(fake_openai, tmp_path, timeout=10.0, deadline_s=1)
-    assert time.monotonic() - fake_openai.chat_requests()[0].arrived < 1 + 0.5
+    assert time.monotonic() - fake_openai.chat_requests()[0].arrived < 1 + DEADLINE_SLACK_S  # the answer: 6 s
     assert (out["judge_error"] == "deadline").all() and out["is_match"].isna().all()
 
 
@@ -215,7 +219,7 @@ def test_deadline_bounds_retries(fake_openai, tmp_path) -> None:
     fake_openai.inject("500", times=1000)
     with pytest.warns(lt.LinkWarning, match="deadline_s"):
         out = knn(fake_openai, tmp_path, max_attempts=10_000, deadline_s=0.8)
-    assert time.monotonic() - fake_openai.chat_requests()[0].arrived < 0.8 + 0.5
+    assert time.monotonic() - fake_openai.chat_requests()[0].arrived < 0.8 + DEADLINE_SLACK_S
     assert (out["judge_error"] == "deadline").all()
     assert len(fake_openai.chat_requests()) > 1  # retried until the deadline, then stopped
 

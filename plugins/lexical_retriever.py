@@ -14,8 +14,8 @@ and ``Gazprom`` share n-grams.  Scores are cosines in [0, 1]; pairs sharing no n
 returned.
 
 Top-k search is ``sparse_dot_topn``'s multi-threaded sparse product that keeps only each query row's
-``k`` best scores (no dense score matrix; exact; ties at the ``k``-th score broken by lower row position among
-the ``k + 1`` rows it keeps, so where more rows tie there, which of them come back is its choice).  Range search is a
+``k`` best scores (no dense score matrix; exact; ties at the ``k``-th score broken by lower row position: a
+query row whose tie there runs past the rows the product kept is searched again, keeping more).  Range search is a
 sparse matrix product in chunks of query rows sized so that one chunk never holds more than
 ``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes a score,
 ~200 MiB): memory stays bounded at a million right-hand rows (16 query rows per chunk there).
@@ -245,23 +245,42 @@ class CharNgramRetriever(Retriever):
             yield start, (queries[start : start + rows] @ self._columns).toarray()
 
     def search(self, vectors: Sequence[str], ids: np.ndarray, k: int) -> pd.DataFrame:
-        from sparse_dot_topn import sp_matmul_topn
-
         k = min(k, self.size)
         if k == 0 or len(vectors) == 0:
             return empty_candidates()
         queries = self.transform(vectors).tocsr()
         ids = np.asarray(ids, dtype=np.int64)
-        threads = min(os.cpu_count() or 1, 8)
         frames = []
         for start in range(0, queries.shape[0], self.QUERY_ROWS):
             chunk = queries[start : start + self.QUERY_ROWS]
-            # k + 1 kept so that a tie at the k-th score is broken by position below, not by thread order
-            best = sp_matmul_topn(chunk, self._columns, top_n=min(k + 1, self.size), threshold=0.0,
-                                  n_threads=threads if threads > 1 else None)
-            top, top_scores = sparse_rows_topk(best, k)
+            top, top_scores = self._top_k(chunk, k)
             frames.append(topk_to_frame(top, top_scores, ids[start : start + chunk.shape[0]], self.ids))
         return pd.concat(frames, ignore_index=True)
+
+    def _top_k(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each query row's ``k`` best (position, score), score descending then lower position.
+
+        ``sparse_dot_topn`` keeps ``k + 1`` rows; where the last one kept ties with the ``k``-th, rows it dropped
+        may tie too, and which it keeps is its choice (the highest positions, in practice).  Those query rows are
+        searched again keeping twice as many, until the lowest score kept is below the ``k``-th (or all are kept).
+        """
+        from sparse_dot_topn import sp_matmul_topn
+
+        threads = min(os.cpu_count() or 1, 8)
+        top = np.full((queries.shape[0], k), -1, dtype=np.int64)
+        top_scores = np.zeros((queries.shape[0], k), dtype=np.float32)
+        rows, keep = None, k + 1  # rows: None for all of them, else the ones searched again
+        while rows is None or len(rows):
+            keep = min(keep, self.size)
+            best = sp_matmul_topn(queries if rows is None else queries[rows], self._columns, top_n=keep,
+                                  threshold=0.0, n_threads=threads if threads > 1 else None)
+            found, scores = sparse_rows_topk(best, k)
+            rows = np.arange(queries.shape[0]) if rows is None else rows
+            top[rows], top_scores[rows] = found, scores
+            full = np.flatnonzero(np.diff(best.indptr) == keep) if keep < self.size else np.empty(0, np.int64)
+            lowest = best.data[best.indptr[full][:, None] + np.arange(keep)].min(axis=1)
+            rows, keep = rows[full[lowest == scores[full, k - 1]]], 2 * keep
+        return top, top_scores
 
     def search_range(self, vectors: Sequence[str], ids: np.ndarray, threshold: float) -> pd.DataFrame:
         if self.size == 0 or len(vectors) == 0:

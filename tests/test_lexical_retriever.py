@@ -47,6 +47,26 @@ def test_top_k_and_range_match_brute_force(max_cells: int) -> None:
     assert (in_range.retrieval_score >= 0.3).all()
 
 
+@pytest.mark.parametrize("k", [1, 5, 40])
+def test_ties_past_the_kept_rows_go_to_the_lowest_positions(k: int) -> None:
+    # 60 copies of a name among 3,000 rows: every copy ties at the k-th score, and the product keeps only k + 1
+    rng = np.random.default_rng(0)
+    right = [f"Other{i} Town" for i in range(3000)]
+    copies = np.sort(rng.choice(3000, 60, replace=False))
+    for position in copies:
+        right[position] = "Springfield"
+    retriever = get_host().registry.get("retriever", "char-ngram").create()
+    retriever.build(right, np.arange(1000, 4000))
+    queries = ["Springfield", "springfield!", "Other7 Town", "Springfeld"]
+    hits = retriever.search(queries, np.arange(len(queries)), k)
+    scores = (retriever.transform(queries) @ retriever.matrix.T).toarray()
+    for i, query in enumerate(queries):
+        expected = sorted(np.flatnonzero(scores[i] > 0), key=lambda j: (-np.float32(scores[i, j]), j))[:k]
+        row = hits[hits.id_l == i]
+        assert list(row.id_r - 1000) == expected, query
+    assert list(hits[hits.id_l == 0].id_r - 1000) == list(copies[:k])
+
+
 def test_cross_script_names_find_their_english_names() -> None:
     hits = _retriever().search(LEFT, np.arange(len(LEFT)), 1)
     best = dict(zip(hits.id_l, (RIGHT[j - 100] for j in hits.id_r)))

@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--pairs", type=int, default=2)
     ap.add_argument("--before", default=BEFORE)
     ap.add_argument("--models", default="fast,accurate")
+    ap.add_argument("--out-name", default="default_chain_speed",
+                    help="results file name under evals/results (the default is the file the README cites)")
     args = ap.parse_args(argv)
     start = time.perf_counter()
     measured = measure(args.n, args.pairs, args.before, args.models.split(","))
@@ -127,13 +129,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {"benchmark": "default_chain_speed", "title": f"default chain, GeoNames {args.n:,} x {args.n:,}, "
               "before/after the adaptive chain (paired, cold, medians)",
               "command": f"python -m evals.default_chain_speed --n {args.n} --pairs {args.pairs} "
-                         f"--before {args.before} --models {args.models}",
+                         f"--before {args.before} --models {args.models} --out-name {args.out_name}",
               "tables": [{"title": "records/s and the self-calibration's share", "columns": columns,
                           "rows": [list(r.values()) for r in rows]}],
               "rows": rows, "runs": measured["runs"], "code": code_version(), "machine": machine(),
               "seconds": round(time.perf_counter() - start, 1)}
     print(json.dumps(rows, indent=1))
-    print(f"wrote {write_result(result)}")
+    print(f"wrote {write_result(result, args.out_name)}")
     return result
 
 

@@ -15,7 +15,9 @@ returned.
 
 Top-k search is ``sparse_dot_topn``'s multi-threaded sparse product that keeps only each query row's
 ``k`` best scores (no dense score matrix; exact; ties at the ``k``-th score broken by lower row position: a
-query row whose tie there runs past the rows the product kept is searched again, keeping more).  Range search is a
+query row whose tie there runs past the ``2k + 1`` rows the product keeps is searched again keeping
+``TIE_ROWS`` = 512; a tie among more rows, such as a value repeated in thousands of rows, is left to the product's
+choice).  Range search is a
 sparse matrix product in chunks of query rows sized so that one chunk never holds more than
 ``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes a score,
 ~200 MiB): memory stays bounded at a million right-hand rows (16 query rows per chunk there).
@@ -99,6 +101,8 @@ class CharNgramRetriever(Retriever):
     size = 0
     #: Query rows per top-k product (bounds the sparse query block and the kept scores).
     QUERY_ROWS = 65_536
+    #: Rows kept when a query row is searched again for the lowest positions of a tie at its k-th score.
+    TIE_ROWS = 512
     #: Most query keys remembered (a hybrid link romanises each left text for the search, then
     #: again for the string similarities of its candidate pairs: the second time is a lookup).
     KEY_CACHE_SIZE = 200_000
@@ -260,28 +264,35 @@ class CharNgramRetriever(Retriever):
     def _top_k(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Each query row's ``k`` best (position, score), score descending then lower position.
 
-        ``sparse_dot_topn`` keeps ``2k + 1`` rows (at 100,000 rows no slower than ``k + 1``: its time is the
-        product, not the selection); where the last one kept ties with the ``k``-th, rows it dropped may tie too,
-        and which it keeps is its choice (the highest positions, in practice).  Those query rows are searched
-        again keeping twice as many, until the lowest score kept is below the ``k``-th (or all are kept).
+        ``sparse_dot_topn`` keeps ``2k + 1`` rows (as fast as ``k + 1``) and, among tied rows, its choice (the
+        highest positions, in practice).  Query rows whose lowest kept score ties with their ``k``-th are searched
+        once more keeping :attr:`TIE_ROWS` (identical rows once, at most ``max_cells`` scores at once).
         """
+        top, top_scores, tied = self._product_top_k(queries, k, 2 * k + 1)
+        if not len(tied):
+            return top, top_scores
+        source = np.arange(queries.shape[0])  # each row's results: its own, or those of the first identical tied row
+        source[tied] = first_identical_rows(queries, tied)
+        again, keep = np.unique(source[tied]), min(self.TIE_ROWS, self.size)
+        step = max(1, self.options.max_cells // keep)
+        for lo in range(0, len(again), step):
+            part = again[lo : lo + step]
+            top[part], top_scores[part], _ = self._product_top_k(queries[part], k, keep)
+        return top[source], top_scores[source]
+
+    def _product_top_k(self, queries: Any, k: int, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``sparse_dot_topn``'s best ``keep`` rows for each query row, their best ``k`` (score descending, then
+        lower position), and the query rows whose lowest kept score ties with their ``k``-th."""
         from sparse_dot_topn import sp_matmul_topn
 
         threads = min(os.cpu_count() or 1, 8)
-        top = np.full((queries.shape[0], k), -1, dtype=np.int64)
-        top_scores = np.zeros((queries.shape[0], k), dtype=np.float32)
-        rows, keep = None, 2 * k + 1  # rows: None for all of them, else the ones searched again
-        while rows is None or len(rows):
-            keep = min(keep, self.size)
-            best = sp_matmul_topn(queries if rows is None else queries[rows], self._columns, top_n=keep,
-                                  threshold=0.0, n_threads=threads if threads > 1 else None)
-            found, scores = sparse_rows_topk(best, k)
-            rows = np.arange(queries.shape[0]) if rows is None else rows
-            top[rows], top_scores[rows] = found, scores
-            full = np.flatnonzero(np.diff(best.indptr) == keep) if keep < self.size else np.empty(0, np.int64)
-            lowest = best.data[best.indptr[full][:, None] + np.arange(keep)].min(axis=1)
-            rows, keep = rows[full[lowest == scores[full, k - 1]]], 2 * keep
-        return top, top_scores
+        keep = min(keep, self.size)
+        best = sp_matmul_topn(queries, self._columns, top_n=keep, threshold=0.0,
+                              n_threads=threads if threads > 1 else None)
+        top, top_scores = sparse_rows_topk(best, k)
+        full = np.flatnonzero(np.diff(best.indptr) == keep) if keep < self.size else np.empty(0, np.int64)
+        lowest = best.data[best.indptr[full][:, None] + np.arange(keep)].min(axis=1)
+        return top, top_scores, full[lowest == top_scores[full, k - 1]]
 
     def search_range(self, vectors: Sequence[str], ids: np.ndarray, threshold: float) -> pd.DataFrame:
         if self.size == 0 or len(vectors) == 0:
@@ -357,6 +368,14 @@ class CharNgramRetriever(Retriever):
         self.size = len(self.ids)
         self._columns = self.matrix.T.tocsr()
         self._order = np.argsort(self.ids, kind="stable")
+
+
+def first_identical_rows(matrix: Any, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows`` (ascending) of a CSR matrix, the first of them holding the same entries."""
+    first: dict[tuple[bytes, bytes], int] = {}
+    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
+    return np.array([first.setdefault((matrix.indices[s:e].tobytes(), matrix.data[s:e].tobytes()), row)
+                     for row, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist())], dtype=np.int64)
 
 
 def sparse_rows_topk(best: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

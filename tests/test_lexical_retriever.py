@@ -47,24 +47,36 @@ def test_top_k_and_range_match_brute_force(max_cells: int) -> None:
     assert (in_range.retrieval_score >= 0.3).all()
 
 
-@pytest.mark.parametrize("k", [1, 5, 40])
-def test_ties_past_the_kept_rows_go_to_the_lowest_positions(k: int) -> None:
-    # 60 copies of a name among 3,000 rows: every copy ties at the k-th score, and the product keeps only k + 1
+@pytest.mark.parametrize(("k", "max_cells"), [(1, 2**24), (5, 2**24), (40, 2**24), (5, 100)])
+def test_ties_past_the_kept_rows_go_to_the_lowest_positions(k: int, max_cells: int) -> None:
+    # 60 copies of a name among 3,000 rows: every copy ties at the k-th score (k = 1, 5: past the 2k + 1 rows the
+    # first product keeps; k = 40: the old search kept k + 1 = 41 of them); max_cells = 100 also splits the re-searches
     rng = np.random.default_rng(0)
     right = [f"Other{i} Town" for i in range(3000)]
     copies = np.sort(rng.choice(3000, 60, replace=False))
     for position in copies:
         right[position] = "Springfield"
-    retriever = get_host().registry.get("retriever", "char-ngram").create()
+    retriever = get_host().registry.get("retriever", "char-ngram").create(options={"max_cells": max_cells})
     retriever.build(right, np.arange(1000, 4000))
-    queries = ["Springfield", "springfield!", "Other7 Town", "Springfeld"]
+    queries = ["Springfield", "Other7 Town", "springfield!", "Springfeld", "Springfield"]
     hits = retriever.search(queries, np.arange(len(queries)), k)
     scores = (retriever.transform(queries) @ retriever.matrix.T).toarray()
     for i, query in enumerate(queries):
         expected = sorted(np.flatnonzero(scores[i] > 0), key=lambda j: (-np.float32(scores[i, j]), j))[:k]
         row = hits[hits.id_l == i]
         assert list(row.id_r - 1000) == expected, query
-    assert list(hits[hits.id_l == 0].id_r - 1000) == list(copies[:k])
+    assert list(hits[hits.id_l == 0].id_r - 1000) == list(copies[:k]) == list(hits[hits.id_l == 4].id_r - 1000)
+
+
+def test_a_tie_among_more_rows_than_tie_rows_keeps_its_scores(monkeypatch) -> None:
+    retriever = get_host().registry.get("retriever", "char-ngram").create()
+    monkeypatch.setattr(type(retriever), "TIE_ROWS", 8)  # the 20 copies below tie past it: positions are not asked
+    retriever.build(["Springfield"] * 20 + [f"Other{i} Town" for i in range(200)], np.arange(220))
+    hits = retriever.search(["Springfield", "Other3 Town"], np.arange(2), 5)
+    first = hits[hits.id_l == 0]
+    assert list(first["rank"]) == [1, 2, 3, 4, 5] and first.id_r.is_unique and (first.id_r < 20).all()
+    np.testing.assert_allclose(first.retrieval_score, 1.0, atol=1e-6)
+    assert hits[hits.id_l == 1].id_r.iloc[0] == 23
 
 
 def test_cross_script_names_find_their_english_names() -> None:

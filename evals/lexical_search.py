@@ -15,11 +15,13 @@ Run::
 
     git worktree add /tmp/before <commit>; ln -s plugins /tmp/before/ltengine_plugins
     python -m evals.lexical_search --before /tmp/before --right 100000 --rounds 3
+    python -m evals.lexical_search --before /tmp/before --repeated distinct   # 30 % of the names one value
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import statistics
 import tempfile
 from pathlib import Path
@@ -31,13 +33,33 @@ from evals.common import machine, write_result
 from evals.lexical_memory import run_in_checkout
 from evals.overhead_pairs import ROOT, version
 
+#: ``--repeated``: the share of names replaced by one repeated value, as in a column often holding "unknown"
+REPEATED_SHARE = 0.3
+
+
+def repeated_value(left: Any, right: Any, mode: str) -> tuple[Any, Any]:
+    """``mode`` "none": the frames as they are; "same": 30 % of the right names and 30 % of the left names become
+    "unknown" (at 100k each such query ties with 30,000 copies); "distinct": the left ones become "unknown <row>"."""
+    if mode == "none":
+        return left, right
+    rng = np.random.default_rng(0)
+    left, right = left.copy(), right.copy()
+    right.iloc[rng.choice(len(right), round(REPEATED_SHARE * len(right)), replace=False),
+               right.columns.get_loc("name")] = "unknown"
+    rows = np.sort(rng.choice(len(left), round(REPEATED_SHARE * len(left)), replace=False))
+    left.iloc[rows, left.columns.get_loc("name")] = ["unknown" if mode == "same" else f"unknown {r}" for r in rows]
+    return left, right
+
+
+# the worker runs in the other checkout too, so it carries repeated_value's source rather than importing it
 WORKER = """
 import json, sys, time
+from typing import Any
 import numpy as np
 from evals.scale import frames
 from ltengine_plugins.lexical_retriever import CharNgramRetriever
-
-left, right = frames(int(sys.argv[1]))
+# repeated_value
+left, right = repeated_value(*frames(int(sys.argv[1])), sys.argv[5])
 k, out, searches = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 retriever = CharNgramRetriever()
 retriever.build(list(right["name"]), np.arange(len(right)))
@@ -50,6 +72,7 @@ np.savez(out, id_l=found["id_l"].to_numpy(), id_r=found["id_r"].to_numpy(), scor
          rank=found["rank"].to_numpy())
 print(json.dumps({"times": times, "parts": list(retriever.parts)}))
 """
+WORKER = WORKER.replace("# repeated_value\n", f"REPEATED_SHARE = {REPEATED_SHARE}\n{inspect.getsource(repeated_value)}\n")
 
 
 def top_lists(found: Any, n_left: int, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -81,10 +104,11 @@ def compare(before: Any, after: Any, n_left: int, k: int) -> dict[str, Any]:
             "of which only where the two scores at each differing rank are within 1e-6": only_ties}
 
 
-def run(checkouts: dict[str, Path], n_right: int, k: int, rounds: int, searches: int) -> dict[str, Any]:
+def run(checkouts: dict[str, Path], n_right: int, k: int, rounds: int, searches: int,
+        repeated: str = "none") -> dict[str, Any]:
     from evals.scale import frames
 
-    left, right = frames(n_right)
+    left, right = repeated_value(*frames(n_right), repeated)
     runs: dict[str, list[dict[str, Any]]] = {label: [] for label in checkouts}
     outputs: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lt_lexical_search_") as folder:
@@ -92,7 +116,8 @@ def run(checkouts: dict[str, Path], n_right: int, k: int, rounds: int, searches:
             order = list(checkouts) if round_ % 2 == 0 else list(checkouts)[::-1]
             for number, label in enumerate(order):
                 out = Path(folder) / f"{round_}_{number}.npz"
-                runs[label].append(run_in_checkout(checkouts[label], WORKER, str(n_right), str(k), str(out), str(searches)))
+                runs[label].append(run_in_checkout(checkouts[label], WORKER, str(n_right), str(k), str(out), str(searches),
+                                                   repeated))
                 print(label, runs[label][-1], flush=True)
                 with np.load(out) as data:
                     outputs[label] = {key: data[key] for key in data.files}
@@ -115,7 +140,7 @@ def run(checkouts: dict[str, Path], n_right: int, k: int, rounds: int, searches:
         "title": f"char-ngram top-{k} search of 10,000 GeoNames names over {n_right:,}: before and after",
         "suite": "custom",
         "command": f"python -m evals.lexical_search --before <checkout> --right {n_right} --k {k} --rounds {rounds} "
-                   f"--searches {searches}",
+                   f"--searches {searches} --repeated {repeated}",
         "tables": [{"title": "one index per fresh process (medians over rounds; later searches reuse the query rows)",
                     "columns": ["checkout", "first search s", "first search CPU s", "later searches s",
                                 "later searches CPU s", "top-1 same place", "parts"],
@@ -137,10 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--searches", type=int, default=3)
+    parser.add_argument("--repeated", choices=["none", "same", "distinct"], default="none",
+                        help="replace 30%% of the names by one repeated value (see repeated_value)")
     parser.add_argument("--out-name", default=None)
     args = parser.parse_args(argv)
     checkouts = {f"before ({version(args.before)})": args.before, f"after ({version(args.after)})": args.after}
-    result = run(checkouts, args.right, args.k, args.rounds, args.searches)
+    result = run(checkouts, args.right, args.k, args.rounds, args.searches, args.repeated)
     for row in result["tables"][0]["rows"]:
         print(row)
     print("after / before (later searches):", result["after / before, later searches"])

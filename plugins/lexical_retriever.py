@@ -16,8 +16,8 @@ returned.
 Top-k search is ``sparse_dot_topn``'s multi-threaded sparse product that keeps only each query row's
 ``k`` best scores (no dense score matrix; exact; ties at the ``k``-th score broken by lower row position: a
 query row whose tie there runs past the ``2k + 1`` rows the product keeps is searched again keeping
-``TIE_ROWS`` = 512; a tie among more rows, such as a value repeated in thousands of rows, is left to the product's
-choice).  Range search is a
+``TIE_ROWS`` = 512, unless a tied row has 512 identical copies, such as a value repeated in thousands of rows;
+:mod:`ltengine_plugins._sparse_topk`).  Range search is a
 sparse matrix product in chunks of query rows sized so that one chunk never holds more than
 ``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes a score,
 ~200 MiB): memory stays bounded at a million right-hand rows (16 query rows per chunk there).
@@ -26,7 +26,6 @@ sparse matrix product in chunks of query rows sized so that one chunk never hold
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -35,13 +34,13 @@ import numpy as np
 import pandas as pd
 from ltengine_plugins._lexical_analyzers import auto_parts, describe_right, parse_analyzer, row_weights
 from ltengine_plugins._lexical_state import add_rows, load_state, remove_rows, save_state, stack_parts
+from ltengine_plugins._sparse_topk import identical_row_counts, top_k
 
 from ltengine.components import Retriever
 from ltengine.errors import ConfigError
 from ltengine.hookspecs import hookimpl
 from ltengine.lexical.names import raw_key
 from ltengine.retrieval import empty_candidates, id_positions, topk_to_frame
-from ltengine.row_order import order_within_rows, ranks_in_sorted_rows
 
 HAN_MODES = ("auto", "chinese", "japanese")
 #: Guards the remembered query keys and rows: threads share a fitted Linker (module-level, so that
@@ -262,37 +261,17 @@ class CharNgramRetriever(Retriever):
         return pd.concat(frames, ignore_index=True)
 
     def _top_k(self, queries: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each query row's ``k`` best (position, score), score descending then lower position.
+        """Each query row's ``k`` best (position, score), score descending then lower position
+        (:func:`ltengine_plugins._sparse_topk.top_k`: ties past the kept rows searched again, up to :attr:`TIE_ROWS`)."""
+        return top_k(queries, self._columns, k, tie_rows=self.TIE_ROWS, max_cells=self.options.max_cells,
+                     copies=self._copies)
 
-        ``sparse_dot_topn`` keeps ``2k + 1`` rows (as fast as ``k + 1``) and, among tied rows, its choice (the
-        highest positions, in practice).  Query rows whose lowest kept score ties with their ``k``-th are searched
-        once more keeping :attr:`TIE_ROWS` (identical rows once, at most ``max_cells`` scores at once).
-        """
-        top, top_scores, tied = self._product_top_k(queries, k, 2 * k + 1)
-        if not len(tied):
-            return top, top_scores
-        source = np.arange(queries.shape[0])  # each row's results: its own, or those of the first identical tied row
-        source[tied] = first_identical_rows(queries, tied)
-        again, keep = np.unique(source[tied]), min(self.TIE_ROWS, self.size)
-        step = max(1, self.options.max_cells // keep)
-        for lo in range(0, len(again), step):
-            part = again[lo : lo + step]
-            top[part], top_scores[part], _ = self._product_top_k(queries[part], k, keep)
-        return top[source], top_scores[source]
-
-    def _product_top_k(self, queries: Any, k: int, keep: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``sparse_dot_topn``'s best ``keep`` rows for each query row, their best ``k`` (score descending, then
-        lower position), and the query rows whose lowest kept score ties with their ``k``-th."""
-        from sparse_dot_topn import sp_matmul_topn
-
-        threads = min(os.cpu_count() or 1, 8)
-        keep = min(keep, self.size)
-        best = sp_matmul_topn(queries, self._columns, top_n=keep, threshold=0.0,
-                              n_threads=threads if threads > 1 else None)
-        top, top_scores = sparse_rows_topk(best, k)
-        full = np.flatnonzero(np.diff(best.indptr) == keep) if keep < self.size else np.empty(0, np.int64)
-        lowest = best.data[best.indptr[full][:, None] + np.arange(keep)].min(axis=1)
-        return top, top_scores, full[lowest == top_scores[full, k - 1]]
+    def _copies(self) -> np.ndarray:
+        """Per indexed row, how many indexed rows hold the same TF-IDF row (counted on the first tie, then kept)."""
+        with _MEMO_LOCK:
+            if "_copy_counts" not in self.__dict__:
+                self._copy_counts = identical_row_counts(self.matrix.tocsr())
+            return self._copy_counts
 
     def search_range(self, vectors: Sequence[str], ids: np.ndarray, threshold: float) -> pd.DataFrame:
         if self.size == 0 or len(vectors) == 0:
@@ -365,34 +344,10 @@ class CharNgramRetriever(Retriever):
     def _ready(self) -> None:
         with _MEMO_LOCK:
             self.__dict__.pop("_query_rows", None)  # query rows in the old vocabulary
+            self.__dict__.pop("_copy_counts", None)  # counted over the old rows
         self.size = len(self.ids)
         self._columns = self.matrix.T.tocsr()
         self._order = np.argsort(self.ids, kind="stable")
-
-
-def first_identical_rows(matrix: Any, rows: np.ndarray) -> np.ndarray:
-    """For each of ``rows`` (ascending) of a CSR matrix, the first of them holding the same entries."""
-    first: dict[tuple[bytes, bytes], int] = {}
-    starts, ends = matrix.indptr[rows], matrix.indptr[rows + 1]
-    return np.array([first.setdefault((matrix.indices[s:e].tobytes(), matrix.data[s:e].tobytes()), row)
-                     for row, s, e in zip(rows.tolist(), starts.tolist(), ends.tolist())], dtype=np.int64)
-
-
-def sparse_rows_topk(best: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's ``k`` best (column, score) of a CSR matrix of positive scores, score descending then
-    lower column; -1 / 0 where a row has fewer."""
-    rows = best.shape[0]
-    counts = np.diff(best.indptr)
-    row_of = np.repeat(np.arange(rows), counts)
-    order = order_within_rows(row_of, best.data, best.indices)
-    cols, scores = best.indices[order], best.data[order]
-    rank = ranks_in_sorted_rows(row_of[order]) - 1
-    keep = rank < k
-    top = np.full((rows, k), -1, dtype=np.int64)
-    top_scores = np.zeros((rows, k), dtype=np.float32)
-    top[row_of[keep], rank[keep]] = cols[keep]
-    top_scores[row_of[keep], rank[keep]] = scores[keep]
-    return top, top_scores
 
 
 @hookimpl

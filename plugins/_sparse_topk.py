@@ -29,7 +29,7 @@ def top_k(queries: Any, columns: Any, k: int, *, tie_rows: int, max_cells: int,
     top, scores, best, keep = product_top_k(queries, columns, k, 2 * k + 1)
     tied = tied_rows(best, scores, keep, k) if keep < size else np.empty(0, np.int64)
     if len(tied):
-        tied = tied[~settled_only_past(best, tied, scores[tied, k - 1], keep, copies(), tie_rows)]
+        tied = tied[~tie_reaches(best, tied, scores[tied, k - 1], keep, copies(), tie_rows)]
     if not len(tied):
         return top, scores
     source = np.arange(queries.shape[0])  # each row's results: its own, or those of the first identical tied row
@@ -60,10 +60,10 @@ def tied_rows(best: Any, scores: np.ndarray, keep: int, k: int) -> np.ndarray:
     return full[lowest == scores[full, k - 1]]
 
 
-def settled_only_past(best: Any, rows: np.ndarray, kth: np.ndarray, keep: int, copies: np.ndarray,
+def tie_reaches(best: Any, rows: np.ndarray, kth: np.ndarray, keep: int, copies: np.ndarray,
                       limit: int) -> np.ndarray:
-    """Per row of ``rows`` (each holding ``keep`` columns in ``best``): whether a column tied at its ``kth`` score
-    has at least ``limit`` identical copies, so that the tie holds ``limit`` columns or more."""
+    """Per row of ``rows`` (each holding ``keep`` columns in ``best``): whether the tie at its ``kth`` score is
+    known to hold ``limit`` columns or more (one of its tied columns has that many identical copies)."""
     at = best.indptr[rows][:, None] + np.arange(keep)
     tied = best.data[at] == kth[:, None]
     return (np.where(tied, copies[best.indices[at]], 0).max(axis=1) >= limit) if len(rows) else np.zeros(0, bool)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from ltengine_plugins._sparse_topk import product_top_k
 
 from ltengine import get_host
 from ltengine.errors import ConfigError
@@ -69,10 +70,18 @@ def test_ties_past_the_kept_rows_go_to_the_lowest_positions(k: int, max_cells: i
 
 
 def test_a_tie_among_more_rows_than_tie_rows_keeps_its_scores(monkeypatch) -> None:
+    import ltengine_plugins._sparse_topk as sparse_topk
+
+    products = []
+    monkeypatch.setattr(sparse_topk, "product_top_k", lambda *a: products.append(a[3]) or product_top_k(*a))
     retriever = get_host().registry.get("retriever", "char-ngram").create()
     monkeypatch.setattr(type(retriever), "TIE_ROWS", 8)  # the 20 copies below tie past it: positions are not asked
     retriever.build(["Springfield"] * 20 + [f"Other{i} Town" for i in range(200)], np.arange(220))
     hits = retriever.search(["Springfield", "Other3 Town"], np.arange(2), 5)
+    assert products == [11]  # not searched again: 20 identical copies reach TIE_ROWS
+    monkeypatch.setattr(type(retriever), "TIE_ROWS", 64)
+    assert list(retriever.search(["Springfield"], np.arange(1), 5).id_r) == [0, 1, 2, 3, 4]
+    assert products == [11, 11, 64]
     first = hits[hits.id_l == 0]
     assert list(first["rank"]) == [1, 2, 3, 4, 5] and first.id_r.is_unique and (first.id_r < 20).all()
     np.testing.assert_allclose(first.retrieval_score, 1.0, atol=1e-6)

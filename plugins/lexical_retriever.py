@@ -17,10 +17,10 @@ Top-k search is ``sparse_dot_topn``'s multi-threaded sparse product that keeps o
 ``k`` best scores (no dense score matrix; exact; ties at the ``k``-th score broken by lower row position: a
 query row whose tie there runs past the ``2k + 1`` rows the product keeps is searched again keeping
 ``TIE_ROWS`` = 512, unless a tied row has 512 identical copies, such as a value repeated in thousands of rows;
-:mod:`ltengine_plugins._sparse_topk`).  Range search is a
-sparse matrix product in chunks of query rows sized so that one chunk never holds more than
-``max_cells`` scores (default 2**24; the sparse product and its dense copy take up to ~12 bytes a score,
-~200 MiB): memory stays bounded at a million right-hand rows (16 query rows per chunk there).
+:mod:`ltengine_plugins._sparse_topk`).  Range search is a sparse matrix product in chunks of query rows sized
+so that one chunk never holds more than ``max_cells`` scores (default 2**24; the sparse product and its dense
+copy take up to ~12 bytes a score, ~200 MiB): memory stays bounded at a million right-hand rows (16 query rows
+per chunk there).
 """
 
 from __future__ import annotations

@@ -61,12 +61,12 @@ def tied_rows(best: Any, scores: np.ndarray, keep: int, k: int) -> np.ndarray:
 
 
 def tie_reaches(best: Any, rows: np.ndarray, kth: np.ndarray, keep: int, copies: np.ndarray,
-                      limit: int) -> np.ndarray:
+                limit: int) -> np.ndarray:
     """Per row of ``rows`` (each holding ``keep`` columns in ``best``): whether the tie at its ``kth`` score is
     known to hold ``limit`` columns or more (one of its tied columns has that many identical copies)."""
     at = best.indptr[rows][:, None] + np.arange(keep)
     tied = best.data[at] == kth[:, None]
-    return (np.where(tied, copies[best.indices[at]], 0).max(axis=1) >= limit) if len(rows) else np.zeros(0, bool)
+    return np.where(tied, copies[best.indices[at]], 0).max(axis=1) >= limit
 
 
 def identical_row_counts(matrix: Any) -> np.ndarray:
